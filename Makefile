@@ -1,0 +1,54 @@
+# hairtrial: one command to run, one to test.
+#   make run                      whole workflow on config/config.yaml
+#   make run CONFIG=my.yaml       same analysis on another config
+#   make test                     unit, property, parity and end-to-end tests
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+CONFIG ?= config/config.yaml
+CORES ?= 2
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.hairtrial-installed
+
+.PHONY: run test test-fast lint format env lock clean help
+
+help:
+	@sed -n '1,5p' Makefile
+
+# The locked environment: created when missing or when the lock changes.
+$(STAMP): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "hairtrial needs Python >= 3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+env: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e and not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests workflow benchmarks
+	$(BIN)/ruff format --check src tests workflow benchmarks
+	$(BIN)/snakefmt --check Snakefile workflow/rules
+	$(BIN)/snakemake --lint
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests workflow benchmarks
+	$(BIN)/ruff check --fix src tests workflow benchmarks
+	$(BIN)/snakefmt Snakefile workflow/rules
+
+# Regenerate the lock (needs uv and the package index); commit the result.
+lock:
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
+		--no-header --index-url https://pypi.org/simple -o requirements.lock
+
+clean:
+	rm -rf results/tables results/figures results/derived results/logs results/benchmarks .snakemake

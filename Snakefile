@@ -1,0 +1,21 @@
+# hairtrial: arm-level trial data -> effect sizes -> meta-analysis -> tables, figures.
+# Run with `make run` (or `snakemake --cores 2`); see README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/meta.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        final_outputs,
+    default_target: True

@@ -1,0 +1,250 @@
+"""Study-level comparisons: experimental minus control change from baseline.
+
+For each study x outcome x week with at least one control and one
+experimental arm:
+
+1. Multi-arm trials: arms of the same treatment are combined into one group
+   (Cochrane Handbook 6.5.2.10), so a shared control is never counted twice.
+2. A missing SD is derived from the between-arm p-value (Cochrane Handbook
+   6.5.2.3) when the comparison is one control arm against one experimental
+   arm; a p-value given as a bound (``p < x``) is used as ``p = x``, which
+   overestimates the SD (conservative) and is flagged ``from_p_bound``.
+3. Effect sizes: parallel trials use MD and Hedges' g (metafor ``MD`` /
+   ``SMD``); split-scalp trials use the within-patient contrast with the
+   assumed correlation between sides (``split_scalp_r``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from hairtrial import dispersion, effects, provenance
+from hairtrial.derive import QUALITY_COLUMNS
+
+EFFECT_COLUMNS = [
+    "outcome",
+    "unit",
+    "week",
+    "measure",
+    "study",
+    "label",
+    "design",
+    "yi",
+    "vi",
+    "n_experimental",
+    "mean_experimental",
+    "sd_experimental",
+    "n_control",
+    "mean_control",
+    "sd_control",
+    "provenance",
+    "flags",
+]
+"""Columns of the study-level effect table (before pooling)."""
+
+MEASURES = ("MD", "SMD")
+
+
+def study_label(study: str, first_author: object, year: object) -> str:
+    """Display label 'Surname Year' for a study, falling back to its id.
+
+    Examples
+    --------
+    >>> study_label("dhurat2013", "Dhurat R", 2013)
+    'Dhurat 2013'
+    >>> study_label("pmid36214061", None, 2022)
+    'pmid36214061'
+    """
+    if isinstance(first_author, str) and first_author.strip() and pd.notna(year):
+        return f"{first_author.split()[0]} {int(year)}"
+    return study
+
+
+def _combine(group: pd.DataFrame) -> dict:
+    """Combine the arms of one role into one group (n, mean, sd, provenance)."""
+    codes = [
+        *group["n_provenance"],
+        *group["mean_provenance"],
+        *[c for c in group["sd_provenance"] if c],
+    ]
+    if len(group) == 1:
+        r = group.iloc[0]
+        return {"n": r["n"], "mean": r["mean"], "sd": r["sd"], "codes": codes}
+    if group["sd"].isna().any():
+        return {"n": group["n"].sum(), "mean": math.nan, "sd": math.nan, "codes": codes}
+    n, mean, sd = dispersion.combine_groups(
+        group["n"].to_numpy(float), group["mean"].to_numpy(float), group["sd"].to_numpy(float)
+    )
+    return {
+        "n": float(n),
+        "mean": float(mean),
+        "sd": float(sd),
+        "codes": [*codes, "combined_arms"],
+    }
+
+
+def build_comparisons(
+    arm_changes: pd.DataFrame,
+    studies: pd.DataFrame,
+    *,
+    control: str,
+    experimental: str,
+    split_scalp_correlation: float,
+    measures: tuple[str, ...] | list[str] = MEASURES,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Effect sizes of every study x outcome x week comparison.
+
+    Parameters
+    ----------
+    arm_changes : pandas.DataFrame
+        Output of :func:`hairtrial.derive.derive_arm_changes`.
+    studies : pandas.DataFrame
+        Validated study table (design, first author, year).
+    control, experimental : str
+        Treatment codes of the two groups; arms of other treatments are ignored.
+    split_scalp_correlation : float
+        Assumed correlation between the two sides' changes within a patient.
+    measures : sequence of {"MD", "SMD"}
+        Effect measures to compute.
+
+    Returns
+    -------
+    effects : pandas.DataFrame
+        Columns :data:`EFFECT_COLUMNS`, one row per comparison and measure.
+    quality : pandas.DataFrame
+        Columns of :data:`hairtrial.derive.QUALITY_COLUMNS` for SDs derived
+        from p-values and for combined arms.
+    notes : list of str
+        Comparisons that could not be made, and why.
+    """
+    sinfo = studies.set_index("study")
+    rows: list[dict] = []
+    quality: list[dict] = []
+    notes: list[str] = []
+    keep = arm_changes[arm_changes["treatment"].isin([control, experimental])]
+    for (outcome, week, study), g in keep.groupby(["outcome", "week", "study"], sort=True):
+        where = f"{study} / {outcome} / week {week}"
+        ctrl = g[g["treatment"] == control].copy()
+        expt = g[g["treatment"] == experimental].copy()
+        if ctrl.empty or expt.empty:
+            missing = "control" if ctrl.empty else "experimental"
+            notes.append(f"{where}: no {missing} arm with usable data; no comparison")
+            continue
+        design = str(sinfo.at[study, "design"])
+        n_pair = len(ctrl) == 1 and len(expt) == 1
+        if (ctrl["sd"].isna().any() or expt["sd"].isna().any()) and n_pair:
+            p = g["p_value"].dropna()
+            if p.empty:
+                notes.append(f"{where}: SD not reported and no p-value to derive it; no comparison")
+                continue
+            p_val = float(p.iloc[0])
+            bound = (g.loc[p.index, "p_relation"] == "<").any()
+            md = float(expt["mean"].iloc[0] - ctrl["mean"].iloc[0])
+            code = "from_p_bound" if bound else "from_p_value"
+            if design == "split_scalp":
+                notes.append(
+                    f"{where}: split-scalp SDs from a p-value are not derived (side SDs are "
+                    "needed for the SMD); no comparison"
+                )
+                continue
+            n1, n2 = float(expt["n"].iloc[0]), float(ctrl["n"].iloc[0])
+            sd = float(dispersion.pooled_sd_from_p(md, n1, n2, p_val))
+            rel = "<" if bound else "="
+            for frame in (expt, ctrl):
+                idx = frame.index[0]
+                if pd.isna(frame.at[idx, "sd"]):
+                    frame.at[idx, "sd"] = sd
+                    frame.at[idx, "sd_provenance"] = provenance.join(
+                        [code, *frame.at[idx, "mean_provenance"].split(";")]
+                    )
+                    quality.append(
+                        {
+                            "study": study,
+                            "arm": frame.at[idx, "arm"],
+                            "outcome": outcome,
+                            "week": week,
+                            "quantity": "sd",
+                            "value": sd,
+                            "unit": frame.at[idx, "unit"],
+                            "provenance": frame.at[idx, "sd_provenance"],
+                            "method": "pooled SD = |MD| / t(1 - p/2, n1 + n2 - 2) / "
+                            "sqrt(1/n1 + 1/n2)",
+                            "inputs": f"p {rel} {p_val:g}; MD={md:.6g}; n1={n1:g}; n2={n2:g}",
+                            "assumption": "equal SDs in both arms; two-sided t-test"
+                            + ("; bound used as value (conservative)" if bound else ""),
+                        }
+                    )
+        if ctrl["sd"].isna().any() or expt["sd"].isna().any():
+            notes.append(f"{where}: SD not available for every arm; no comparison")
+            continue
+        e, c = _combine(expt), _combine(ctrl)
+        for role, grp, comb in (("experimental", expt, e), ("control", ctrl, c)):
+            if len(grp) > 1:
+                for qty in ("n", "mean", "sd"):
+                    quality.append(
+                        {
+                            "study": study,
+                            "arm": " + ".join(grp["arm"]),
+                            "outcome": outcome,
+                            "week": week,
+                            "quantity": qty,
+                            "value": comb[qty],
+                            "unit": "participants" if qty == "n" else grp["unit"].iloc[0],
+                            "provenance": "combined_arms",
+                            "method": f"{role} arms combined (Cochrane Handbook 6.5.2.10)",
+                            "inputs": "; ".join(
+                                f"{a}: n={n:g}, mean={m:.6g}, sd={s:.6g}"
+                                for a, n, m, s in zip(
+                                    grp["arm"], grp["n"], grp["mean"], grp["sd"], strict=True
+                                )
+                            ),
+                            "assumption": "",
+                        }
+                    )
+        codes = [*e["codes"], *c["codes"]]
+        if design == "split_scalp":
+            codes.append("split_scalp_r")
+        flags = sorted({f for fl in g["flags"] for f in str(fl).split(";") if f})
+        for measure in measures:
+            if design == "split_scalp":
+                n = min(e["n"], c["n"])
+                args = (e["mean"], e["sd"], c["mean"], c["sd"], n, split_scalp_correlation)
+                fn = effects.paired_mean_difference if measure == "MD" else effects.paired_smd
+                yi, vi = fn(*args)
+            else:
+                args = (e["mean"], e["sd"], e["n"], c["mean"], c["sd"], c["n"])
+                fn = effects.mean_difference if measure == "MD" else effects.hedges_g
+                yi, vi = fn(*args)
+            rows.append(
+                {
+                    "outcome": outcome,
+                    "unit": g["unit"].iloc[0],
+                    "week": int(week),
+                    "measure": measure,
+                    "study": study,
+                    "label": study_label(
+                        study, sinfo.at[study, "first_author"], sinfo.at[study, "year"]
+                    ),
+                    "design": design,
+                    "yi": float(yi),
+                    "vi": float(vi),
+                    "n_experimental": e["n"],
+                    "mean_experimental": e["mean"],
+                    "sd_experimental": e["sd"],
+                    "n_control": c["n"],
+                    "mean_control": c["mean"],
+                    "sd_control": c["sd"],
+                    "provenance": provenance.join(codes),
+                    "flags": ";".join(flags),
+                }
+            )
+    out = pd.DataFrame(rows, columns=EFFECT_COLUMNS)
+    if not out.empty:
+        out = out.sort_values(["outcome", "week", "measure", "study"], kind="stable")
+    out = out.reset_index(drop=True)
+    for col in ("yi", "vi"):
+        out[col] = out[col].astype(np.float64)
+    return out, pd.DataFrame(quality, columns=QUALITY_COLUMNS), notes

@@ -1,0 +1,92 @@
+"""Loading and validating the workflow configuration.
+
+The JSON schema lives in ``workflow/schemas/config.schema.yaml`` (Snakemake's
+convention); the same schema is used by ``snakemake`` and by
+``hairtrial validate``, and fills in defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """Raised for a configuration that breaks the schema."""
+
+
+def _fill_defaults(instance: Any, schema: dict) -> None:
+    """Set schema defaults for missing keys, recursively (objects only)."""
+    if not isinstance(instance, dict):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = yaml.safe_load(yaml.safe_dump(sub["default"]))
+        if key in instance:
+            _fill_defaults(instance[key], sub)
+
+
+def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Validate ``config`` against the schema and fill in defaults.
+
+    Parameters
+    ----------
+    config : dict
+        Parsed configuration.
+    schema_path : str or Path
+        The JSON schema (YAML).
+
+    Returns
+    -------
+    dict
+        A copy of ``config`` with defaults filled in.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key path, the value and the rule broken.
+
+    Examples
+    --------
+    >>> cfg = yaml.safe_load(open(SCHEMA_PATH.parents[2] / "config" / "config.yaml"))
+    >>> cfg["measures"] = ["MD", "RR"]
+    >>> try:
+    ...     validate_config(cfg)
+    ... except ConfigError as e:
+    ...     print(e)
+    config key 'measures.1': 'RR' is not one of ['MD', 'SMD']
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    config = yaml.safe_load(yaml.safe_dump(config))
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path)))
+    if errors:
+        lines = []
+        for e in errors:
+            key = ".".join(str(p) for p in e.path) or "(top level)"
+            lines.append(f"config key '{key}': {e.message}")
+        raise ConfigError("\n".join(lines))
+    _fill_defaults(config, schema)
+    return config
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a YAML config file and validate it (see :func:`validate_config`)."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys")
+    try:
+        return validate_config(config)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None

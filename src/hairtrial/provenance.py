@@ -1,0 +1,68 @@
+"""Provenance codes: how each number used in the analysis was obtained.
+
+Every derived, converted or assumed number carries one or more of these codes
+(joined with ``;``) from the arm table into every table and figure that uses
+it. ``reported`` means the number stands in the paper as used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+PROVENANCE: dict[str, str] = {
+    "reported": "as reported in the paper",
+    "unit_converted": "converted from hairs/inch² to hairs/cm² (divided by 6.4516)",
+    "n_split_equally": "per-arm n not reported: total randomised split equally between arms",
+    "from_se": "SD from the reported SE (SD = SE·√n)",
+    "from_ci": "SD from the reported 95% CI of the mean (t-based; Cochrane Handbook 6.5.2.2)",
+    "from_median_iqr": "mean/SD estimated from median and IQR (Luo 2018; Wan 2014)",
+    "from_median_range": "mean/SD estimated from median and range (Luo 2018; Wan 2014)",
+    "from_five_numbers": "mean/SD estimated from the five-number summary (Luo 2018; Shi 2020)",
+    "from_p_value": "SD from the between-arm p-value, assumed equal in both arms "
+    "(Cochrane Handbook 6.5.2.3)",
+    "from_p_bound": "SD from a between-arm p-value reported as a bound (p < x used as p = x: "
+    "the SD is overestimated, so the study is down-weighted — conservative)",
+    "change_from_levels": "change from baseline computed from baseline and follow-up means",
+    "change_from_levels_r": "SD of change from baseline and follow-up SDs with an assumed "
+    "correlation r (Cochrane Handbook 6.5.2.8)",
+    "combined_arms": "arms of the same treatment combined (Cochrane Handbook 6.5.2.10)",
+    "split_scalp_r": "split-scalp contrast with an assumed within-patient correlation between sides",
+}
+"""Code -> explanation, used by tables, figure footnotes and the data README."""
+
+ORDER = {code: i for i, code in enumerate(PROVENANCE)}
+
+
+def join(codes: Iterable[str]) -> str:
+    """Join codes into the canonical ``;``-separated form.
+
+    ``reported`` is dropped when any other code is present; duplicates are
+    removed; the order is that of :data:`PROVENANCE`.
+
+    Parameters
+    ----------
+    codes : iterable of str
+        Codes, possibly already ``;``-joined strings.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> join(["reported", "from_p_bound;unit_converted", "unit_converted"])
+    'unit_converted;from_p_bound'
+    >>> join([])
+    'reported'
+    """
+    found: set[str] = set()
+    for c in codes:
+        found.update(x for x in str(c).split(";") if x)
+    unknown = found - PROVENANCE.keys()
+    if unknown:
+        raise ValueError(f"unknown provenance code(s): {sorted(unknown)}")
+    if len(found) > 1:
+        found.discard("reported")
+    if not found:
+        return "reported"
+    return ";".join(sorted(found, key=ORDER.__getitem__))

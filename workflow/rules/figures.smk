@@ -1,0 +1,19 @@
+rule forest_plot:
+    """Forest plot of one outcome x week x measure (primary model)."""
+    input:
+        meta=f"{RESULTS}/tables/meta_analysis.csv",
+        studies=f"{RESULTS}/tables/study_effects.csv",
+    output:
+        expand(
+            f"{RESULTS}/figures/forest_{{{{outcome}}}}_week{{{{week}}}}_{{{{measure}}}}.{{ext}}",
+            ext=config["figures"]["formats"],
+        ),
+    wildcard_constraints:
+        week=r"\d+",
+        measure="MD|SMD",
+    log:
+        f"{RESULTS}/logs/forest_{{outcome}}_week{{week}}_{{measure}}.log",
+    conda:
+        "../../envs/hairtrial.yaml"
+    script:
+        "../scripts/forest_plot.py"

@@ -1,0 +1,13 @@
+rule render_table:
+    """Markdown and HTML renderings of a CSV table, rounded for reading."""
+    input:
+        f"{RESULTS}/tables/{{name}}.csv",
+    output:
+        md=f"{RESULTS}/tables/{{name}}.md",
+        html=f"{RESULTS}/tables/{{name}}.html",
+    log:
+        f"{RESULTS}/logs/render_table_{{name}}.log",
+    conda:
+        "../../envs/hairtrial.yaml"
+    script:
+        "../scripts/render_table.py"
