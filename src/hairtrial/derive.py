@@ -334,4 +334,3 @@ def derive_arm_changes(
     out = out.sort_values(["outcome", "week", "study", "arm"], kind="stable").reset_index(drop=True)
     q = pd.DataFrame(quality, columns=QUALITY_COLUMNS)
     return out, q, notes
-

@@ -214,5 +214,8 @@ def forest_figure(
     )
     figs = config.get("figures", {})
     return plots.save_figure(
-        fig, stem, formats=tuple(figs.get("formats", ("png", "svg", "pdf"))), dpi=figs.get("dpi", 300)
+        fig,
+        stem,
+        formats=tuple(figs.get("formats", ("png", "svg", "pdf"))),
+        dpi=figs.get("dpi", 300),
     )

@@ -26,7 +26,8 @@ PROVENANCE: dict[str, str] = {
     "change_from_levels_r": "SD of change from baseline and follow-up SDs with an assumed "
     "correlation r (Cochrane Handbook 6.5.2.8)",
     "combined_arms": "arms of the same treatment combined (Cochrane Handbook 6.5.2.10)",
-    "split_scalp_r": "split-scalp contrast with an assumed within-patient correlation between sides",
+    "split_scalp_r": "split-scalp contrast with an assumed within-patient correlation "
+    "between the sides",
 }
 """Code -> explanation, used by tables, figure footnotes and the data README."""
 

@@ -144,7 +144,7 @@ def to_html(df: pd.DataFrame, title: str) -> str:
         "other numbers to 4 significant digits. The CSV file beside this one has full precision."
     )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n<style>{style}</style>\n</head>\n<body>\n"
         f"<h1>{html.escape(title)}</h1>\n<table>\n<caption>{note}</caption>\n"
         f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>\n"

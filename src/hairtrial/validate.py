@@ -174,7 +174,12 @@ STUDY_COLUMNS: tuple[Column, ...] = (
         check_rule=">= 1",
     ),
     Column(
-        "minoxidil_pct", "number", False, "Minoxidil strength (%).", check=_positive, check_rule="> 0"
+        "minoxidil_pct",
+        "number",
+        False,
+        "Minoxidil strength (%).",
+        check=_positive,
+        check_rule="> 0",
     ),
     Column("needle_mm", "number", False, "Needle length (mm).", check=_positive, check_rule="> 0"),
     Column(
@@ -209,7 +214,9 @@ def _read_raw(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
     except FileNotFoundError:
-        raise DataValidationError([Problem(str(path), None, None, None, "file not found")]) from None
+        raise DataValidationError(
+            [Problem(str(path), None, None, None, "file not found")]
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
         raise DataValidationError(
             [Problem(str(path), None, None, None, f"not a readable UTF-8 CSV file ({err})")]
@@ -291,7 +298,8 @@ def _check_table(
                             line,
                             c.name,
                             cell,
-                            "must be a lower-case code (letters, digits, _; starting with a letter)",
+                            "must be a lower-case code (letters, digits and _, "
+                            "starting with a letter)",
                         )
                     )
                 values.append(text)
@@ -436,7 +444,9 @@ def read_arms(path: str | Path, studies: pd.DataFrame) -> pd.DataFrame:
             )
         if row["mean"] is None and row["median"] is None:
             problems.append(
-                Problem(fname, line, "mean", "", "each row needs a mean (or a median to estimate it)")
+                Problem(
+                    fname, line, "mean", "", "each row needs a mean (or a median to estimate it)"
+                )
             )
         lo, hi = num(row, "ci_lower"), num(row, "ci_upper")
         if (lo is None) != (hi is None):
@@ -455,7 +465,9 @@ def read_arms(path: str | Path, studies: pd.DataFrame) -> pd.DataFrame:
                     Problem(fname, line, b, row[b], f"quantiles out of order: {a} > {b}")
                 )
         if (row["q1"] is None) != (row["q3"] is None):
-            problems.append(Problem(fname, line, "q3", row["q3"], "q1 and q3 must be given together"))
+            problems.append(
+                Problem(fname, line, "q3", row["q3"], "q1 and q3 must be given together")
+            )
         if (row["min"] is None) != (row["max"] is None):
             problems.append(
                 Problem(fname, line, "max", row["max"], "min and max must be given together")
@@ -467,9 +479,7 @@ def read_arms(path: str | Path, studies: pd.DataFrame) -> pd.DataFrame:
     if problems:
         raise DataValidationError(problems)
 
-    df["p_relation"] = df["p_relation"].where(
-        df["p_relation"].notna() | df["p_value"].isna(), "="
-    )
+    df["p_relation"] = df["p_relation"].where(df["p_relation"].notna() | df["p_value"].isna(), "=")
 
     # One canonical unit per outcome.
     canon: dict[str, tuple[str, int]] = {}
