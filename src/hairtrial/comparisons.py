@@ -31,6 +31,7 @@ EFFECT_COLUMNS = [
     "measure",
     "study",
     "label",
+    "year",
     "design",
     "yi",
     "vi",
@@ -228,6 +229,7 @@ def build_comparisons(
                     "label": study_label(
                         study, sinfo.at[study, "first_author"], sinfo.at[study, "year"]
                     ),
+                    "year": sinfo.at[study, "year"],
                     "design": design,
                     "yi": float(yi),
                     "vi": float(vi),

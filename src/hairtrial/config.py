@@ -13,7 +13,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
 
 
 class ConfigError(ValueError):
@@ -75,9 +77,7 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict
     return config
 
 
-def load_config(path: str | Path) -> dict:
-    """Read a YAML config file and validate it (see :func:`validate_config`)."""
-    path = Path(path)
+def _read_yaml(path: Path) -> dict:
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -86,6 +86,43 @@ def load_config(path: str | Path) -> dict:
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys")
+    return config
+
+
+def merge(base: dict, update: dict) -> dict:
+    """Recursively update ``base`` with ``update`` as Snakemake merges config files.
+
+    Mappings are merged key by key; any other value (lists included) replaces.
+
+    Examples
+    --------
+    >>> merge({"a": {"x": 1, "y": 2}, "b": [1]}, {"a": {"y": 3}, "b": [2]})
+    {'a': {'x': 1, 'y': 3}, 'b': [2]}
+    """
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a YAML config file, merge it onto the default config, validate it.
+
+    The merge is the one ``make run CONFIG=...`` (``snakemake --configfile``)
+    performs, so a user's config needs only the keys it changes.
+
+    Raises
+    ------
+    ConfigError
+        For a missing or unreadable file or a schema violation.
+    """
+    path = Path(path)
+    config = _read_yaml(path)
+    if path.resolve() != DEFAULT_CONFIG.resolve():
+        config = merge(_read_yaml(DEFAULT_CONFIG), config)
     try:
         return validate_config(config)
     except ConfigError as err:

@@ -28,6 +28,7 @@ STUDY_EFFECT_COLUMNS = [
     "provenance",
     # extras, after the stable columns of the contract
     "label",
+    "year",
     "design",
     "unit",
     "mean_experimental",
@@ -202,6 +203,7 @@ def forest_figure(
     meta_table = pd.read_csv(meta_csv, keep_default_na=False, na_values=[""])
     st = pd.read_csv(studies_csv, keep_default_na=False, na_values=[""])
     rows = st[(st["outcome"] == outcome) & (st["week"] == int(week)) & (st["measure"] == measure)]
+    rows = rows.sort_values(["year", "study"], kind="stable")  # chronological, as journals show
     pooled = primary_row(meta_table, config, outcome, week, measure)
     unit = rows["unit"].iloc[0] if len(rows) else ""
     title, xlabel = figure_text(outcome, week, measure, unit)
@@ -211,6 +213,7 @@ def forest_figure(
         xlabel=xlabel,
         title=title,
         provenance_labels=provenance.PROVENANCE,
+        effect_label=f"{measure} [{int(round(100 * config['meta_analysis']['level']))}% CI]",
     )
     figs = config.get("figures", {})
     return plots.save_figure(

@@ -15,7 +15,9 @@ validate(config, schema="../schemas/config.schema.yaml")
 try:
     data_validation.read_inputs(config["data"]["arms"], config["data"]["studies"])
 except data_validation.DataValidationError as err:
-    raise WorkflowError(f"Input data rejected; nothing was run or written.\n{err}") from None
+    raise WorkflowError(
+        f"Input data rejected; nothing was run or written.\n{err}"
+    ) from None
 
 RESULTS = "results"
 TABLES = ["meta_analysis", "study_effects", "data_quality", "excluded"]

@@ -8,11 +8,11 @@ rule forest_plot:
             f"{RESULTS}/figures/forest_{{{{outcome}}}}_week{{{{week}}}}_{{{{measure}}}}.{{ext}}",
             ext=config["figures"]["formats"],
         ),
+    log:
+        f"{RESULTS}/logs/forest_{{outcome}}_week{{week}}_{{measure}}.log",
     wildcard_constraints:
         week=r"\d+",
         measure="MD|SMD",
-    log:
-        f"{RESULTS}/logs/forest_{{outcome}}_week{{week}}_{{measure}}.log",
     conda:
         "../../envs/hairtrial.yaml"
     script:

@@ -1,0 +1,516 @@
+"""Tests of hairtrial.plots: house style, deterministic saving, forest plot.
+
+The pooled numbers used here are illustrative only (DerSimonian-Laird computed
+below); the real engine lives elsewhere. plots.py itself computes nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from itertools import combinations
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+from scipy import optimize, stats  # noqa: E402
+
+from hairtrial import plots  # noqa: E402
+
+# --------------------------------------------------------------------------
+# Illustrative data
+# --------------------------------------------------------------------------
+
+
+def _md_from_p(n_e: int, n_c: int, m_e: float, m_c: float, p: float) -> dict[str, float]:
+    """MD, its variance and the common SD implied by a two-sided t-test p-value."""
+    md = m_e - m_c
+    t = stats.t.isf(p / 2, n_e + n_c - 2)
+    se = abs(md) / t
+    sd = se / math.sqrt(1 / n_e + 1 / n_c)
+    return {"yi": md, "vi": se**2, "sd": sd}
+
+
+def pool_dl(yi: np.ndarray, vi: np.ndarray) -> dict[str, object]:
+    """DerSimonian-Laird random effects, Wald CI, t(k-2) PI, Q-profile tau2 CI."""
+    yi, vi = np.asarray(yi, float), np.asarray(vi, float)
+    k = len(yi)
+    if k < 2:  # nothing to pool: what the engine reports for a single study
+        return {
+            "method": "DL",
+            "ci_method": "z",
+            "k": k,
+            "estimate": math.nan,
+            "_weights": np.full(k, 100.0),
+        }
+    w = 1 / vi
+    mu_fe = np.sum(w * yi) / np.sum(w)
+    q = float(np.sum(w * (yi - mu_fe) ** 2))
+    c = np.sum(w) - np.sum(w**2) / np.sum(w)
+    tau2 = max(0.0, (q - (k - 1)) / c)
+    ws = 1 / (vi + tau2)
+    mu = float(np.sum(ws * yi) / np.sum(ws))
+    se = float(math.sqrt(1 / np.sum(ws)))
+
+    def qgen(t2: float) -> float:
+        wt = 1 / (vi + t2)
+        m = np.sum(wt * yi) / np.sum(wt)
+        return float(np.sum(wt * (yi - m) ** 2))
+
+    def root(target: float) -> float:
+        if qgen(0.0) < target:
+            return 0.0
+        return float(optimize.brentq(lambda t2: qgen(t2) - target, 0.0, 1e9))
+
+    tau2_lo = root(stats.chi2.ppf(0.975, k - 1))
+    tau2_hi = root(stats.chi2.ppf(0.025, k - 1))
+    if k >= 3:
+        tcrit = stats.t.ppf(0.975, k - 2)
+        half = tcrit * math.sqrt(tau2 + se**2)
+        pi = (mu - half, mu + half)
+    else:
+        pi = (math.nan, math.nan)
+    i2 = max(0.0, (q - (k - 1)) / q) * 100 if q > 0 else 0.0
+    return {
+        "method": "DL",
+        "ci_method": "z",
+        "k": k,
+        "estimate": mu,
+        "se": se,
+        "ci_lower": mu - 1.959964 * se,
+        "ci_upper": mu + 1.959964 * se,
+        "pvalue": float(2 * stats.norm.sf(abs(mu / se))),
+        "pi_lower": pi[0],
+        "pi_upper": pi[1],
+        "tau2": tau2,
+        "tau2_ci_lower": tau2_lo,
+        "tau2_ci_upper": tau2_hi,
+        "I2": i2,
+        "H2": q / (k - 1) if k > 1 else math.nan,
+        "Q": q,
+        "Q_df": k - 1,
+        "Q_pvalue": float(stats.chi2.sf(q, k - 1)) if k > 1 else math.nan,
+        "notes": "",
+        "_weights": ws / np.sum(ws) * 100,
+    }
+
+
+def _finish(studies: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object]]:
+    se = np.sqrt(studies["vi"].to_numpy())
+    studies["ci_lower"] = studies["yi"] - 1.959964 * se
+    studies["ci_upper"] = studies["yi"] + 1.959964 * se
+    pooled = pool_dl(studies["yi"].to_numpy(), studies["vi"].to_numpy())
+    studies["weight_pct"] = pooled.pop("_weights")
+    return studies, pooled
+
+
+def hair_density_example() -> tuple[pd.DataFrame, dict[str, object]]:
+    """Hair density change at week 12, MD in hairs/cm² (three trials)."""
+    spec = [
+        ("dhurat2013", "Dhurat 2013", 50, 50, 91.4, 22.2, 0.039, "from_p_value"),
+        ("kumar2018", "Kumar 2018", 34, 34, 1.94, 0.29, 0.0001, "unit_converted;from_p_bound"),
+        ("adistri2024", "Adistri 2024", 18, 18, 95.6, 52.4, 0.001, "from_p_bound"),
+    ]
+    rows = []
+    for study, label, ne, nc, me, mc, p, prov in spec:
+        d = _md_from_p(ne, nc, me, mc, p)
+        rows.append(
+            {
+                "study": study,
+                "label": label,
+                "yi": d["yi"],
+                "vi": d["vi"],
+                "n_experimental": ne,
+                "n_control": nc,
+                "mean_experimental": me,
+                "mean_control": mc,
+                "sd_experimental": d["sd"],
+                "sd_control": d["sd"],
+                "provenance": prov,
+                "design": "parallel",
+            }
+        )
+    return _finish(pd.DataFrame(rows))
+
+
+_CODES = [
+    "reported",
+    "n_split_equally",
+    "from_p_value",
+    "from_p_bound",
+    "unit_converted",
+    "from_se",
+    "from_ci",
+    "from_median_iqr",
+    "change_from_levels_r",
+    "combined_arms",
+    "split_scalp_r",
+]
+
+
+def synthetic_studies(k: int, seed: int = 1, smd: bool = False) -> tuple[pd.DataFrame, dict]:
+    """k made-up trials with a spread of sizes, designs and provenance codes."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(k):
+        n = int(rng.integers(10, 120))
+        scale = 1.0 if smd else 40.0
+        me = float(rng.normal(1.0, 0.6) * scale)
+        mc = float(rng.normal(0.4, 0.4) * scale)
+        sd = float(abs(rng.normal(1.0, 0.3)) * scale)
+        vi = sd**2 * 2 / n
+        codes = list(rng.choice(_CODES, size=int(rng.integers(1, 3)), replace=False))
+        split = bool(rng.random() < 0.2)
+        if split and "split_scalp_r" not in codes:
+            codes.append("split_scalp_r")
+        rows.append(
+            {
+                "study": f"trial{i:02d}",
+                "label": f"Author{i:02d} {2005 + i % 20}",
+                "yi": me - mc,
+                "vi": vi,
+                "n_experimental": n,
+                "n_control": n,
+                "mean_experimental": me,
+                "mean_control": mc,
+                "sd_experimental": sd,
+                "sd_control": sd,
+                "provenance": ";".join(codes),
+                "design": "split_scalp" if split else "parallel",
+            }
+        )
+    return _finish(pd.DataFrame(rows))
+
+
+# --------------------------------------------------------------------------
+# Helpers for checking a figure
+# --------------------------------------------------------------------------
+
+
+def _texts(fig: Figure) -> list[Text]:
+    """Every visible, non-empty text of the figure (incl. tick labels)."""
+    fig.canvas.draw()
+    out = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return out
+
+
+def _assert_layout_clean(fig: Figure) -> None:
+    """No two texts overlap; nothing leaves the figure."""
+    renderer = fig.canvas.get_renderer()
+    fig_box = fig.bbox
+    boxes = [(t, t.get_window_extent(renderer)) for t in _texts(fig)]
+    tol = 0.5  # pixels
+    for t, b in boxes:
+        assert b.x0 >= fig_box.x0 - tol and b.x1 <= fig_box.x1 + tol, f"clipped: {t.get_text()!r}"
+        assert b.y0 >= fig_box.y0 - tol and b.y1 <= fig_box.y1 + tol, f"clipped: {t.get_text()!r}"
+    for (t1, b1), (t2, b2) in combinations(boxes, 2):
+        w = min(b1.x1, b2.x1) - max(b1.x0, b2.x0)
+        h = min(b1.y1, b2.y1) - max(b1.y0, b2.y0)
+        assert not (w > tol and h > tol), f"overlap: {t1.get_text()!r} / {t2.get_text()!r}"
+
+
+def _footnote_codes(fig: Figure) -> set[str]:
+    gids = [t.get_gid() for t in fig.texts if t.get_gid()]
+    return {g.split(":", 1)[1] for g in gids if g.startswith("provenance:")}
+
+
+def _used_codes(studies: pd.DataFrame) -> set[str]:
+    out: set[str] = set()
+    for v in studies["provenance"].dropna():
+        out |= {c.strip() for c in str(v).split(";") if c.strip()}
+    return out - {"reported"}
+
+
+# --------------------------------------------------------------------------
+# Style
+# --------------------------------------------------------------------------
+
+
+def test_style_file_loads_and_is_reproducible():
+    rc = plots.style_params()
+    assert rc["svg.fonttype"] == "path"
+    assert rc["svg.hashsalt"]
+    assert rc["pdf.fonttype"] == 42
+    assert rc["font.sans-serif"][0] == "DejaVu Sans"
+    assert 7 <= rc["font.size"] <= 9
+    assert not rc["axes.spines.top"] and not rc["axes.spines.right"]
+    colors = [c["color"].upper().lstrip("#") for c in rc["axes.prop_cycle"]]
+    assert colors[:3] == ["0072B2", "D55E00", "009E73"]
+
+
+def test_use_style_restores_rcparams():
+    before = matplotlib.rcParams["font.size"]
+    with plots.use_style():
+        assert matplotlib.rcParams["font.size"] == 7
+    assert matplotlib.rcParams["font.size"] == before
+
+
+# --------------------------------------------------------------------------
+# Number formatting
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [([0.35, -1.2], 2), ([69.2, 1.6], 1), ([1500.0], 0), ([math.nan], 2), ([9.99], 2), ([10], 1)],
+)
+def test_format_decimals(values, expected):
+    assert plots.format_decimals(values) == expected
+
+
+# --------------------------------------------------------------------------
+# Forest plot
+# --------------------------------------------------------------------------
+
+
+def test_hair_density_example_figure():
+    studies, pooled = hair_density_example()
+    fig = plots.forest_plot(studies, pooled, xlabel="Mean difference, hairs/cm²")
+    _assert_layout_clean(fig)
+    texts = [t.get_text() for t in _texts(fig)]
+    assert "Dhurat 2013" in texts
+    assert any(t.startswith("Pooled estimate (k = 3)") for t in texts)
+    assert any("DerSimonian" in t for t in texts)
+    assert 6.5 <= fig.get_figwidth() <= 7.5
+    # the diamond exists
+    ax = fig.axes[0]
+    assert len(ax.patches) == 1
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3, 30])
+def test_builds_for_any_number_of_studies(k):
+    if k == 0:
+        studies = hair_density_example()[0].iloc[0:0]
+        pooled = None
+    else:
+        studies, pooled = synthetic_studies(k, seed=k)
+        if k == 1:
+            pooled = {**pooled, "k": 1}
+    fig = plots.forest_plot(studies, pooled, xlabel="Mean difference", title=f"k = {k}")
+    _assert_layout_clean(fig)
+    ax = fig.axes[0]
+    n_diamonds = len(ax.patches)
+    assert n_diamonds == (1 if k >= 2 else 0)
+    texts = " | ".join(t.get_text() for t in _texts(fig))
+    if k == 1:
+        assert "Single study: no pooled estimate" in texts
+    if k == 0:
+        assert "No studies" in texts
+
+
+def test_height_grows_with_study_count():
+    h = [
+        plots.forest_plot(*synthetic_studies(k, seed=3), xlabel="MD").get_figheight()
+        for k in (2, 10, 30)
+    ]
+    assert h[0] < h[1] < h[2]
+
+
+def test_pooled_none_with_studies():
+    studies, _ = hair_density_example()
+    fig = plots.forest_plot(studies, None, xlabel="MD")
+    _assert_layout_clean(fig)
+    assert "No pooled estimate" in " ".join(t.get_text() for t in fig.texts)
+    assert not fig.axes[0].patches
+
+
+def test_nan_prediction_interval_not_drawn():
+    studies, pooled = hair_density_example()
+    with_pi = plots.forest_plot(studies, pooled, xlabel="MD")
+    pooled_nan = {**pooled, "pi_lower": math.nan, "pi_upper": math.nan}
+    fig = plots.forest_plot(studies, pooled_nan, xlabel="MD")
+    _assert_layout_clean(fig)
+    texts = [t.get_text() for t in fig.texts]
+    assert "95% prediction interval" in [t.get_text() for t in with_pi.texts]
+    assert "95% prediction interval" not in texts
+    assert any("prediction interval not estimable" in t for t in texts)
+
+
+def test_huge_ci_is_cut_with_arrow():
+    studies, pooled = hair_density_example()
+    studies.loc[0, ["ci_lower", "ci_upper"]] = [-2000.0, 2200.0]
+    fig = plots.forest_plot(studies, pooled, xlabel="MD")
+    _assert_layout_clean(fig)
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert hi - lo < 1000  # the other studies are not squeezed
+    markers = {line.get_marker() for line in ax.lines}
+    assert {"<", ">"} <= markers
+    # the printed CI is the real one, not the cut one
+    texts = [t.get_text() for t in fig.texts]
+    assert "[\u22122000.0," in texts and "2200.0]" in texts
+
+
+def test_footnotes_list_exactly_the_codes_used():
+    studies, pooled = synthetic_studies(12, seed=7)
+    fig = plots.forest_plot(studies, pooled, xlabel="MD")
+    assert _footnote_codes(fig) == _used_codes(studies)
+    studies2, pooled2 = hair_density_example()
+    fig2 = plots.forest_plot(studies2, pooled2, xlabel="MD")
+    assert _footnote_codes(fig2) == {"from_p_value", "from_p_bound", "unit_converted"}
+    # marks appear in order of first use: a, b, c
+    notes = fig2.hairtrial_footnotes
+    assert [n[0] for n in notes] == ["a", "b", "c"]
+    assert "p-value" in notes[0][1]
+
+
+def test_all_reported_means_no_footnotes():
+    studies, pooled = hair_density_example()
+    studies["provenance"] = "reported"
+    fig = plots.forest_plot(studies, pooled, xlabel="MD")
+    assert _footnote_codes(fig) == set()
+    assert fig.hairtrial_footnotes == []
+
+
+def test_provenance_labels_override_and_unknown_codes():
+    studies, pooled = hair_density_example()
+    studies.loc[1, "provenance"] = "from_p_bound;imputed_from_figure"
+    fig = plots.forest_plot(
+        studies,
+        pooled,
+        xlabel="MD",
+        provenance_labels={"from_p_value": "Custom explanation of p"},
+    )
+    notes = dict((gid, text) for _, text, gid in fig.hairtrial_footnotes)
+    assert notes["provenance:from_p_value"] == "Custom explanation of p"
+    assert "imputed_from_figure" in notes["provenance:imputed_from_figure"]
+    assert _footnote_codes(fig) == {"from_p_value", "from_p_bound", "imputed_from_figure"}
+
+
+def test_weird_labels_do_not_raise():
+    studies, pooled = synthetic_studies(6, seed=11)
+    studies["label"] = [
+        "$x^2$ \\it{b} 5% _u_",
+        "A" * 300,
+        "",
+        None,
+        "Line\nbreak\tand tab",
+        "Ødegaard–Müller 2019 (µ-needling) ±",
+    ]
+    studies.loc[2, "study"] = ""
+    fig = plots.forest_plot(
+        studies,
+        pooled,
+        xlabel="Δ density $ (hairs/cm²)",
+        title="A very long title " * 12,
+        favours=("Favours control " * 3, "Favours treatment " * 3),
+    )
+    _assert_layout_clean(fig)
+    texts = [t.get_text() for t in fig.texts]
+    assert any(t.startswith("$x^2$ \\it{b}") for t in texts)  # literal, not mathtext
+    assert any(t.endswith("\u2026") for t in texts)  # long label shortened
+    assert "Study 3" in texts  # empty label and empty id fall back to the row number
+    assert fig.get_figwidth() <= 7.5
+
+
+def test_missing_optional_columns_and_nan_effects():
+    studies = pd.DataFrame(
+        {
+            "study": ["a", "b", "c"],
+            "yi": [0.3, math.nan, -0.2],
+            "ci_lower": [0.1, math.nan, math.nan],
+            "ci_upper": [0.5, math.nan, math.nan],
+        }
+    )
+    fig = plots.forest_plot(studies, None, xlabel="SMD", effect_label="SMD [95% CI]")
+    _assert_layout_clean(fig)
+    assert "not estimable" in [t.get_text() for t in fig.texts]
+
+
+def test_missing_required_column_raises():
+    with pytest.raises(ValueError, match="ci_lower"):
+        plots.forest_plot(pd.DataFrame({"study": ["a"], "yi": [1.0]}), None, xlabel="MD")
+
+
+def test_smd_uses_two_decimals():
+    studies, pooled = synthetic_studies(4, seed=5, smd=True)
+    fig = plots.forest_plot(studies, pooled, xlabel="SMD", effect_label="SMD [95% CI]")
+    _assert_layout_clean(fig)
+    est = f"{studies['yi'].iloc[0]:.2f}".replace("-", "\u2212")
+    assert est in [t.get_text() for t in fig.texts]
+
+
+def test_method_line():
+    line = plots._method_text(
+        {
+            "method": "REML",
+            "ci_method": "adhoc",
+            "tau2": 123.4,
+            "tau2_ci_lower": 12.3,
+            "tau2_ci_upper": 4567.8,
+            "I2": 88.2,
+            "Q": 16.7,
+            "Q_df": 2,
+            "Q_pvalue": 0.0002,
+            "pi_lower": -10,
+        }
+    )
+    assert line == [
+        "Random effects, REML; 95% CI: Hartung\u2013Knapp (ad hoc)",
+        "Heterogeneity: \u03c4\u00b2 = 123.4 [Q-profile 95% CI 12.3, 4567.8]; I\u00b2 = 88%; "
+        "Q = 16.70 (df = 2), p < 0.001",
+    ]
+    fe = plots._method_text({"method": "FE", "ci_method": "z", "tau2": 0.0, "I2": 0})
+    assert fe[0].startswith("Common effect") and "\u03c4" not in " ".join(fe)
+    assert plots._fmt_p(0.0475) == "p = 0.048" and plots._fmt_p(0.12) == "p = 0.12"
+
+
+# --------------------------------------------------------------------------
+# Saving
+# --------------------------------------------------------------------------
+
+
+def test_save_figure_is_byte_identical(tmp_path: Path):
+    studies, pooled = hair_density_example()
+    fig = plots.forest_plot(studies, pooled, xlabel="Mean difference, hairs/cm²")
+    first = plots.save_figure(fig, tmp_path / "a" / "forest")
+    first_bytes = {p.suffix: p.read_bytes() for p in first}
+    second = plots.save_figure(fig, tmp_path / "a" / "forest")
+    assert [p.name for p in first] == ["forest.png", "forest.svg", "forest.pdf"]
+    for p in second:
+        assert p.read_bytes() == first_bytes[p.suffix], p.suffix
+    # a freshly built figure of the same content gives the same bytes too
+    fig2 = plots.forest_plot(studies, pooled, xlabel="Mean difference, hairs/cm²")
+    third = plots.save_figure(fig2, tmp_path / "b" / "forest")
+    for p in third:
+        assert p.read_bytes() == first_bytes[p.suffix], p.suffix
+    # no timestamps or temp files left
+    pdf = first_bytes[".pdf"]
+    assert b"CreationDate" not in pdf and b"ModDate" not in pdf
+    assert b"<dc:date>" not in first_bytes[".svg"]
+    assert b"Software" not in first_bytes[".png"]
+    assert sorted(os.listdir(tmp_path / "a")) == ["forest.pdf", "forest.png", "forest.svg"]
+
+
+def test_save_figure_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    studies, pooled = hair_density_example()
+    fig = plots.forest_plot(studies, pooled, xlabel="MD")
+    target = tmp_path / "forest"
+    plots.save_figure(fig, target, formats=("svg",))
+    good = (tmp_path / "forest.svg").read_bytes()
+
+    def boom(*args, **kwargs):
+        handle = args[0]
+        handle.write(b"<svg half-written")
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(fig, "savefig", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        plots.save_figure(fig, target, formats=("svg",))
+    assert (tmp_path / "forest.svg").read_bytes() == good
+    assert os.listdir(tmp_path) == ["forest.svg"]
+
+
+def test_save_figure_rejects_bad_formats(tmp_path: Path):
+    fig = Figure()
+    with pytest.raises(ValueError, match="unsupported"):
+        plots.save_figure(fig, tmp_path / "x", formats=("jpg",))
+    with pytest.raises(ValueError, match="repeated"):
+        plots.save_figure(fig, tmp_path / "x", formats=("png", ".PNG"))
