@@ -1,28 +1,16 @@
-"""Figures: the house style, deterministic saving and the forest plot.
+"""The forest plot.
 
 Nothing in this module computes statistics. :func:`forest_plot` draws the
 study effects and the pooled model exactly as the meta-analysis engine
 returns them; it only lays them out, formats the numbers and explains where
-derived numbers come from.
-
-Examples
---------
->>> from hairtrial.plots import forest_plot, save_figure
->>> fig = forest_plot(studies, pooled, xlabel="Mean difference, hairs/cm²")  # doctest: +SKIP
->>> save_figure(fig, Path("results/figures/forest_density_week12_MD"))  # doctest: +SKIP
+derived numbers come from (labels from :data:`hairtrial.provenance.PROVENANCE`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import matplotlib as mpl
@@ -36,271 +24,25 @@ from matplotlib.patches import Polygon
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 from matplotlib.transforms import Affine2D, Transform
 
-__all__ = [
-    "DEFAULT_PROVENANCE_LABELS",
-    "apply_style",
-    "forest_plot",
-    "format_decimals",
-    "save_figure",
-    "style_params",
-    "use_style",
-]
-
-# --------------------------------------------------------------------------
-# House style
-# --------------------------------------------------------------------------
-
-STYLE_FILE = "hairtrial.mplstyle"
-
-#: Okabe-Ito colours used by the forest plot (same order as the style cycle).
-_BLUE = "#0072B2"
-_VERMILLION = "#D55E00"
-_GREY = "#595959"
-
-
-@functools.cache
-def _style_params_cached() -> dict[str, Any]:
-    ref = resources.files("hairtrial").joinpath("styles", STYLE_FILE)
-    with resources.as_file(ref) as path:
-        rc = mpl.rc_params_from_file(str(path), fail_on_error=True, use_default_template=False)
-    return dict(rc)
-
-
-def style_params() -> dict[str, Any]:
-    """Return the house style as a dict of rcParams.
-
-    Returns
-    -------
-    dict
-        A fresh copy of the settings in ``styles/hairtrial.mplstyle``.
-    """
-    return dict(_style_params_cached())
-
-
-def use_style() -> contextlib.AbstractContextManager[Any]:
-    """Context manager applying the house style, restoring rcParams on exit.
-
-    Returns
-    -------
-    contextlib.AbstractContextManager
-        Use as ``with use_style(): ...``.
-    """
-    return mpl.rc_context(style_params())
-
-
-def apply_style() -> None:
-    """Apply the house style globally (for notebooks and scripts)."""
-    mpl.rcParams.update(style_params())
-
-
-# --------------------------------------------------------------------------
-# Deterministic, atomic saving
-# --------------------------------------------------------------------------
-
-#: Metadata that would otherwise embed timestamps or volatile strings.
-_METADATA: dict[str, dict[str, Any]] = {
-    "png": {"Software": None},
-    "svg": {"Date": None},
-    "pdf": {"CreationDate": None, "ModDate": None},
-}
-
-
-def save_figure(
-    fig: Figure,
-    stem: Path,
-    formats: Sequence[str] = ("png", "svg", "pdf"),
-    dpi: int = 300,
-) -> list[Path]:
-    """Save a figure in several formats with deterministic bytes, atomically.
-
-    Two calls with the same figure content give byte-identical files: no
-    timestamps are written (PDF ``CreationDate``/``ModDate``, SVG ``Date``),
-    the PNG ``Software`` chunk is dropped and the SVG ids come from the fixed
-    ``svg.hashsalt`` of the house style, which is active while saving. Each
-    file is first written to a temporary file in the target directory and
-    then moved into place with :func:`os.replace`, so a failure never leaves
-    a half-written figure behind.
-
-    Parameters
-    ----------
-    fig : matplotlib.figure.Figure
-        The figure to save.
-    stem : pathlib.Path
-        Output path without extension; ``stem.parent`` is created if needed.
-        The extension is appended (``forest.v1`` gives ``forest.v1.png``).
-    formats : sequence of str, default ("png", "svg", "pdf")
-        Any of ``"png"``, ``"svg"``, ``"pdf"``.
-    dpi : int, default 300
-        Resolution of the PNG (vector formats ignore it for their geometry).
-
-    Returns
-    -------
-    list of pathlib.Path
-        The written files, in the order of `formats`.
-
-    Raises
-    ------
-    ValueError
-        For an unsupported or repeated format.
-    """
-    stem = Path(stem)
-    fmts = [str(f).lower().lstrip(".") for f in formats]
-    unknown = [f for f in fmts if f not in _METADATA]
-    if unknown:
-        raise ValueError(f"unsupported figure format(s) {unknown}; use png, svg or pdf")
-    if len(set(fmts)) != len(fmts):
-        raise ValueError(f"repeated figure format in {list(formats)}")
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    # The house style, minus automatic layout: savefig briefly removes a
-    # figure's layout engine and then restores "None" as "what rcParams say".
-    no_autolayout = {"figure.constrained_layout.use": False, "figure.autolayout": False}
-    with use_style(), mpl.rc_context(no_autolayout):
-        for fmt in fmts:
-            target = stem.parent / f"{stem.name}.{fmt}"
-            fd, tmp_name = tempfile.mkstemp(
-                prefix=f".{stem.name}.", suffix=f".{fmt}.tmp", dir=stem.parent
-            )
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    fig.savefig(handle, format=fmt, dpi=dpi, metadata=_METADATA[fmt])
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.chmod(tmp_name, 0o644)
-                os.replace(tmp_name, target)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp_name)
-                raise
-            written.append(target)
-    return written
-
-
-# --------------------------------------------------------------------------
-# Number formatting
-# --------------------------------------------------------------------------
-
-_MINUS = "\u2212"
-_DASH = "\u2013"
-
-
-def format_decimals(values: Sequence[float] | np.ndarray) -> int:
-    """Number of decimals for a set of numbers shown together.
-
-    The rule, by the largest finite absolute value ``m``: 2 decimals if
-    ``m < 10`` (standardised mean differences, small mean differences),
-    1 decimal if ``m < 1000`` (mean differences of hair counts per cm²),
-    0 decimals otherwise.
-
-    Parameters
-    ----------
-    values : sequence of float
-        The numbers; NaN and infinite values are ignored.
-
-    Returns
-    -------
-    int
-        2, 1 or 0 (2 when no value is finite).
-    """
-    arr = np.asarray(values, dtype=float)
-    arr = arr[np.isfinite(arr)]
-    if arr.size == 0:
-        return 2
-    m = float(np.max(np.abs(arr)))
-    if m < 10:
-        return 2
-    if m < 1000:
-        return 1
-    return 0
-
-
-def _fmt(x: Any, decimals: int) -> str:
-    """Format a number with a typographic minus; en dash for missing."""
-    x = _as_float(x)
-    if not math.isfinite(x):
-        if math.isinf(x):
-            return "\u221e" if x > 0 else f"{_MINUS}\u221e"
-        return _DASH
-    s = f"{x:.{decimals}f}"
-    if float(s) == 0:  # no "-0.0"
-        s = s.lstrip("-")
-    return s.replace("-", _MINUS)
-
-
-def _fmt_count(x: Any) -> str:
-    x = _as_float(x)
-    if not math.isfinite(x):
-        return _DASH
-    return str(int(round(x))) if float(x).is_integer() else f"{x:.1f}"
-
-
-def _sig_decimals(x: Any) -> int:
-    """Decimals for a statistic: 1 from 100, 2 from 1, else 3 significant digits."""
-    a = abs(_as_float(x))
-    if not math.isfinite(a) or a >= 100:
-        return 1
-    if a >= 1:
-        return 2
-    if a == 0:
-        return 2
-    return max(2, 2 - math.floor(math.log10(a)))
-
-
-def _fmt_sig(x: Any) -> str:
-    """Format a heterogeneity statistic with :func:`_sig_decimals`."""
-    return _fmt(x, _sig_decimals(x))
-
-
-def _fmt_p(p: Any) -> str:
-    """Two significant digits, ``p < 0.001`` and ``p > 0.99`` at the ends (0.048, 0.12)."""
-    p = _as_float(p)
-    if not math.isfinite(p):
-        return f"p = {_DASH}"
-    if p < 0.001:
-        return "p < 0.001"
-    if p > 0.99:
-        return "p > 0.99"
-    decimals = 1 - math.floor(math.log10(p))
-    return f"p = {p:.{decimals}f}"
-
-
-def _as_float(x: Any) -> float:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return math.nan
-
+from hairtrial.plots.style import (
+    _BLUE,
+    _DASH,
+    _GREY,
+    _VERMILLION,
+    _as_float,
+    _fmt,
+    _fmt_count,
+    _fmt_p,
+    _fmt_sig,
+    _sig_decimals,
+    format_decimals,
+    use_style,
+)
+from hairtrial.provenance import PROVENANCE
 
 # --------------------------------------------------------------------------
 # Provenance marks
 # --------------------------------------------------------------------------
-
-#: Default explanation of each provenance code (the code ``reported`` gets no mark).
-DEFAULT_PROVENANCE_LABELS: dict[str, str] = {
-    "n_split_equally": "Per-arm n not reported: total n assumed split equally between arms",
-    "from_p_value": ("SD derived from the exact between-arm p-value (Cochrane Handbook 6.5.2.3)"),
-    "from_p_bound": (
-        "SD derived from a reported p-value bound (e.g. p < 0.001), taking the bound as "
-        "the p-value, which overstates the SD (Cochrane Handbook 6.5.2.3)"
-    ),
-    "unit_converted": "Mean and SD converted to common units (e.g. per inch² to per cm²)",
-    "from_se": "SD derived from a standard error (Cochrane Handbook 6.5.2.2\u20136.5.2.3)",
-    "from_ci": (
-        "SD derived from a 95% confidence interval (Cochrane Handbook 6.5.2.2\u20136.5.2.3)"
-    ),
-    "from_median_iqr": (
-        "Mean and SD estimated from median and interquartile range (Cochrane Handbook 6.5.2.5)"
-    ),
-    "change_from_levels_r": (
-        "Change from baseline computed from baseline and follow-up values with an "
-        "imputed correlation (Cochrane Handbook 6.5.2.8)"
-    ),
-    "combined_arms": "Two or more trial arms combined into one group (Cochrane Handbook 6.5.2.10)",
-    "split_scalp_r": (
-        "Split-scalp (within-patient) comparison: variance uses an imputed "
-        "within-patient correlation"
-    ),
-}
 
 #: Which cells carry the mark of each code: "n" (both n cells), "msd" (both
 #: mean (SD) cells), "effect" (effect estimate), "label" (study label).
@@ -312,7 +54,11 @@ _MARK_TARGETS: dict[str, tuple[str, ...]] = {
     "from_se": ("msd",),
     "from_ci": ("msd",),
     "from_median_iqr": ("msd",),
+    "change_from_levels": ("msd",),
     "change_from_levels_r": ("msd",),
+    "from_median_range": ("msd",),
+    "from_five_numbers": ("msd",),
+    "from_t": ("msd",),
     "combined_arms": ("n", "msd"),
     "split_scalp_r": ("effect",),
 }
@@ -653,7 +399,7 @@ def forest_plot(
         Title printed above the table.
     provenance_labels : mapping of str to str, optional
         Explanation of provenance codes; overrides and extends
-        :data:`DEFAULT_PROVENANCE_LABELS`. Unknown codes without a label are
+        :data:`PROVENANCE`. Unknown codes without a label are
         explained by their code. The code ``reported`` is never marked.
     favours : tuple of str, default ("Favours minoxidil alone", "Favours minoxidil + microneedling")
         Texts under the axis left and right of 0 (effects are experimental
@@ -691,7 +437,7 @@ def forest_plot(
             pooled=_mapping(pooled),
             xlabel=xlabel,
             title=title,
-            labels={**DEFAULT_PROVENANCE_LABELS, **dict(provenance_labels or {})},
+            labels={**PROVENANCE, **dict(provenance_labels or {})},
             favours=favours,
             effect_label=effect_label,
             arm_labels=arm_labels,
