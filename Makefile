@@ -8,6 +8,7 @@ VENV ?= .venv
 CONFIG ?= config/config.yaml
 CORES ?= 2
 BIN := $(VENV)/bin
+PYDIRS := $(wildcard src tests workflow benchmarks)
 STAMP := $(VENV)/.hairtrial-installed
 
 .PHONY: run test test-fast lint format env lock clean help
@@ -35,14 +36,14 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e and not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests workflow benchmarks
-	$(BIN)/ruff format --check src tests workflow benchmarks
+	$(BIN)/ruff check $(PYDIRS)
+	$(BIN)/ruff format --check $(PYDIRS)
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests workflow benchmarks
-	$(BIN)/ruff check --fix src tests workflow benchmarks
+	$(BIN)/ruff format $(PYDIRS)
+	$(BIN)/ruff check --fix $(PYDIRS)
 	$(BIN)/snakefmt Snakefile workflow/rules
 
 # Regenerate the lock (needs uv and the package index); commit the result.

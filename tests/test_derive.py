@@ -188,7 +188,21 @@ def test_missing_sd_and_no_p_value_gives_no_comparison():
         {"study": "s", "arm": "C", "treatment": "minoxidil", "n": 10, "mean": 1.0},
     ]
     eff, _, notes = _compare(rows)
-    assert eff.empty and any("no p-value" in n for n in notes)
+    assert eff.empty and any("no t or p-value" in n for n in notes)
+
+
+def test_t_statistic_is_preferred_to_p_value():
+    rows = [
+        {"study": "s", "arm": "MN", "treatment": "minoxidil_microneedling", "n": 20}
+        | {"mean": 6.0, "t_value": -2.5, "p_value": 0.5},
+        {"study": "s", "arm": "C", "treatment": "minoxidil", "n": 25, "mean": 1.0},
+    ]
+    eff, quality, _ = _compare(rows)
+    row = eff.iloc[0]
+    # SD = |MD| / |t| / sqrt(1/n1 + 1/n2) = 5 / 2.5 / sqrt(0.05 + 0.04)
+    assert row["sd_control"] == pytest.approx(2 / math.sqrt(0.09), rel=1e-14)
+    assert row["provenance"] == "from_t"
+    assert set(quality["provenance"]) == {"from_t"}
 
 
 @settings(max_examples=60, deadline=None)

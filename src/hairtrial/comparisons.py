@@ -137,23 +137,35 @@ def build_comparisons(
         design = str(sinfo.at[study, "design"])
         n_pair = len(ctrl) == 1 and len(expt) == 1
         if (ctrl["sd"].isna().any() or expt["sd"].isna().any()) and n_pair:
+            tv = g["t_value"].dropna()
             p = g["p_value"].dropna()
-            if p.empty:
-                notes.append(f"{where}: SD not reported and no p-value to derive it; no comparison")
+            if tv.empty and p.empty:
+                notes.append(
+                    f"{where}: SD not reported and no t or p-value to derive it; no comparison"
+                )
                 continue
-            p_val = float(p.iloc[0])
-            bound = (g.loc[p.index, "p_relation"] == "<").any()
             md = float(expt["mean"].iloc[0] - ctrl["mean"].iloc[0])
-            code = "from_p_bound" if bound else "from_p_value"
             if design == "split_scalp":
                 notes.append(
-                    f"{where}: split-scalp SDs from a p-value are not derived (side SDs are "
-                    "needed for the SMD); no comparison"
+                    f"{where}: split-scalp SDs from a test statistic are not derived (side SDs "
+                    "are needed for the SMD); no comparison"
                 )
                 continue
             n1, n2 = float(expt["n"].iloc[0]), float(ctrl["n"].iloc[0])
-            sd = float(dispersion.pooled_sd_from_p(md, n1, n2, p_val))
-            rel = "<" if bound else "="
+            if not tv.empty:
+                t_val = abs(float(tv.iloc[0]))
+                sd = float(dispersion.pooled_sd_from_t(md, n1, n2, t_val))
+                code, bound = "from_t", False
+                method = "pooled SD = |MD| / |t| / sqrt(1/n1 + 1/n2)"
+                inputs = f"t = {t_val:g}; MD={md:.6g}; n1={n1:g}; n2={n2:g}"
+            else:
+                p_val = float(p.iloc[0])
+                bound = bool((g.loc[p.index, "p_relation"] == "<").any())
+                code = "from_p_bound" if bound else "from_p_value"
+                sd = float(dispersion.pooled_sd_from_p(md, n1, n2, p_val))
+                method = "pooled SD = |MD| / t(1 - p/2, n1 + n2 - 2) / sqrt(1/n1 + 1/n2)"
+                rel = "<" if bound else "="
+                inputs = f"p {rel} {p_val:g}; MD={md:.6g}; n1={n1:g}; n2={n2:g}"
             for frame in (expt, ctrl):
                 idx = frame.index[0]
                 if pd.isna(frame.at[idx, "sd"]):
@@ -171,9 +183,8 @@ def build_comparisons(
                             "value": sd,
                             "unit": frame.at[idx, "unit"],
                             "provenance": frame.at[idx, "sd_provenance"],
-                            "method": "pooled SD = |MD| / t(1 - p/2, n1 + n2 - 2) / "
-                            "sqrt(1/n1 + 1/n2)",
-                            "inputs": f"p {rel} {p_val:g}; MD={md:.6g}; n1={n1:g}; n2={n2:g}",
+                            "method": method,
+                            "inputs": inputs,
                             "assumption": "equal SDs in both arms; two-sided t-test"
                             + ("; bound used as value (conservative)" if bound else ""),
                         }

@@ -35,6 +35,7 @@ ARM_CHANGE_COLUMNS = [
     "sd_provenance",
     "p_value",
     "p_relation",
+    "t_value",
     "flags",
     "lines",
 ]
@@ -253,6 +254,7 @@ def derive_arm_changes(
         "max",
         "p_value",
         "p_relation",
+        "t_value",
         "flags",
     ):
         if col not in arms.columns:
@@ -325,12 +327,14 @@ def derive_arm_changes(
                 "sd_provenance": provenance.join(sd.codes) if sd.known else "",
                 "p_value": row["p_value"],
                 "p_relation": row["p_relation"],
+                "t_value": row["t_value"],
                 "flags": row["flags"] if isinstance(row["flags"], str) else "",
                 "lines": str(row["line"]),
             }
         )
     out = pd.DataFrame(out_rows, columns=ARM_CHANGE_COLUMNS)
     out["p_value"] = pd.to_numeric(out["p_value"]).astype(float)
+    out["t_value"] = pd.to_numeric(out["t_value"]).astype(float)
     out = out.sort_values(["outcome", "week", "study", "arm"], kind="stable").reset_index(drop=True)
     q = pd.DataFrame(quality, columns=QUALITY_COLUMNS)
     return out, q, notes

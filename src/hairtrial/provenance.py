@@ -22,6 +22,8 @@ PROVENANCE: dict[str, str] = {
     "(Cochrane Handbook 6.5.2.3)",
     "from_p_bound": "SD from a between-arm p-value reported as a bound (p < x used as p = x: "
     "the SD is overestimated, so the study is down-weighted — conservative)",
+    "from_t": "SD from the between-arm t statistic, assumed equal in both arms "
+    "(Cochrane Handbook 6.5.2.3)",
     "change_from_levels": "change from baseline computed from baseline and follow-up means",
     "change_from_levels_r": "SD of change from baseline and follow-up SDs with an assumed "
     "correlation r (Cochrane Handbook 6.5.2.8)",

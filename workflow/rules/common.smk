@@ -20,6 +20,7 @@ except data_validation.DataValidationError as err:
     ) from None
 
 RESULTS = "results"
+in_report = report  # the bare name cannot start a line in a .smk file
 TABLES = ["meta_analysis", "study_effects", "data_quality", "excluded"]
 
 
@@ -27,6 +28,22 @@ def table_outputs():
     return expand(
         f"{RESULTS}/tables/{{name}}.{{ext}}", name=TABLES, ext=["csv", "md", "html"]
     )
+
+
+def forest_files(kind):
+    """Output files of one figure in every configured format; the PNG goes in the report."""
+    stem = f"{RESULTS}/figures/{kind}_{{outcome}}_week{{week}}_{{measure}}"
+    caption = f"../report/{kind}.rst"
+    sub = kind.replace("_", " ").capitalize()
+    files = [f"{stem}.{ext}" for ext in config["figures"]["formats"]]
+    return [
+        (
+            in_report(f, caption=caption, category="Figures", subcategory=sub)
+            if f.endswith(".png")
+            else f
+        )
+        for f in files
+    ]
 
 
 def forest_outputs(wildcards):

@@ -4,10 +4,7 @@ rule forest_plot:
         meta=f"{RESULTS}/tables/meta_analysis.csv",
         studies=f"{RESULTS}/tables/study_effects.csv",
     output:
-        expand(
-            f"{RESULTS}/figures/forest_{{{{outcome}}}}_week{{{{week}}}}_{{{{measure}}}}.{{ext}}",
-            ext=config["figures"]["formats"],
-        ),
+        forest_files("forest"),
     log:
         f"{RESULTS}/logs/forest_{{outcome}}_week{{week}}_{{measure}}.log",
     wildcard_constraints:

@@ -5,7 +5,11 @@ checkpoint effect_sizes:
         studies=config["data"]["studies"],
     output:
         effects=f"{RESULTS}/derived/effects.csv",
-        quality=f"{RESULTS}/tables/data_quality.csv",
+        quality=report(
+            f"{RESULTS}/tables/data_quality.csv",
+            caption="../report/data_quality.rst",
+            category="Tables",
+        ),
         excluded=f"{RESULTS}/tables/excluded.csv",
     log:
         f"{RESULTS}/logs/effect_sizes.log",

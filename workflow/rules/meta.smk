@@ -3,7 +3,11 @@ rule meta_analysis:
     input:
         effects=f"{RESULTS}/derived/effects.csv",
     output:
-        meta=f"{RESULTS}/tables/meta_analysis.csv",
+        meta=report(
+            f"{RESULTS}/tables/meta_analysis.csv",
+            caption="../report/meta_analysis.rst",
+            category="Tables",
+        ),
         studies=f"{RESULTS}/tables/study_effects.csv",
     log:
         f"{RESULTS}/logs/meta_analysis.log",
