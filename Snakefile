@@ -14,6 +14,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/meta.smk"
+include: "workflow/rules/robustness.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 

@@ -59,7 +59,7 @@ def run_dir(tmp_path_factory):
 
 def test_every_output_is_written(run_dir):
     tables = run_dir / "results" / "tables"
-    for name in ("meta_analysis", "study_effects", "data_quality", "excluded"):
+    for name in ("meta_analysis", "study_effects", "data_quality", "excluded", "robustness"):
         for ext in ("csv", "md", "html"):
             assert (tables / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext}"
     meta = pd.read_csv(tables / "meta_analysis.csv")
@@ -81,6 +81,9 @@ def test_every_output_is_written(run_dir):
     for o, w, m in combos.itertuples(index=False):
         for ext in ("png", "svg", "pdf"):
             assert (figures / f"forest_{o}_week{w}_{m}.{ext}").stat().st_size > 0
+    k = studies.groupby(["outcome", "week", "measure"]).size()
+    for (o, w, m), n in k.items():
+        assert (figures / f"robustness_{o}_week{w}_{m}.png").exists() == (n >= 2)
     for rule_log in ("effect_sizes", "meta_analysis"):
         assert (run_dir / "results" / "logs" / f"{rule_log}.log").exists()
 

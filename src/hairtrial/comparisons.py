@@ -95,6 +95,7 @@ def build_comparisons(
     experimental: str,
     split_scalp_correlation: float,
     measures: tuple[str, ...] | list[str] = MEASURES,
+    p_bound_factor: float = 1.0,
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """Effect sizes of every study x outcome x week comparison.
 
@@ -110,6 +111,10 @@ def build_comparisons(
         Assumed correlation between the two sides' changes within a patient.
     measures : sequence of {"MD", "SMD"}
         Effect measures to compute.
+    p_bound_factor : float
+        A p-value reported as a bound ``p < x`` is used as ``p = p_bound_factor * x``.
+        1 (default) uses the bound itself, which overestimates the SD (conservative);
+        sensitivity analyses use smaller factors.
 
     Returns
     -------
@@ -162,10 +167,13 @@ def build_comparisons(
                 p_val = float(p.iloc[0])
                 bound = bool((g.loc[p.index, "p_relation"] == "<").any())
                 code = "from_p_bound" if bound else "from_p_value"
-                sd = float(dispersion.pooled_sd_from_p(md, n1, n2, p_val))
+                p_used = p_val * p_bound_factor if bound else p_val
+                sd = float(dispersion.pooled_sd_from_p(md, n1, n2, p_used))
                 method = "pooled SD = |MD| / t(1 - p/2, n1 + n2 - 2) / sqrt(1/n1 + 1/n2)"
                 rel = "<" if bound else "="
                 inputs = f"p {rel} {p_val:g}; MD={md:.6g}; n1={n1:g}; n2={n2:g}"
+                if bound and p_bound_factor != 1:
+                    inputs += f"; p used = {p_used:g} (assumptions.p_bound_factor)"
             for frame in (expt, ctrl):
                 idx = frame.index[0]
                 if pd.isna(frame.at[idx, "sd"]):
@@ -186,7 +194,13 @@ def build_comparisons(
                             "method": method,
                             "inputs": inputs,
                             "assumption": "equal SDs in both arms; two-sided t-test"
-                            + ("; bound used as value (conservative)" if bound else ""),
+                            + (
+                                "; bound used as value (conservative)"
+                                if bound and p_bound_factor == 1
+                                else f"; bound x {p_bound_factor:g} used as value"
+                                if bound
+                                else ""
+                            ),
                         }
                     )
         if ctrl["sd"].isna().any() or expt["sd"].isna().any():

@@ -88,6 +88,7 @@ def prepare(config: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         experimental=config["comparison"]["experimental"],
         split_scalp_correlation=assumptions["split_scalp_correlation"],
         measures=config["measures"],
+        p_bound_factor=assumptions.get("p_bound_factor", 1.0),
     )
     quality = pd.concat([quality_arms, quality_cmp], ignore_index=True)
     quality = quality.sort_values(
@@ -215,6 +216,29 @@ def forest_figure(
         provenance_labels=provenance.PROVENANCE,
         effect_label=f"{measure} [{int(round(100 * config['meta_analysis']['level']))}% CI]",
     )
+    figs = config.get("figures", {})
+    return plots.save_figure(
+        fig,
+        stem,
+        formats=tuple(figs.get("formats", ("png", "svg", "pdf"))),
+        dpi=figs.get("dpi", 300),
+    )
+
+
+def robustness_figure(
+    robustness_csv, config: dict, *, outcome: str, week: int, measure: str, stem
+) -> list:
+    """Draw and save the robustness figure of one outcome x week x measure."""
+    from hairtrial import plots
+    from hairtrial.plots.robustness import robustness_plot
+
+    table = pd.read_csv(robustness_csv, keep_default_na=False, na_values=[""])
+    rows = table[
+        (table["outcome"] == outcome) & (table["week"] == int(week)) & (table["measure"] == measure)
+    ]
+    unit = rows["unit"].iloc[0] if len(rows) else ""
+    title, xlabel = figure_text(outcome, week, measure, unit)
+    fig = robustness_plot(rows, xlabel=xlabel, title=f"{title}: robustness of the pooled {measure}")
     figs = config.get("figures", {})
     return plots.save_figure(
         fig,

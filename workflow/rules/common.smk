@@ -21,7 +21,7 @@ except data_validation.DataValidationError as err:
 
 RESULTS = "results"
 in_report = report  # the bare name cannot start a line in a .smk file
-TABLES = ["meta_analysis", "study_effects", "data_quality", "excluded"]
+TABLES = ["meta_analysis", "study_effects", "data_quality", "excluded", "robustness"]
 
 
 def table_outputs():
@@ -30,7 +30,7 @@ def table_outputs():
     )
 
 
-def forest_files(kind):
+def figure_files(kind):
     """Output files of one figure in every configured format; the PNG goes in the report."""
     stem = f"{RESULTS}/figures/{kind}_{{outcome}}_week{{week}}_{{measure}}"
     caption = f"../report/{kind}.rst"
@@ -46,19 +46,25 @@ def forest_files(kind):
     ]
 
 
-def forest_outputs(wildcards):
-    """Forest plots for every outcome x week x measure with a comparison."""
+def figure_outputs(wildcards):
+    """Figures for every outcome x week x measure with a comparison.
+
+    Forest plots for every one; robustness figures where at least two trials
+    are pooled (with one trial no scenario can change the answer).
+    """
     import pandas as pd
 
     path = checkpoints.effect_sizes.get().output.effects
     eff = pd.read_csv(path)
-    combos = eff[["outcome", "week", "measure"]].drop_duplicates()
+    k = eff.groupby(["outcome", "week", "measure"]).size().reset_index(name="k")
+    wanted = {"forest": k, "robustness": k[k["k"] >= 2]}
     return [
-        f"{RESULTS}/figures/forest_{o}_week{w}_{m}.{ext}"
-        for o, w, m in combos.itertuples(index=False)
+        f"{RESULTS}/figures/{kind}_{o}_week{w}_{m}.{ext}"
+        for kind, combos in wanted.items()
+        for o, w, m in combos[["outcome", "week", "measure"]].itertuples(index=False)
         for ext in config["figures"]["formats"]
     ]
 
 
 def final_outputs(wildcards):
-    return table_outputs() + forest_outputs(wildcards)
+    return table_outputs() + figure_outputs(wildcards)

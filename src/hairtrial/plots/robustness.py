@@ -1,0 +1,109 @@
+"""Robustness figure: the pooled estimate and CI under every scenario, on one axis.
+
+Draws rows of :func:`hairtrial.robustness.robustness_table` for one outcome x
+week x measure, grouped by what was varied, with the primary analysis as a
+shaded reference band and the line of no effect. Scenarios that cannot change
+anything for these data (no trial uses the assumption) are not drawn; the
+footer names them, so nothing disappears silently.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from hairtrial.plots.style import _BLUE, _GREY, _VERMILLION, _fmt, format_decimals, use_style
+
+SAME_AS_PRIMARY = "same as primary"
+
+
+def robustness_plot(rows: pd.DataFrame, *, xlabel: str, title: str | None = None) -> Figure:
+    """Dot-and-whisker plot of pooled estimates across scenarios.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Rows of the robustness table for one outcome x week x measure
+        (columns ``group, scenario, k, estimate, ci_lower, ci_upper, primary, notes``).
+    xlabel : str
+        Axis label (effect measure and unit).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    rows = rows.reset_index(drop=True)
+    hidden = rows[rows["notes"].fillna("").str.contains(SAME_AS_PRIMARY)]
+    shown = rows.drop(hidden.index)
+    groups = list(dict.fromkeys(shown["group"]))
+    lines: list[tuple[str, pd.Series | None]] = []
+    for gname in groups:
+        lines.append((gname, None))
+        for _, r in shown[shown["group"] == gname].iterrows():
+            lines.append((str(r["scenario"]), r))
+    n = len(lines)
+    row_h = 0.16
+    foot = 0.55 if len(hidden) else 0.35
+    height = 0.85 + foot + row_h * n
+    vals = shown[["estimate", "ci_lower", "ci_upper"]].to_numpy(float).ravel()
+    vals = vals[np.isfinite(vals)]
+    dec = format_decimals(vals)
+    with use_style():
+        fig = Figure(figsize=(7.0, height), layout="none")
+        ax = fig.add_axes((0.34, (foot + 0.25) / height, 0.42, (row_h * n) / height))
+        lo = min([0.0, *vals]) if len(vals) else -1.0
+        hi = max([0.0, *vals]) if len(vals) else 1.0
+        pad = 0.05 * (hi - lo or 1.0)
+        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_ylim(n - 0.5, -0.5)
+        ax.axvline(0, color="black", lw=0.6)
+        prim = shown[shown["primary"].astype(bool)]
+        if len(prim) and math.isfinite(prim["ci_lower"].iloc[0]):
+            p = prim.iloc[0]
+            ax.axvspan(p["ci_lower"], p["ci_upper"], color=_BLUE, alpha=0.10, lw=0)
+            ax.axvline(p["estimate"], color=_BLUE, lw=0.6, ls="--")
+        ax.set_yticks([])
+        ax.spines["left"].set_visible(False)
+        ax.set_xlabel(xlabel)
+        tx = fig.transFigure
+        for i, (label, r) in enumerate(lines):
+            y_fig = ax.transData.transform((0, i))[1] / fig.dpi / height
+            if r is None:
+                fig.text(0.02, y_fig, label, transform=tx, va="center", fontweight="bold")
+                continue
+            fig.text(0.04, y_fig, label, transform=tx, va="center")
+            fig.text(0.31, y_fig, f"{int(r['k'])}", transform=tx, va="center", ha="right")
+            est, cl, cu = (float(r[c]) for c in ("estimate", "ci_lower", "ci_upper"))
+            if not math.isfinite(est):
+                fig.text(0.78, y_fig, "not estimable", transform=tx, va="center", color=_GREY)
+                continue
+            colour = _VERMILLION if bool(r["primary"]) else "black"
+            if math.isfinite(cl) and math.isfinite(cu):
+                ax.plot([cl, cu], [i, i], color=colour, lw=0.9, solid_capstyle="butt")
+                ci_txt = f"[{_fmt(cl, dec)}, {_fmt(cu, dec)}]"
+            else:
+                ci_txt = "[CI not defined]"
+            ax.plot([est], [i], marker="D" if bool(r["primary"]) else "s", ms=4, color=colour)
+            fig.text(0.78, y_fig, f"{_fmt(est, dec)}  {ci_txt}", transform=tx, va="center")
+        top = 1 - 0.42 / height
+        fig.text(0.02, top, "Scenario", transform=tx, fontweight="bold", va="bottom")
+        fig.text(0.31, top, "k", transform=tx, fontweight="bold", ha="right", va="bottom")
+        fig.text(0.78, top, "Estimate [95% CI]", transform=tx, fontweight="bold", va="bottom")
+        if title:
+            fig.text(0.02, 1 - 0.12 / height, title, transform=tx, fontsize=9,
+                     fontweight="bold", va="top")  # fmt: skip
+        foot_lines = [
+            "Shaded band and dashed line: primary analysis; vertical line: no effect.",
+        ]
+        if len(hidden):
+            names = "; ".join(dict.fromkeys(hidden["group"]))
+            foot_lines.append(f"Not drawn (no trial here uses the assumption varied): {names}.")
+        for j, text in enumerate(foot_lines):
+            fig.text(0.02, (foot - 0.12 - 0.14 * j) / height, text, transform=tx,
+                     color=_GREY, va="top")  # fmt: skip
+    return fig
