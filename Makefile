@@ -1,6 +1,7 @@
 # hairtrial: one command to run, one to test.
 #   make run                      whole workflow on config/config.yaml
 #   make run CONFIG=my.yaml       same analysis on another config
+#   make figures                  redraw figures from existing model outputs
 #   make test                     unit, property, parity and end-to-end tests
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -11,10 +12,10 @@ BIN := $(VENV)/bin
 PYDIRS := $(wildcard src tests workflow benchmarks)
 STAMP := $(VENV)/.hairtrial-installed
 
-.PHONY: run test test-fast lint format env lock clean help
+.PHONY: run figures test test-fast lint format env lock clean help
 
 help:
-	@sed -n '1,5p' Makefile
+	@sed -n '1,6p' Makefile
 
 # The locked environment: created when missing or when the lock changes.
 $(STAMP): requirements.lock pyproject.toml
@@ -28,6 +29,13 @@ env: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+
+# Redraw every figure from the existing model outputs (no model is refitted unless
+# its outputs are missing); picks up changes to the `figures` section of the config.
+FIGURE_RULES := forest_plot robustness_plot
+figures: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) \
+		--forcerun $(FIGURE_RULES) --until $(FIGURE_RULES)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -60,7 +60,7 @@ def run_dir(tmp_path_factory):
 def test_every_output_is_written(run_dir):
     tables = run_dir / "results" / "tables"
     for name in ("meta_analysis", "study_effects", "data_quality", "excluded", "robustness"):
-        for ext in ("csv", "md", "html"):
+        for ext in ("csv", "md", "html", "tex"):
             assert (tables / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext}"
     meta = pd.read_csv(tables / "meta_analysis.csv")
     assert list(meta.columns[:21]) == [

@@ -25,6 +25,10 @@ from pathlib import Path
 import pandas as pd
 
 CSV_FLOAT_FORMAT = "%.12g"
+ROUNDING_NOTE = (
+    "Rounded for reading: p-values to 2 significant digits, percentages to 1 decimal, "
+    "other numbers to 4 significant digits; the CSV file has full precision."
+)
 PVALUE_COLUMNS = frozenset({"pvalue", "Q_pvalue", "p_value", "QM_pvalue", "QE_pvalue"})
 PERCENT_COLUMNS = frozenset({"I2", "weight_pct", "R2"})
 COUNT_COLUMNS = frozenset({"k", "n", "n_control", "n_experimental", "Q_df", "week"})
@@ -139,10 +143,7 @@ def to_html(df: pd.DataFrame, title: str) -> str:
         "th{background:#f4f4f4;position:sticky;top:0}"
         "caption{caption-side:bottom;text-align:left;color:#555;padding-top:8px}"
     )
-    note = (
-        "Rounded for reading: p-values to 2 significant digits, percentages to 1 decimal, "
-        "other numbers to 4 significant digits. The CSV file beside this one has full precision."
-    )
+    note = ROUNDING_NOTE
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n<style>{style}</style>\n</head>\n<body>\n"
@@ -152,9 +153,62 @@ def to_html(df: pd.DataFrame, title: str) -> str:
     )
 
 
-def write_renderings(csv_path: str | Path, md_path: str | Path, html_path: str | Path) -> None:
-    """Write the Markdown and HTML renderings of a CSV table."""
+LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX special characters.
+
+    Examples
+    --------
+    >>> print(latex_escape("I2 < 50% & p_value"))
+    I2 \\textless{} 50\\% \\& p\\_value
+    """
+    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def to_latex(df: pd.DataFrame, caption: str, label: str) -> str:
+    """Render ``df`` as a booktabs ``longtable`` (rounded for reading).
+
+    Needs ``\\usepackage{booktabs,longtable}`` in the document preamble.
+    """
+    cells = _formatted(df)
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
+    spec = "".join("r" if n else "l" for n in numeric)
+    head = " & ".join(latex_escape(str(c)) for c in df.columns) + r" \\"
+    body = "\n".join(" & ".join(latex_escape(c) for c in row) + r" \\" for row in cells)
+    return (
+        f"\\begin{{longtable}}{{{spec}}}\n"
+        f"\\caption{{{latex_escape(caption)}}}\\label{{{label}}}\\\\\n"
+        f"\\toprule\n{head}\n\\midrule\n\\endhead\n{body}\n\\bottomrule\n"
+        "\\end{longtable}\n"
+    )
+
+
+def write_renderings(
+    csv_path: str | Path, md_path: str | Path, html_path: str | Path, tex_path: str | Path
+) -> None:
+    """Write the Markdown, HTML and LaTeX renderings of a CSV table."""
     df = pd.read_csv(csv_path, keep_default_na=True)
-    title = Path(csv_path).stem.replace("_", " ").capitalize()
+    stem = Path(csv_path).stem
+    title = stem.replace("_", " ").capitalize()
     atomic_write(md_path, lambda p: p.write_text(to_markdown(df, title), encoding="utf-8"))
     atomic_write(html_path, lambda p: p.write_text(to_html(df, title), encoding="utf-8"))
+    caption = f"{title}. {ROUNDING_NOTE}"
+    atomic_write(
+        tex_path,
+        lambda p: p.write_text(to_latex(df, caption, f"tab:{stem}"), encoding="utf-8"),
+    )

@@ -26,7 +26,9 @@ TABLES = ["meta_analysis", "study_effects", "data_quality", "excluded", "robustn
 
 def table_outputs():
     return expand(
-        f"{RESULTS}/tables/{{name}}.{{ext}}", name=TABLES, ext=["csv", "md", "html"]
+        f"{RESULTS}/tables/{{name}}.{{ext}}",
+        name=TABLES,
+        ext=["csv", "md", "html", "tex"],
     )
 
 

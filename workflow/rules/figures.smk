@@ -12,6 +12,8 @@ rule forest_plot:
         measure="MD|SMD",
     conda:
         "../../envs/hairtrial.yaml"
+    params:
+        figures=config["figures"],
     script:
         "../scripts/forest_plot.py"
 
@@ -29,5 +31,7 @@ rule robustness_plot:
         measure="MD|SMD",
     conda:
         "../../envs/hairtrial.yaml"
+    params:
+        figures=config["figures"],
     script:
         "../scripts/robustness_plot.py"
