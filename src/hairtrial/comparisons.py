@@ -150,6 +150,13 @@ def build_comparisons(
                 )
                 continue
             md = float(expt["mean"].iloc[0] - ctrl["mean"].iloc[0])
+            from_levels = g["mean_provenance"].str.contains("change_from_levels").any()
+            if from_levels:
+                notes.append(
+                    f"{where}: SD missing and the change was computed from levels; a between-arm "
+                    "test of levels cannot give the SD of change; no comparison"
+                )
+                continue
             if design == "split_scalp":
                 notes.append(
                     f"{where}: split-scalp SDs from a test statistic are not derived (side SDs "
