@@ -87,6 +87,127 @@ def _combine(group: pd.DataFrame) -> dict:
     }
 
 
+def fill_sds_from_tests(
+    arm_changes: pd.DataFrame,
+    studies: pd.DataFrame,
+    *,
+    control: str,
+    experimental: str,
+    p_bound_factor: float = 1.0,
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Fill missing arm SDs from a between-arm t statistic or p-value.
+
+    Applies to a study x outcome x week with exactly one control and one
+    experimental arm, changes reported as such, and a parallel design: the
+    pooled SD of a two-sample t-test (Cochrane Handbook 6.5.2.3) is given to
+    each arm that lacks an SD. ``t_value`` is preferred to ``p_value``; a
+    p-value bound ``p < x`` is used as ``p_bound_factor * x``.
+
+    Parameters
+    ----------
+    arm_changes : pandas.DataFrame
+        Output of :func:`hairtrial.derive.derive_arm_changes`.
+    studies : pandas.DataFrame
+        Validated study table (for the design).
+    control, experimental : str
+        Treatment codes.
+    p_bound_factor : float
+        See :func:`build_comparisons`.
+
+    Returns
+    -------
+    arm_changes : pandas.DataFrame
+        A copy with SDs (and ``sd_provenance``) filled where derivable.
+    quality : pandas.DataFrame
+        One :data:`hairtrial.derive.QUALITY_COLUMNS` row per derived SD.
+    notes : list of str
+        Where an SD is missing and cannot be derived, and why.
+    """
+    arm_changes = arm_changes.copy()
+    design_of = dict(zip(studies["study"], studies["design"], strict=True))
+    quality: list[dict] = []
+    notes: list[str] = []
+    keep = arm_changes[arm_changes["treatment"].isin([control, experimental])]
+    for (outcome, week, study), g in keep.groupby(["outcome", "week", "study"], sort=True):
+        where = f"{study} / {outcome} / week {week}"
+        ctrl = g[g["treatment"] == control].copy()
+        expt = g[g["treatment"] == experimental].copy()
+        if ctrl.empty or expt.empty or not g["sd"].isna().any():
+            continue
+        design = str(design_of[study])
+        n_pair = len(ctrl) == 1 and len(expt) == 1
+        if (ctrl["sd"].isna().any() or expt["sd"].isna().any()) and n_pair:
+            tv = g["t_value"].dropna()
+            p = g["p_value"].dropna()
+            if tv.empty and p.empty:
+                notes.append(
+                    f"{where}: SD not reported and no t or p-value to derive it; no comparison"
+                )
+                continue
+            md = float(expt["mean"].iloc[0] - ctrl["mean"].iloc[0])
+            from_levels = g["mean_provenance"].str.contains("change_from_levels").any()
+            if from_levels:
+                notes.append(
+                    f"{where}: SD missing and the change was computed from levels; a between-arm "
+                    "test of levels cannot give the SD of change"
+                )
+                continue
+            if design == "split_scalp":
+                notes.append(
+                    f"{where}: split-scalp SDs from a test statistic are not derived (side SDs "
+                    "are needed for the SMD)"
+                )
+                continue
+            n1, n2 = float(expt["n"].iloc[0]), float(ctrl["n"].iloc[0])
+            if not tv.empty:
+                t_val = abs(float(tv.iloc[0]))
+                sd = float(dispersion.pooled_sd_from_t(md, n1, n2, t_val))
+                code, bound = "from_t", False
+                method = "pooled SD = |MD| / |t| / sqrt(1/n1 + 1/n2)"
+                inputs = f"t = {t_val:g}; MD={md:.6g}; n1={n1:g}; n2={n2:g}"
+            else:
+                p_val = float(p.iloc[0])
+                bound = bool((g.loc[p.index, "p_relation"] == "<").any())
+                code = "from_p_bound" if bound else "from_p_value"
+                p_used = p_val * p_bound_factor if bound else p_val
+                sd = float(dispersion.pooled_sd_from_p(md, n1, n2, p_used))
+                method = "pooled SD = |MD| / t(1 - p/2, n1 + n2 - 2) / sqrt(1/n1 + 1/n2)"
+                rel = "<" if bound else "="
+                inputs = f"p {rel} {p_val:g}; MD={md:.6g}; n1={n1:g}; n2={n2:g}"
+                if bound and p_bound_factor != 1:
+                    inputs += f"; p used = {p_used:g} (assumptions.p_bound_factor)"
+            for frame in (expt, ctrl):
+                idx = frame.index[0]
+                if pd.isna(frame.at[idx, "sd"]):
+                    arm_changes.at[idx, "sd"] = sd
+                    arm_changes.at[idx, "sd_provenance"] = provenance.join(
+                        [code, *frame.at[idx, "mean_provenance"].split(";")]
+                    )
+                    quality.append(
+                        {
+                            "study": study,
+                            "arm": frame.at[idx, "arm"],
+                            "outcome": outcome,
+                            "week": week,
+                            "quantity": "sd",
+                            "value": sd,
+                            "unit": frame.at[idx, "unit"],
+                            "provenance": arm_changes.at[idx, "sd_provenance"],
+                            "method": method,
+                            "inputs": inputs,
+                            "assumption": "equal SDs in both arms; two-sided t-test"
+                            + (
+                                "; bound used as value (conservative)"
+                                if bound and p_bound_factor == 1
+                                else f"; bound x {p_bound_factor:g} used as value"
+                                if bound
+                                else ""
+                            ),
+                        }
+                    )
+    return arm_changes, pd.DataFrame(quality, columns=QUALITY_COLUMNS), notes
+
+
 def build_comparisons(
     arm_changes: pd.DataFrame,
     studies: pd.DataFrame,
@@ -128,8 +249,14 @@ def build_comparisons(
     """
     sinfo = studies.set_index("study")
     rows: list[dict] = []
-    quality: list[dict] = []
-    notes: list[str] = []
+    arm_changes, quality_frame, notes = fill_sds_from_tests(
+        arm_changes,
+        studies,
+        control=control,
+        experimental=experimental,
+        p_bound_factor=p_bound_factor,
+    )
+    quality: list[dict] = quality_frame.to_dict("records")
     keep = arm_changes[arm_changes["treatment"].isin([control, experimental])]
     for (outcome, week, study), g in keep.groupby(["outcome", "week", "study"], sort=True):
         where = f"{study} / {outcome} / week {week}"
@@ -140,76 +267,6 @@ def build_comparisons(
             notes.append(f"{where}: no {missing} arm with usable data; no comparison")
             continue
         design = str(sinfo.at[study, "design"])
-        n_pair = len(ctrl) == 1 and len(expt) == 1
-        if (ctrl["sd"].isna().any() or expt["sd"].isna().any()) and n_pair:
-            tv = g["t_value"].dropna()
-            p = g["p_value"].dropna()
-            if tv.empty and p.empty:
-                notes.append(
-                    f"{where}: SD not reported and no t or p-value to derive it; no comparison"
-                )
-                continue
-            md = float(expt["mean"].iloc[0] - ctrl["mean"].iloc[0])
-            from_levels = g["mean_provenance"].str.contains("change_from_levels").any()
-            if from_levels:
-                notes.append(
-                    f"{where}: SD missing and the change was computed from levels; a between-arm "
-                    "test of levels cannot give the SD of change; no comparison"
-                )
-                continue
-            if design == "split_scalp":
-                notes.append(
-                    f"{where}: split-scalp SDs from a test statistic are not derived (side SDs "
-                    "are needed for the SMD); no comparison"
-                )
-                continue
-            n1, n2 = float(expt["n"].iloc[0]), float(ctrl["n"].iloc[0])
-            if not tv.empty:
-                t_val = abs(float(tv.iloc[0]))
-                sd = float(dispersion.pooled_sd_from_t(md, n1, n2, t_val))
-                code, bound = "from_t", False
-                method = "pooled SD = |MD| / |t| / sqrt(1/n1 + 1/n2)"
-                inputs = f"t = {t_val:g}; MD={md:.6g}; n1={n1:g}; n2={n2:g}"
-            else:
-                p_val = float(p.iloc[0])
-                bound = bool((g.loc[p.index, "p_relation"] == "<").any())
-                code = "from_p_bound" if bound else "from_p_value"
-                p_used = p_val * p_bound_factor if bound else p_val
-                sd = float(dispersion.pooled_sd_from_p(md, n1, n2, p_used))
-                method = "pooled SD = |MD| / t(1 - p/2, n1 + n2 - 2) / sqrt(1/n1 + 1/n2)"
-                rel = "<" if bound else "="
-                inputs = f"p {rel} {p_val:g}; MD={md:.6g}; n1={n1:g}; n2={n2:g}"
-                if bound and p_bound_factor != 1:
-                    inputs += f"; p used = {p_used:g} (assumptions.p_bound_factor)"
-            for frame in (expt, ctrl):
-                idx = frame.index[0]
-                if pd.isna(frame.at[idx, "sd"]):
-                    frame.at[idx, "sd"] = sd
-                    frame.at[idx, "sd_provenance"] = provenance.join(
-                        [code, *frame.at[idx, "mean_provenance"].split(";")]
-                    )
-                    quality.append(
-                        {
-                            "study": study,
-                            "arm": frame.at[idx, "arm"],
-                            "outcome": outcome,
-                            "week": week,
-                            "quantity": "sd",
-                            "value": sd,
-                            "unit": frame.at[idx, "unit"],
-                            "provenance": frame.at[idx, "sd_provenance"],
-                            "method": method,
-                            "inputs": inputs,
-                            "assumption": "equal SDs in both arms; two-sided t-test"
-                            + (
-                                "; bound used as value (conservative)"
-                                if bound and p_bound_factor == 1
-                                else f"; bound x {p_bound_factor:g} used as value"
-                                if bound
-                                else ""
-                            ),
-                        }
-                    )
         if ctrl["sd"].isna().any() or expt["sd"].isna().any():
             notes.append(f"{where}: SD not available for every arm; no comparison")
             continue
