@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 PYDIRS := $(wildcard src tests workflow benchmarks)
 STAMP := $(VENV)/.hairtrial-installed
 
-.PHONY: run figures test test-fast lint format env lock clean help
+.PHONY: run figures bench test test-fast lint format env lock clean help
 
 help:
 	@sed -n '1,6p' Makefile
@@ -36,6 +36,11 @@ FIGURE_RULES := forest_plot robustness_plot
 figures: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) \
 		--forcerun $(FIGURE_RULES) --until $(FIGURE_RULES)
+
+# Timing benchmark of the multilevel engine (and metafor, when Rscript is installed);
+# writes benchmarks/results/multilevel.{csv,png}. Not part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_multilevel.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -17,6 +17,7 @@ include: "workflow/rules/meta.smk"
 include: "workflow/rules/robustness.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/notebooks.smk"
 
 
 rule all:

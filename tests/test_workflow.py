@@ -43,7 +43,7 @@ def digests(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.parent.name in ("tables", "figures")
+        if p.is_file() and p.parent.name in ("tables", "figures", "notebooks")
     }
 
 
@@ -84,18 +84,19 @@ def test_every_output_is_written(run_dir):
     k = studies.groupby(["outcome", "week", "measure"]).size()
     for (o, w, m), n in k.items():
         assert (figures / f"robustness_{o}_week{w}_{m}.png").exists() == (n >= 2)
+    for nb in sorted((ROOT / "notebooks").glob("[0-9]*.py")):
+        for ext in ("ipynb", "html"):
+            assert (run_dir / "results" / "notebooks" / f"{nb.stem}.{ext}").stat().st_size > 0
     for rule_log in ("effect_sizes", "meta_analysis"):
         assert (run_dir / "results" / "logs" / f"{rule_log}.log").exists()
 
 
-def test_second_run_is_byte_identical(run_dir, tmp_path):
+def test_second_run_is_byte_identical(run_dir):
     first = digests(run_dir / "results")
-    again = tmp_path / "again"
-    shutil.copytree(run_dir / "data", again / "data")
-    shutil.copy(run_dir / "config.yaml", again / "config.yaml")
-    proc = snakemake(again)
+    shutil.rmtree(run_dir / "results")
+    proc = snakemake(run_dir)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    second = digests(again / "results")
+    second = digests(run_dir / "results")
     assert first.keys() == second.keys()
     differ = [k for k in first if first[k] != second[k]]
     assert not differ, f"not byte-identical: {differ}"

@@ -127,3 +127,21 @@ def load_config(path: str | Path) -> dict:
         return validate_config(config)
     except ConfigError as err:
         raise ConfigError(f"{path}: {err}") from None
+
+
+def resolve_data_paths(config: dict, root: str | Path) -> dict:
+    """A copy of ``config`` whose relative ``data`` paths are taken from ``root``.
+
+    Used by notebooks, which run in ``notebooks/`` while the paths in the
+    config are relative to the project root.
+
+    Examples
+    --------
+    >>> resolve_data_paths({"data": {"arms": "data/arms.csv"}}, "/p")["data"]["arms"]
+    '/p/data/arms.csv'
+    """
+    out = dict(config)
+    out["data"] = {
+        k: str(v if Path(v).is_absolute() else Path(root) / v) for k, v in config["data"].items()
+    }
+    return out

@@ -185,51 +185,67 @@ def figure_text(outcome: str, week: int, measure: str, unit: str) -> tuple[str, 
     return title, xlabel
 
 
-def forest_figure(
-    meta_csv, studies_csv, config: dict, *, outcome: str, week: int, measure: str, stem
-) -> list:
-    """Draw and save the forest plot of one outcome x week x measure.
+def forest_figure_object(
+    meta_table: pd.DataFrame,
+    study_effects: pd.DataFrame,
+    config: dict,
+    *,
+    outcome: str,
+    week: int,
+    measure: str,
+):
+    """The forest plot (a matplotlib Figure) of one outcome x week x measure.
 
-    Reads the two result tables, selects the rows, draws with
-    :func:`hairtrial.plots.forest_plot` and writes every format in
-    ``config['figures']`` with :func:`hairtrial.plots.save_figure`.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The files written.
+    Selects the study rows (chronological order) and the primary model's row
+    from the result tables and draws them with :func:`hairtrial.plots.forest_plot`.
     """
     from hairtrial import plots, provenance
 
-    meta_table = pd.read_csv(meta_csv, keep_default_na=False, na_values=[""])
-    st = pd.read_csv(studies_csv, keep_default_na=False, na_values=[""])
+    st = study_effects
     rows = st[(st["outcome"] == outcome) & (st["week"] == int(week)) & (st["measure"] == measure)]
     rows = rows.sort_values(["year", "study"], kind="stable")  # chronological, as journals show
     pooled = primary_row(meta_table, config, outcome, week, measure)
     unit = rows["unit"].iloc[0] if len(rows) else ""
     title, xlabel = figure_text(outcome, week, measure, unit)
-    fig = plots.forest_plot(
+    level = int(round(100 * config["meta_analysis"].get("level", 0.95)))
+    return plots.forest_plot(
         rows.reset_index(drop=True),
         pooled,
         xlabel=xlabel,
         title=title,
         provenance_labels=provenance.PROVENANCE,
-        effect_label=f"{measure} [{int(round(100 * config['meta_analysis']['level']))}% CI]",
+        effect_label=f"{measure} [{level}% CI]",
     )
+
+
+def _save(fig, stem, config: dict) -> list:
+    from hairtrial import plots
+
     figs = config.get("figures", {})
-    return plots.save_figure(
-        fig,
-        stem,
-        formats=tuple(figs.get("formats", ("png", "svg", "pdf"))),
-        dpi=figs.get("dpi", 300),
-    )
+    formats = tuple(figs.get("formats", ("png", "svg", "pdf")))
+    return plots.save_figure(fig, stem, formats=formats, dpi=figs.get("dpi", 300))
+
+
+def forest_figure(
+    meta_csv, studies_csv, config: dict, *, outcome: str, week: int, measure: str, stem
+) -> list:
+    """Draw and save the forest plot of one outcome x week x measure.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written, one per format in ``config['figures']``.
+    """
+    meta_table = pd.read_csv(meta_csv, keep_default_na=False, na_values=[""])
+    st = pd.read_csv(studies_csv, keep_default_na=False, na_values=[""])
+    fig = forest_figure_object(meta_table, st, config, outcome=outcome, week=week, measure=measure)
+    return _save(fig, stem, config)
 
 
 def robustness_figure(
     robustness_csv, config: dict, *, outcome: str, week: int, measure: str, stem
 ) -> list:
     """Draw and save the robustness figure of one outcome x week x measure."""
-    from hairtrial import plots
     from hairtrial.plots.robustness import robustness_plot
 
     table = pd.read_csv(robustness_csv, keep_default_na=False, na_values=[""])
@@ -239,10 +255,4 @@ def robustness_figure(
     unit = rows["unit"].iloc[0] if len(rows) else ""
     title, xlabel = figure_text(outcome, week, measure, unit)
     fig = robustness_plot(rows, xlabel=xlabel, title=f"{title}: robustness of the pooled {measure}")
-    figs = config.get("figures", {})
-    return plots.save_figure(
-        fig,
-        stem,
-        formats=tuple(figs.get("formats", ("png", "svg", "pdf"))),
-        dpi=figs.get("dpi", 300),
-    )
+    return _save(fig, stem, config)

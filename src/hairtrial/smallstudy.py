@@ -617,8 +617,10 @@ def ranktest(yi: ArrayLike, vi: ArrayLike) -> RankTestResult:
     if not note.computable:
         return RankTestResult(k, _NAN, _NAN, False, _NAN, False, False, tuple(notes))
     w = 1.0 / v
-    theta = float(np.sum(w * y) / np.sum(w))
-    vb = 1.0 / float(np.sum(w))
+    # exactly rounded sums: the standardized effects (and so their ties) do not depend on
+    # the order of the studies
+    theta = math.fsum(w * y) / math.fsum(w)
+    vb = 1.0 / math.fsum(w)
     ystar = (y - theta) / np.sqrt(v - vb)
     tau = _kendall_tau_b(ystar, v)
     ties = min(np.unique(ystar).size, np.unique(v).size) < k

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 CSV_FLOAT_FORMAT = "%.12g"
 ROUNDING_NOTE = (
     "Rounded for reading: p-values to 2 significant digits, percentages to 1 decimal, "
@@ -48,6 +50,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
     try:
         write(Path(tmp))
         os.replace(tmp, path)

@@ -298,6 +298,58 @@ def _loglik(
     return -0.5 * k * math.log(2 * math.pi) - 0.5 * float(np.sum(np.log(v + tau2))) - 0.5 * rss
 
 
+def _fallback(
+    method: str,
+    yc: NDArray[np.float64],
+    v: NDArray[np.float64],
+    X: NDArray[np.float64],
+    change: float,
+    maxiter: int,
+) -> tuple[float, bool, str]:
+    """Solve ML/REML/EB directly when Fisher scoring oscillates.
+
+    ML / REML: the (restricted) log-likelihood is maximised over tau2 >= 0 by a
+    log-spaced grid (to find the global maximum) refined with a bounded Brent
+    search. EB: its estimating equation is y'P(tau2)y = k - p, the Paule-Mandel
+    equation, solved by a bracketing root finder. metafor stops with an error
+    in these cases.
+    """
+    head = (
+        f"{method} Fisher scoring did not converge in {maxiter} iterations "
+        f"(last change {change:.3g})"
+    )
+    k, p = X.shape
+    if method == "EB":
+        if q_statistic(0.0, yc, v, X) <= k - p:
+            return 0.0, True, f"{head}; EB equation solved directly: tau2 = 0"
+        t, ok, msg = _root_decreasing(lambda t: q_statistic(t, yc, v, X) - (k - p), 0.0, 1.0)
+        return (
+            t,
+            ok,
+            f"{head}; tau2 from solving the EB (= PM) equation directly"
+            + ("" if ok else f" ({msg})"),
+        )
+    reml = method == "REML"
+
+    def score(t: float) -> float:  # d logLik / d tau2 (x 2), as in the Fisher-scoring numerator
+        w = 1.0 / (v + t)
+        P = _proj(X, w)
+        Py = P @ yc
+        return float(Py @ Py) - (float(np.trace(P)) if reml else float(np.sum(w)))
+
+    scale = max(float(np.var(yc)), float(np.max(v)), 1e-12)
+    grid = np.concatenate([[0.0], scale * np.logspace(-8, 4, 241)])
+    ll = np.array([_loglik(yc, v, X, float(t), reml) for t in grid])
+    i = int(np.argmax(ll))
+    if i == 0 and score(0.0) <= 0:
+        return 0.0, True, f"{head}; the {method} likelihood is maximal at tau2 = 0"
+    lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    if not (score(lo) > 0 > score(hi)):
+        return float(grid[i]), False, f"{head}; direct maximisation could not bracket the maximum"
+    t = optimize.brentq(score, lo, hi, xtol=_ROOT_XTOL, maxiter=_ROOT_MAXITER)
+    return float(t), True, f"{head}; tau2 from solving the {method} score equation directly"
+
+
 def estimate_tau2(
     yi: ArrayLike,
     vi: ArrayLike,
@@ -456,11 +508,8 @@ def estimate_tau2(
                 tau2 = tau2 + adj
                 change = abs(old - tau2)
                 if iterations > maxiter:
-                    converged = False
-                    notes.append(
-                        f"{method} Fisher scoring did not converge in {maxiter} iterations "
-                        f"(last change {change:.3g}); tau2 is the last iterate"
-                    )
+                    tau2, converged, note = _fallback(method, yc, v, Xa, change, maxiter)
+                    notes.append(note)
                     break
             if converged and method in ("ML", "REML"):
                 reml = method == "REML"

@@ -68,5 +68,16 @@ def figure_outputs(wildcards):
     ]
 
 
+NOTEBOOKS = sorted(
+    p.stem for p in Path(workflow.basedir, "notebooks").glob("[0-9]*.py")
+)
+
+
+def notebook_outputs():
+    return expand(
+        f"{RESULTS}/notebooks/{{name}}.{{ext}}", name=NOTEBOOKS, ext=["ipynb", "html"]
+    )
+
+
 def final_outputs(wildcards):
-    return table_outputs() + figure_outputs(wildcards)
+    return table_outputs() + figure_outputs(wildcards) + notebook_outputs()

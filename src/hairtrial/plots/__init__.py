@@ -8,6 +8,7 @@ from hairtrial.plots.style import (
     apply_style,
     format_decimals,
     save_figure,
+    show,
     style_params,
     use_style,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "forest_plot",
     "format_decimals",
     "save_figure",
+    "show",
     "style_params",
     "use_style",
 ]

@@ -151,6 +151,28 @@ def save_figure(
     return written
 
 
+def to_png_bytes(fig: Figure, dpi: int = 150) -> bytes:
+    """The figure as PNG bytes, deterministic as :func:`save_figure`."""
+    import io
+
+    buf = io.BytesIO()
+    no_autolayout = {"figure.constrained_layout.use": False, "figure.autolayout": False}
+    with use_style(), mpl.rc_context(no_autolayout):
+        fig.savefig(buf, format="png", dpi=dpi, metadata=_METADATA["png"])
+    return buf.getvalue()
+
+
+def show(fig: Figure, dpi: int = 150) -> Any:
+    """Display a figure in a notebook (an ``IPython.display.Image``).
+
+    Figures built by this package are not attached to pyplot, so notebooks show
+    them through this function.
+    """
+    from IPython.display import Image
+
+    return Image(data=to_png_bytes(fig, dpi=dpi), format="png")
+
+
 # --------------------------------------------------------------------------
 # Number formatting
 # --------------------------------------------------------------------------

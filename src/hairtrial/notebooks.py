@@ -1,0 +1,112 @@
+"""Executing the project's notebooks reproducibly.
+
+Notebooks live in ``notebooks/`` as jupytext ``py:percent`` text files (the
+reviewable source) paired with ``.ipynb`` files for Jupyter. The workflow
+executes each one with papermill-style parameters (the cell tagged
+``parameters`` is overridden by an injected cell) and writes the executed
+notebook and an HTML rendering. Everything that varies between runs
+(execution timestamps, kernel and papermill metadata, widget state) is
+removed, so two runs on the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import jupytext
+import nbformat
+from nbclient import NotebookClient
+from nbconvert import HTMLExporter
+from papermill.parameterize import parameterize_notebook
+
+from hairtrial.tables import atomic_write
+
+VOLATILE_CELL_METADATA = ("execution", "papermill", "collapsed", "scrolled")
+VOLATILE_NB_METADATA = ("papermill", "widgets")
+
+
+def scrub(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Remove run-dependent metadata from an executed notebook (in a copy).
+
+    Execution counts are renumbered 1, 2, ... over code cells; cell ids are
+    made stable (``cell-<index>``).
+    """
+    nb = copy.deepcopy(nb)
+    for key in VOLATILE_NB_METADATA:
+        nb.metadata.pop(key, None)
+    nb.metadata.pop("jupytext", None)
+    count = 0
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i}"
+        for key in VOLATILE_CELL_METADATA:
+            cell.metadata.pop(key, None)
+        if not cell.metadata.get("tags", True):
+            cell.metadata.pop("tags")
+        if cell.cell_type == "code":
+            count += 1
+            cell["execution_count"] = count
+            for out in cell.get("outputs", []):
+                if "execution_count" in out:
+                    out["execution_count"] = count
+                out.get("metadata", {}).pop("execution", None)
+    return nb
+
+
+def execute(
+    source: str | Path,
+    ipynb_out: str | Path,
+    html_out: str | Path,
+    parameters: dict[str, Any],
+    *,
+    cwd: str | Path,
+    timeout: int = 600,
+) -> None:
+    """Execute a jupytext notebook with parameters; write ``.ipynb`` and HTML.
+
+    Parameters
+    ----------
+    source : str or Path
+        The ``py:percent`` notebook.
+    ipynb_out, html_out : str or Path
+        Executed notebook and its HTML rendering (written atomically).
+    parameters : dict
+        Values injected after the cell tagged ``parameters``.
+    cwd : str or Path
+        Working directory of the kernel (the project root, so relative
+        paths such as ``results/tables`` resolve).
+    timeout : int
+        Seconds allowed per cell.
+
+    Raises
+    ------
+    nbclient.exceptions.CellExecutionError
+        When a cell fails; nothing is written then.
+    """
+    nb = jupytext.read(source)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.metadata["papermill"] = {}
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])
+    nb = parameterize_notebook(nb, parameters, kernel_name="python3", language="python")
+    env_backup = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+        ).execute()
+    finally:
+        if env_backup is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = env_backup
+    nb = scrub(nb)
+    atomic_write(ipynb_out, lambda p: nbformat.write(nb, str(p)))
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    atomic_write(html_out, lambda p: p.write_text(body, encoding="utf-8"))
