@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 PYDIRS := $(wildcard src tests workflow benchmarks)
 STAMP := $(VENV)/.hairtrial-installed
 
-.PHONY: run figures bench test test-fast lint format env lock clean help
+.PHONY: run figures bench test test-slow test-fast lint format env lock clean help
 
 help:
 	@sed -n '1,6p' Makefile
@@ -44,6 +44,11 @@ bench: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Slow statistical checks (coverage of the arm model's CI over 2 x 500 simulated
+# meta-analyses, several minutes); not part of `make test` or CI.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -s
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e and not slow"

@@ -143,18 +143,22 @@ def sampling_covariance(rows: pd.DataFrame, rho_time: float, rho_side: float) ->
 
     Diagonal ``sd^2 / n``; two weeks of one arm: ``rho_time * sd_t sd_s / max(n_t, n_s)``
     (:func:`hairtrial.multilevel.block_covariance`); the two sides of a split-scalp
-    trial at the same week: ``rho_side * sqrt(v_1 v_2)``.
+    trial: ``rho_side * sqrt(v_1 v_2)`` at the same week and
+    ``rho_side * rho_time * sqrt(v_1 v_2)`` across weeks (a Kronecker product of the
+    side and time correlations, which keeps V positive definite).
     """
     V = multilevel.block_covariance(
         rows, arm="arm", time="week", rho=rho_time, sd="sd", n="n"
     ).tolil()
     split = rows.index[rows["design"] == "split_scalp"]
-    for (_, _), g in rows.loc[split].groupby(["study", "week"]):
+    for _, g in rows.loc[split].groupby("study"):
         idx = list(g.index)
         for i in idx:
             for j in idx:
-                if i != j and rows.at[i, "arm"] != rows.at[j, "arm"]:
-                    V[i, j] = rho_side * math.sqrt(rows.at[i, "vi"] * rows.at[j, "vi"])
+                if rows.at[i, "arm"] == rows.at[j, "arm"]:
+                    continue
+                r = rho_side * (1.0 if rows.at[i, "week"] == rows.at[j, "week"] else rho_time)
+                V[i, j] = r * math.sqrt(rows.at[i, "vi"] * rows.at[j, "vi"])
     return V.tocsr()
 
 
@@ -174,7 +178,9 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
 
 
-def fit_outcome(rows: pd.DataFrame, config: dict, outcome: str) -> dict[str, pd.DataFrame]:
+def fit_outcome(
+    rows: pd.DataFrame, config: dict, outcome: str, *, profile: bool = True
+) -> dict[str, pd.DataFrame]:
     """Fit the arm model of one outcome; return its tidy tables.
 
     Returns
@@ -184,7 +190,8 @@ def fit_outcome(rows: pd.DataFrame, config: dict, outcome: str) -> dict[str, pd.
         modelled week, and the change of that difference from the first
         modelled week), ``variance`` (with profile-likelihood CIs),
         ``fit`` and ``means`` (model-based mean change per treatment and week),
-        with the columns of this module's ``*_COLUMNS`` constants. A model that
+        with the columns of this module's ``*_COLUMNS`` constants. ``profile=False``
+        skips the profile-likelihood CIs of the variance components (simulations). A model that
         cannot be fitted gives a ``fit`` row whose ``notes`` say why and empty
         other tables.
     """
@@ -274,7 +281,7 @@ def fit_outcome(rows: pd.DataFrame, config: dict, outcome: str) -> dict[str, pd.
     for _, c in res.variance_components.iterrows():
         lo = hi = math.nan
         note = "fixed" if bool(c["fixed"]) else ""
-        if not bool(c["fixed"]):
+        if not bool(c["fixed"]) and profile:
             try:
                 ci = multilevel.profile_ci(res, c["component"], level=level)
                 lo, hi = float(ci["ci_lower"].iloc[0]), float(ci["ci_upper"].iloc[0])
