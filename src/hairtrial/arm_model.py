@@ -60,6 +60,7 @@ FIT_COLUMNS = [
 MEANS_COLUMNS = ["outcome", "treatment", "week", "estimate", "se", "ci_lower", "ci_upper"]
 OBSERVED_COLUMNS = [
     "outcome",
+    "unit",
     "study",
     "label",
     "arm",

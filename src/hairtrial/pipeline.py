@@ -242,17 +242,62 @@ def forest_figure(
     return _save(fig, stem, config)
 
 
+def robustness_figure_object(rows: pd.DataFrame, *, outcome: str, week: int, measure: str):
+    """The robustness figure (a Figure) from rows of ``robustness.csv``."""
+    from hairtrial.plots.robustness import robustness_plot
+
+    unit = rows["unit"].iloc[0] if len(rows) else ""
+    title, xlabel = figure_text(outcome, week, measure, unit)
+    return robustness_plot(
+        rows, xlabel=xlabel, title=f"{title}: robustness of the pooled {measure}"
+    )
+
+
 def robustness_figure(
     robustness_csv, config: dict, *, outcome: str, week: int, measure: str, stem
 ) -> list:
     """Draw and save the robustness figure of one outcome x week x measure."""
-    from hairtrial.plots.robustness import robustness_plot
-
     table = pd.read_csv(robustness_csv, keep_default_na=False, na_values=[""])
     rows = table[
         (table["outcome"] == outcome) & (table["week"] == int(week)) & (table["measure"] == measure)
     ]
-    unit = rows["unit"].iloc[0] if len(rows) else ""
-    title, xlabel = figure_text(outcome, week, measure, unit)
-    fig = robustness_plot(rows, xlabel=xlabel, title=f"{title}: robustness of the pooled {measure}")
+    fig = robustness_figure_object(rows, outcome=outcome, week=week, measure=measure)
+    return _save(fig, stem, config)
+
+
+def trajectory_figure_object(
+    means: pd.DataFrame,
+    contrasts: pd.DataFrame,
+    data: pd.DataFrame,
+    config: dict,
+    *,
+    outcome: str,
+):
+    """The trajectory figure of one outcome from the arm-model tables."""
+    from hairtrial.plots.trajectory import trajectory_plot
+    from hairtrial.units import UNIT_LABELS
+
+    obs = data[data["outcome"] == outcome]
+    unit = obs["unit"].iloc[0] if len(obs) and "unit" in obs.columns else ""
+    m = means[means["outcome"] == outcome]
+    ct = contrasts[
+        (contrasts["outcome"] == outcome) & (contrasts["contrast"] == "experimental - control")
+    ]
+    title = f"{outcome.replace('_', ' ').capitalize()}: change from baseline over weeks"
+    return trajectory_plot(
+        m, obs, unit_label=UNIT_LABELS.get(unit, unit), title=title, contrasts=ct
+    )
+
+
+def trajectory_figure(
+    means_csv, contrasts_csv, data_csv, config: dict, *, outcome: str, stem
+) -> list:
+    """Draw and save the trajectory figure of one outcome."""
+
+    def read(p):
+        return pd.read_csv(p, keep_default_na=False, na_values=[""])
+
+    fig = trajectory_figure_object(
+        read(means_csv), read(contrasts_csv), read(data_csv), config, outcome=outcome
+    )
     return _save(fig, stem, config)
