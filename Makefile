@@ -9,7 +9,7 @@ VENV ?= .venv
 CONFIG ?= config/config.yaml
 CORES ?= 2
 BIN := $(VENV)/bin
-PYDIRS := $(wildcard src tests workflow benchmarks)
+PYDIRS := $(wildcard src tests workflow benchmarks notebooks)
 STAMP := $(VENV)/.hairtrial-installed
 
 .PHONY: run figures bench test test-slow test-fast lint format env lock clean help
@@ -32,7 +32,8 @@ run: $(STAMP)
 
 # Redraw every figure from the existing model outputs (no model is refitted unless
 # its outputs are missing); picks up changes to the `figures` section of the config.
-FIGURE_RULES := forest_plot robustness_plot
+FIGURE_RULES := forest_plot robustness_plot trajectory_plot bubble_plot subgroups_plot \
+	leave_one_out_plot cumulative_plot baujat_plot influence_plot funnel_plot
 figures: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) \
 		--forcerun $(FIGURE_RULES) --until $(FIGURE_RULES)

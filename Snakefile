@@ -15,9 +15,12 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/meta.smk"
 include: "workflow/rules/robustness.smk"
+include: "workflow/rules/sensitivity.smk"
+include: "workflow/rules/arm_model.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/notebooks.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

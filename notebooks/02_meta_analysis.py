@@ -36,8 +36,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from hairtrial import pipeline
-from hairtrial.plots import show
 from hairtrial.config import load_config, resolve_data_paths
+from hairtrial.plots import show
 
 config = resolve_data_paths(load_config(Path(project_root) / config_path), project_root)
 tables = Path(results_dir) / "tables"

@@ -59,7 +59,11 @@ def run_dir(tmp_path_factory):
 
 def test_every_output_is_written(run_dir):
     tables = run_dir / "results" / "tables"
-    for name in ("meta_analysis", "study_effects", "data_quality", "excluded", "robustness"):
+    for name in (
+        "meta_analysis", "study_effects", "data_quality", "excluded", "robustness",
+        "meta_regression", "subgroups", "leave_one_out", "influence", "cumulative",
+        "small_study",
+    ):  # fmt: skip
         for ext in ("csv", "md", "html", "tex"):
             assert (tables / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext}"
     meta = pd.read_csv(tables / "meta_analysis.csv")
@@ -84,6 +88,25 @@ def test_every_output_is_written(run_dir):
     k = studies.groupby(["outcome", "week", "measure"]).size()
     for (o, w, m), n in k.items():
         assert (figures / f"robustness_{o}_week{w}_{m}.png").exists() == (n >= 2)
+    # sensitivity figures: where computable (k >= 2 or 3), and none for a single trial
+    for (o, w, m), n in k.items():
+        for kind, min_k in (("leave_one_out", 2), ("cumulative", 2), ("baujat", 3),
+                            ("influence", 3), ("funnel", 3)):  # fmt: skip
+            assert (figures / f"{kind}_{o}_week{w}_{m}.png").exists() == (n >= min_k), kind
+    for m in ("MD", "SMD"):
+        for ext in ("png", "svg", "pdf"):
+            name = f"subgroups_hair_density_week12_{m}_category.{ext}"
+            assert (figures / name).stat().st_size > 0
+    assert not list(figures.glob("bubble_*"))  # no moderator can be fitted with 3 trials
+    small = pd.read_csv(tables / "small_study.csv")
+    assert not small["informative"].any() and small["notes"].notna().all()
+    metareg = pd.read_csv(tables / "meta_regression.csv")
+    assert list(metareg.columns[:19]) == [
+        "outcome", "week", "measure", "moderators", "term", "estimate", "se", "ci_lower",
+        "ci_upper", "pvalue", "tau2", "R2", "QM", "QM_pvalue", "QE", "QE_pvalue", "k",
+        "permutation_pvalue", "notes",
+    ]  # fmt: skip
+    assert metareg["notes"].notna().all()
     for nb in sorted((ROOT / "notebooks").glob("[0-9]*.py")):
         for ext in ("ipynb", "html"):
             assert (run_dir / "results" / "notebooks" / f"{nb.stem}.{ext}").stat().st_size > 0

@@ -253,8 +253,11 @@ def fit_outcome(
         contrasts.append((w, "experimental - control", {diff_terms[w]: 1.0}))
     for w in weeks[1:]:
         contrasts.append(
-            (w, f"change of difference since week {weeks[0]}", {
-                diff_terms[w]: 1.0, diff_terms[weeks[0]]: -1.0})  # fmt: skip
+            (
+                w,
+                f"change of difference since week {weeks[0]}",
+                {diff_terms[w]: 1.0, diff_terms[weeks[0]]: -1.0},
+            )  # fmt: skip
         )
     if contrasts:
         L = pd.DataFrame([c[2] for c in contrasts], columns=terms).fillna(0.0)

@@ -21,7 +21,24 @@ except data_validation.DataValidationError as err:
 
 RESULTS = "results"
 in_report = report  # the bare name cannot start a line in a .smk file
-TABLES = ["meta_analysis", "study_effects", "data_quality", "excluded", "robustness"]
+TABLES = [
+    "meta_analysis",
+    "study_effects",
+    "data_quality",
+    "excluded",
+    "robustness",
+    "meta_regression",
+    "subgroups",
+    "leave_one_out",
+    "influence",
+    "cumulative",
+    "small_study",
+    "arm_model_coefficients",
+    "arm_model_contrasts",
+    "arm_model_variance",
+    "arm_model_fit",
+    "arm_model_means",
+]
 
 
 def table_outputs():
@@ -32,10 +49,16 @@ def table_outputs():
     )
 
 
-def figure_files(kind):
-    """Output files of one figure in every configured format; the PNG goes in the report."""
+def figure_files(kind, moderator=False, caption=None):
+    """Output files of one figure in every configured format; the PNG goes in the report.
+
+    ``moderator=True`` adds a ``_{moderator}`` wildcard to the name; ``caption`` defaults
+    to ``workflow/report/{kind}.rst``.
+    """
     stem = f"{RESULTS}/figures/{kind}_{{outcome}}_week{{week}}_{{measure}}"
-    caption = f"../report/{kind}.rst"
+    if moderator:
+        stem += "_{moderator}"
+    caption = caption or f"../report/{kind}.rst"
     sub = kind.replace("_", " ").capitalize()
     files = [f"{stem}.{ext}" for ext in config["figures"]["formats"]]
     return [
@@ -48,22 +71,55 @@ def figure_files(kind):
     ]
 
 
+def outcome_figure_files(kind):
+    """Output files of a per-outcome figure (``{kind}_{outcome}``) in every format."""
+    stem = f"{RESULTS}/figures/{kind}_{{outcome}}"
+    files = [f"{stem}.{ext}" for ext in config["figures"]["formats"]]
+    sub = kind.replace("_", " ").capitalize()
+    return [
+        (
+            in_report(
+                f, caption=f"../report/{kind}.rst", category="Figures", subcategory=sub
+            )
+            if f.endswith(".png")
+            else f
+        )
+        for f in files
+    ]
+
+
 def figure_outputs(wildcards):
     """Figures for every outcome x week x measure with a comparison.
 
     Forest plots for every one; robustness figures where at least two trials
-    are pooled (with one trial no scenario can change the answer).
+    are pooled (with one trial no scenario can change the answer); the
+    sensitivity figures that are computable for the data
+    (hairtrial.sensitivity.figure_targets).
     """
     import pandas as pd
 
+    from hairtrial import sensitivity
+    from hairtrial.config import validate_config
+
     path = checkpoints.effect_sizes.get().output.effects
-    eff = pd.read_csv(path)
+    eff = pd.read_csv(path, keep_default_na=False, na_values=[""])
     k = eff.groupby(["outcome", "week", "measure"]).size().reset_index(name="k")
     wanted = {"forest": k, "robustness": k[k["k"] >= 2]}
-    return [
-        f"{RESULTS}/figures/{kind}_{o}_week{w}_{m}.{ext}"
+    stems = [
+        f"{kind}_{o}_week{w}_{m}"
         for kind, combos in wanted.items()
         for o, w, m in combos[["outcome", "week", "measure"]].itertuples(index=False)
+    ]
+    studies = data_validation.read_studies(config["data"]["studies"])
+    for kind, o, w, m, mod in sensitivity.figure_targets(
+        eff, studies, validate_config(config)
+    ):
+        stems.append(f"{kind}_{o}_week{w}_{m}" + (f"_{mod}" if mod else ""))
+    # trajectory of the arm model: one per outcome with a comparison
+    stems += [f"trajectory_{o}" for o in sorted(eff["outcome"].unique())]
+    return [
+        f"{RESULTS}/figures/{stem}.{ext}"
+        for stem in stems
         for ext in config["figures"]["formats"]
     ]
 
@@ -80,4 +136,9 @@ def notebook_outputs():
 
 
 def final_outputs(wildcards):
-    return table_outputs() + figure_outputs(wildcards) + notebook_outputs()
+    return (
+        table_outputs()
+        + figure_outputs(wildcards)
+        + notebook_outputs()
+        + [f"{RESULTS}/report/report.html"]
+    )
