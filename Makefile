@@ -33,7 +33,7 @@ run: $(STAMP)
 # Redraw every figure from the existing model outputs (no model is refitted unless
 # its outputs are missing); picks up changes to the `figures` section of the config.
 FIGURE_RULES := forest_plot robustness_plot trajectory_plot bubble_plot subgroups_plot \
-	leave_one_out_plot cumulative_plot baujat_plot influence_plot funnel_plot
+	leave_one_out_plot cumulative_plot baujat_plot influence_plot funnel_plot labbe_plot prisma_plot
 figures: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) \
 		--forcerun $(FIGURE_RULES) --until $(FIGURE_RULES)

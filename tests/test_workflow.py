@@ -14,7 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
 
 CONFIG = {
-    "data": {"arms": "data/arms.csv", "studies": "data/studies.csv"},
+    "data": {
+        "arms": "data/arms.csv",
+        "studies": "data/studies.csv",
+        "prisma": "data/prisma.csv",
+    },
     "selection": {"studies": "all"},
     "meta_analysis": {"tau2_methods": ["REML", "DL", "FE"], "ci_methods": ["adhoc", "z"]},
     "figures": {"formats": ["png", "svg", "pdf"], "dpi": 150},
@@ -43,7 +47,7 @@ def digests(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.parent.name in ("tables", "figures", "notebooks")
+        if p.is_file() and p.parent.name in ("tables", "figures", "notebooks", "report")
     }
 
 
@@ -110,6 +114,15 @@ def test_every_output_is_written(run_dir):
     for nb in sorted((ROOT / "notebooks").glob("[0-9]*.py")):
         for ext in ("ipynb", "html"):
             assert (run_dir / "results" / "notebooks" / f"{nb.stem}.{ext}").stat().st_size > 0
+    for o in sorted(studies.outcome.unique()):
+        assert (figures / f"trajectory_{o}.png").stat().st_size > 0
+    for o, w in studies[studies.measure == "MD"][["outcome", "week"]].drop_duplicates().values:
+        assert (figures / f"labbe_{o}_week{w}.png").stat().st_size > 0
+    assert (figures / "prisma.png").stat().st_size > 0
+    report = (run_dir / "results" / "report" / "report.html").read_text()
+    assert 'src="http' not in report and "Figure 1." in report
+    for name in ("coefficients", "contrasts", "variance", "fit"):
+        assert (tables / f"arm_model_{name}.csv").stat().st_size > 0
     for rule_log in ("effect_sizes", "meta_analysis"):
         assert (run_dir / "results" / "logs" / f"{rule_log}.log").exists()
 

@@ -301,3 +301,33 @@ def trajectory_figure(
         read(means_csv), read(contrasts_csv), read(data_csv), config, outcome=outcome
     )
     return _save(fig, stem, config)
+
+
+def labbe_figure(meta_csv, studies_csv, config: dict, *, outcome: str, week: int, stem) -> list:
+    """Draw and save the L'Abbé-style plot of one outcome x week (MD rows)."""
+    from hairtrial.plots.labbe import labbe_plot
+    from hairtrial.units import UNIT_LABELS
+
+    meta_table = pd.read_csv(meta_csv, keep_default_na=False, na_values=[""])
+    st = pd.read_csv(studies_csv, keep_default_na=False, na_values=[""])
+    rows = st[(st["outcome"] == outcome) & (st["week"] == int(week)) & (st["measure"] == "MD")]
+    pooled = primary_row(meta_table, config, outcome, week, "MD")
+    k = 0 if pooled is None else int(pooled["k"])
+    pooled_md = None if pooled is None or k < 2 else float(pooled["estimate"])
+    unit = rows["unit"].iloc[0] if len(rows) else ""
+    title = f"{outcome.replace('_', ' ').capitalize()}, week {week}"
+    fig = labbe_plot(
+        rows.sort_values(["year", "study"], kind="stable").reset_index(drop=True),
+        pooled_md,
+        unit_label=UNIT_LABELS.get(unit, unit),
+        title=title,
+    )
+    return _save(fig, stem, config)
+
+
+def prisma_figure(prisma_csv, config: dict, *, stem) -> list:
+    """Draw and save the PRISMA 2020 flow diagram from the counts file."""
+    from hairtrial.plots.prisma import prisma_diagram
+    from hairtrial.prisma import read_prisma
+
+    return _save(prisma_diagram(read_prisma(prisma_csv)), stem, config)

@@ -88,6 +88,20 @@ def outcome_figure_files(kind):
     ]
 
 
+def outcome_week_figure_files(kind):
+    """Output files of a per-outcome-and-week figure (``{kind}_{outcome}_week{week}``)."""
+    stem = f"{RESULTS}/figures/{kind}_{{outcome}}_week{{week}}"
+    files = [f"{stem}.{ext}" for ext in config["figures"]["formats"]]
+    return [
+        (
+            in_report(f, caption=f"../report/{kind}.rst", category="Figures")
+            if f.endswith(".png")
+            else f
+        )
+        for f in files
+    ]
+
+
 def figure_outputs(wildcards):
     """Figures for every outcome x week x measure with a comparison.
 
@@ -117,6 +131,10 @@ def figure_outputs(wildcards):
         stems.append(f"{kind}_{o}_week{w}_{m}" + (f"_{mod}" if mod else ""))
     # trajectory of the arm model: one per outcome with a comparison
     stems += [f"trajectory_{o}" for o in sorted(eff["outcome"].unique())]
+    md = eff[eff["measure"] == "MD"][["outcome", "week"]].drop_duplicates()
+    stems += [f"labbe_{o}_week{w}" for o, w in md.itertuples(index=False)]
+    if config["data"].get("prisma"):
+        stems.append("prisma")
     return [
         f"{RESULTS}/figures/{stem}.{ext}"
         for stem in stems

@@ -35,3 +35,38 @@ rule robustness_plot:
         figures=config["figures"],
     script:
         "../scripts/robustness_plot.py"
+
+
+rule labbe_plot:
+    """L'Abbé-style plot: control-arm against experimental-arm change, one outcome x week."""
+    input:
+        meta=f"{RESULTS}/tables/meta_analysis.csv",
+        studies=f"{RESULTS}/tables/study_effects.csv",
+    output:
+        outcome_week_figure_files("labbe"),
+    log:
+        f"{RESULTS}/logs/labbe_{{outcome}}_week{{week}}.log",
+    wildcard_constraints:
+        week=r"\d+",
+    conda:
+        "../../envs/hairtrial.yaml"
+    params:
+        figures=config["figures"],
+    script:
+        "../scripts/labbe_plot.py"
+
+
+rule prisma_plot:
+    """PRISMA 2020 flow diagram from the counts file the user edits."""
+    input:
+        config["data"]["prisma"],
+    output:
+        [f"{RESULTS}/figures/prisma.{ext}" for ext in config["figures"]["formats"]],
+    log:
+        f"{RESULTS}/logs/prisma.log",
+    conda:
+        "../../envs/hairtrial.yaml"
+    params:
+        figures=config["figures"],
+    script:
+        "../scripts/prisma_plot.py"
