@@ -23,7 +23,7 @@
 # %% tags=["parameters"]
 project_root = ".."
 results_dir = "../results"
-config_path = "../config/config.yaml"
+config_path = "config/config.yaml"  # relative to project_root
 
 # %%
 from pathlib import Path

@@ -25,7 +25,7 @@
 # %% tags=["parameters"]
 project_root = ".."
 results_dir = "../results"
-config_path = "../config/config.yaml"
+config_path = "config/config.yaml"  # relative to project_root
 outcome = "hair_density"
 week = 12
 
