@@ -130,3 +130,25 @@ def test_not_modelled_inputs_are_named(published):
     fit = published["arm_model_fit"].set_index("outcome")
     # the single-arm level row of pmid36214061 (hair_count) is not in any modelled outcome
     assert "pmid36214061" not in fit.at["hair_density", "notes"]
+
+
+def test_cr2_option_matches_clubsandwich():
+    from conftest import _default_config
+
+    cfg = _default_config()
+    cfg["data"] = {
+        "arms": str(REFERENCE / "pipeline_multiweek_arms.csv"),
+        "studies": str(REFERENCE / "pipeline_multiweek_studies.csv"),
+    }
+    cfg["arm_model"] = {**cfg["arm_model"], "robust": "CR2"}
+    tables = arm_model.arm_model_tables(cfg)
+    ref = _ref("multiweek_cr2")
+    coefs = tables["arm_model_coefficients"].set_index("term")
+    names = sorted({n for (w, n) in ref})
+    assert sorted(coefs.index) == names
+    for term in names:
+        for col in ("se", "df", "pvalue"):
+            np.testing.assert_allclose(
+                coefs.at[term, col], ref[(col, term)], rtol=1e-5, err_msg=f"{term} {col}"
+            )
+    assert "CR2" in tables["arm_model_fit"]["notes"].iloc[0]

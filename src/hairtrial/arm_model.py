@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from hairtrial import comparisons, derive, multilevel, pipeline
+from hairtrial import comparisons, derive, multilevel, pipeline, robust
 
 COEFFICIENT_COLUMNS = ["outcome", "term", "estimate", "se", "ci_lower", "ci_upper", "pvalue"]
 CONTRAST_COLUMNS = [
@@ -81,6 +81,7 @@ DEFAULT_ARM_MODEL = {
     "method": "REML",
     "test": "t",
     "dfs": "contain",
+    "robust": "none",
 }
 
 
@@ -241,7 +242,26 @@ def fit_outcome(
             columns=FIT_COLUMNS,
         )
         return out
-    coefs = res.coefficients.copy()
+    rr = None
+    if am.get("robust", "none") == "CR2":
+        order = np.concatenate(res.cluster_rows)
+        labels = np.concatenate([np.repeat(i, len(r)) for i, r in enumerate(res.cluster_rows)])
+        rr = robust.cr2(
+            res.X[order],
+            res.y[order],
+            res.blocks_M,
+            labels,
+            beta=res.beta,
+            terms=res.terms,
+            level=level,
+        )
+
+    def combine(L: pd.DataFrame) -> pd.DataFrame:
+        if rr is None:
+            return multilevel.contrast(res, L, level=level).reset_index(drop=True)
+        return rr.contrast(L.to_numpy(float), names=list(L.index), level=level)
+
+    coefs = (res.coefficients if rr is None else rr.table).copy()
     coefs.insert(0, "outcome", outcome)
     out["coefficients"] = coefs[COEFFICIENT_COLUMNS + ["statistic", "df"]]
     terms = list(coefs["term"])
@@ -262,8 +282,8 @@ def fit_outcome(
     if contrasts:
         L = pd.DataFrame([c[2] for c in contrasts], columns=terms).fillna(0.0)
         L.index = [f"{c[1]} @ {c[0]}" for c in contrasts]
-        ct = multilevel.contrast(res, L, level=level).reset_index(drop=True)
-        ct = ct.drop(columns=[c for c in ("contrast",) if c in ct.columns])
+        ct = combine(L)
+        ct = ct.drop(columns=[c for c in ("contrast", "term") if c in ct.columns])
         ct.insert(0, "contrast", [c[1] for c in contrasts])
         ct.insert(0, "week", [c[0] for c in contrasts])
         ct.insert(0, "outcome", outcome)
@@ -275,8 +295,9 @@ def fit_outcome(
             means.append(("experimental", w, {mean_terms[w]: 1.0, diff_terms[w]: 1.0}))
     if means:
         L = pd.DataFrame([m[2] for m in means], columns=terms).fillna(0.0)
-        mt = multilevel.contrast(res, L, level=level).reset_index(drop=True)
-        mt = mt.drop(columns=[c for c in ("contrast",) if c in mt.columns])
+        L.index = [f"{m[0]} @ {m[1]}" for m in means]
+        mt = combine(L)
+        mt = mt.drop(columns=[c for c in ("contrast", "term") if c in mt.columns])
         mt.insert(0, "week", [m[1] for m in means])
         mt.insert(0, "treatment", [m[0] for m in means])
         mt.insert(0, "outcome", outcome)
@@ -319,7 +340,14 @@ def fit_outcome(
                 "BIC": res.BIC,
                 "AICc": res.AICc,
                 "converged": res.converged,
-                "notes": "; ".join(res.notes),
+                "notes": "; ".join(
+                    [*res.notes]
+                    + (
+                        ["fixed effects: CR2 cluster-robust SEs by study, Satterthwaite df"]
+                        if rr is not None
+                        else []
+                    )
+                ),
             }
         ],
         columns=FIT_COLUMNS,

@@ -2,7 +2,8 @@
 #
 # Run from the repository root:
 #     Rscript tests/reference/arm_model.R
-# Writes tests/reference/arm_model.csv (committed; the tests read only the CSV).
+# Writes tests/reference/arm_model.csv (committed; the tests read only the CSV); for the
+# multi-week data also clubSandwich CR2 SEs / Satterthwaite df clustered by study.
 # Two datasets, both built here by hand from the committed input files, with every
 # derivation redone in R:
 #   * published: data/arms.csv, hair density at week 12 (3 trials, 2 arms each): n split
@@ -16,6 +17,7 @@
 # a bobyqa restart, so that metafor's tolerance does not limit the comparison.
 
 suppressPackageStartupMessages(library(metafor))
+suppressPackageStartupMessages(library(clubSandwich))
 stopifnot(packageVersion("metafor") >= "3.8")
 fmt <- function(x) ifelse(is.na(x), "NA", sprintf("%.17g", x))
 
@@ -95,7 +97,16 @@ m <- read.csv("tests/reference/pipeline_multiweek_arms.csv", stringsAsFactors = 
 m$sd <- ifelse(!is.na(m$sd), m$sd, ifelse(!is.na(m$se), m$se * sqrt(m$n),
                sqrt(m$n) * (m$ci_upper - m$ci_lower) / (2 * qt(0.975, m$n - 1))))
 m$experimental <- as.numeric(m$treatment == "minoxidil_microneedling")
-record("multiweek", fit_arms(m))
+fm <- fit_arms(m)
+record("multiweek", fm)
+# cluster-robust CR2 inference by study (arm_model.robust: CR2)
+ct <- coef_test(fm, vcov = "CR2", cluster = fm$data$study, test = "Satterthwaite")
+for (i in seq_len(nrow(ct))) {
+  nm <- sub("^factor\\(week\\)", "C(week)", ct$Coef[i])
+  add("multiweek_cr2", "se", nm, ct$SE[i])
+  add("multiweek_cr2", "df", nm, ct$df_Satt[i])
+  add("multiweek_cr2", "pvalue", nm, ct$p_Satt[i])
+}
 
 out <- do.call(rbind, rows)
 write.csv(out, file.path("tests", "reference", "arm_model.csv"), row.names = FALSE, quote = FALSE)
