@@ -866,7 +866,7 @@ def baujat_plot(
                     va="center",
                 )
             if derived.any():
-                handles = [
+                reported = [
                     Line2D(
                         [],
                         [],
@@ -876,7 +876,10 @@ def baujat_plot(
                         mec=_BLUE,
                         mfc=_BLUE,
                         label="Reported numbers",
-                    ),
+                    )
+                ]
+                handles = [
+                    *(reported if not derived.all() else []),
                     Line2D(
                         [],
                         [],

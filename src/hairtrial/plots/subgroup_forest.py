@@ -278,7 +278,7 @@ class _Plot:
                         weight=w,
                         right=self._interval_text(yi, lo, hi),
                         wtext=f"{w:.1f}%" if math.isfinite(w) else "",
-                        marks=[self._mark(c) for c in codes],
+                        marks=sorted(self._mark(c) for c in codes),
                     )
                 )
             est, lo, hi = (_as_float(g[c]) for c in ("estimate", "ci_lower", "ci_upper"))
