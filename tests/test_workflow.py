@@ -164,3 +164,18 @@ def test_invalid_config_is_rejected(run_dir, tmp_path):
     assert proc.returncode != 0
     assert "RR" in proc.stderr + proc.stdout
     assert not (bad / "results").exists()
+
+
+def test_malformed_prisma_file_is_rejected_before_anything_runs(run_dir):
+    before = digests(run_dir / "results")
+    prisma = run_dir / "data" / "prisma.csv"
+    good = prisma.read_text()
+    try:
+        prisma.write_text(good + "records_screened_twice,,-3,\n")
+        proc = snakemake(run_dir, "--forceall")
+        assert proc.returncode != 0
+        out = proc.stderr + proc.stdout
+        assert "prisma.csv, line" in out and "column 'box'" in out
+        assert digests(run_dir / "results") == before
+    finally:
+        prisma.write_text(good)

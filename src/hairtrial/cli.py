@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         effects, quality, excluded = pipeline.prepare(config)
+        if config["data"].get("prisma"):
+            from hairtrial.prisma import read_prisma
+
+            read_prisma(config["data"]["prisma"])
     except (ConfigError, DataValidationError) as err:
         print(f"hairtrial: {err}", file=sys.stderr)
         return 1

@@ -14,6 +14,16 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 try:
     data_validation.read_inputs(config["data"]["arms"], config["data"]["studies"])
+    if config["data"].get("prisma"):
+        import warnings
+
+        from hairtrial.prisma import read_prisma
+
+        with (
+            warnings.catch_warnings()
+        ):  # arithmetic warnings go in the diagram's footer
+            warnings.simplefilter("ignore")
+            read_prisma(config["data"]["prisma"])
 except data_validation.DataValidationError as err:
     raise WorkflowError(
         f"Input data rejected; nothing was run or written.\n{err}"
