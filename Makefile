@@ -55,6 +55,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e and not slow"
 
 lint: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/ruff check $(PYDIRS)
 	$(BIN)/ruff format --check $(PYDIRS)
 	$(BIN)/snakefmt --check Snakefile workflow/rules

@@ -1,4 +1,4 @@
-"""Benchmark hairtrial.multilevel.fit_mv against metafor rma.mv (sparse=TRUE).
+"""Benchmark hairtrial.models.multilevel.fit_mv against metafor rma.mv (sparse=TRUE).
 
 Generates seeded arm-level longitudinal data (studies with 2-3 arms, 2-5 weeks each; random
 study and arm effects; sampling errors correlated 0.6 between weeks of the same arm), fits
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from hairtrial.multilevel import block_covariance, fit_mv, parse_random
+from hairtrial.models.multilevel import block_covariance, fit_mv, parse_random
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results"

@@ -31,8 +31,9 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from hairtrial import pipeline, provenance, validate
-from hairtrial.config import load_config, resolve_data_paths
+from hairtrial.analyses import primary
+from hairtrial.analyses.config import load_config, resolve_data_paths
+from hairtrial.data import provenance, validate
 
 pd.set_option("display.max_colwidth", 80)
 config = resolve_data_paths(load_config(Path(project_root) / config_path), project_root)
@@ -100,7 +101,7 @@ pd.read_csv(tables / "excluded.csv")
 # baseline, per trial, outcome and week, with the provenance of every number behind it.
 
 # %%
-effects, _, _ = pipeline.prepare(config)
+effects, _, _ = primary.prepare(config)
 effects[
     [
         "outcome",

@@ -35,9 +35,9 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from hairtrial import pipeline
-from hairtrial.config import load_config, resolve_data_paths
+from hairtrial.analyses.config import load_config, resolve_data_paths
 from hairtrial.plots import show
+from hairtrial.report import figures
 
 config = resolve_data_paths(load_config(Path(project_root) / config_path), project_root)
 tables = Path(results_dir) / "tables"
@@ -85,7 +85,7 @@ for measure in config["measures"]:
     if rows.empty:
         display(Markdown(f"No {measure} comparison for {outcome} at week {week}."))
         continue
-    fig = pipeline.forest_figure_object(
+    fig = figures.forest_figure_object(
         meta_table, study_effects, config, outcome=outcome, week=week, measure=measure
     )
     display(show(fig))

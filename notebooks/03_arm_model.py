@@ -35,9 +35,9 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from hairtrial import pipeline
-from hairtrial.config import load_config, resolve_data_paths
+from hairtrial.analyses.config import load_config, resolve_data_paths
 from hairtrial.plots import show
+from hairtrial.report import figures
 
 config = resolve_data_paths(load_config(Path(project_root) / config_path), project_root)
 tables = Path(results_dir) / "tables"
@@ -78,7 +78,7 @@ variance[variance.outcome == outcome]
 
 # %%
 if (fit.outcome == outcome).any():
-    display(show(pipeline.trajectory_figure_object(
+    display(show(figures.trajectory_figure_object(
         read("arm_model_means"), contrasts,
         pd.read_csv(Path(results_dir) / "derived" / "arm_model_data.csv"),
         config, outcome=outcome)))  # fmt: skip

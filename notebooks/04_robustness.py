@@ -35,9 +35,9 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from hairtrial import pipeline
-from hairtrial.config import load_config, resolve_data_paths
+from hairtrial.analyses.config import load_config, resolve_data_paths
 from hairtrial.plots import show
+from hairtrial.report import figures
 
 config = resolve_data_paths(load_config(Path(project_root) / config_path), project_root)
 tables = Path(results_dir) / "tables"
@@ -68,7 +68,7 @@ def select(df: pd.DataFrame | None) -> pd.DataFrame | None:
 robustness = read("robustness")
 rows = select(robustness)
 if rows is not None and len(rows):
-    display(show(pipeline.robustness_figure_object(rows, outcome=outcome, week=week,
+    display(show(figures.robustness_figure_object(rows, outcome=outcome, week=week,
                                                    measure=measure)))  # fmt: skip
 rows
 

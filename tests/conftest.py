@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from hairtrial.config import load_config
+from hairtrial.analyses.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,9 +24,9 @@ def default_config():
 @pytest.fixture(scope="module")
 def default_results():
     """prepare() and meta_analyses() of the default config (computed once per module)."""
-    from hairtrial import pipeline
+    from hairtrial.analyses import primary
 
     cfg = _default_config()
-    eff, quality, notes = pipeline.prepare(cfg)
-    meta_table, study_effects = pipeline.meta_analyses(eff, cfg)
+    eff, quality, notes = primary.prepare(cfg)
+    meta_table, study_effects = primary.meta_analyses(eff, cfg)
     return eff, quality, notes, meta_table, study_effects

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hairtrial import arm_model
+from hairtrial.analyses import arm_model
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
 REF = pd.read_csv(REFERENCE / "arm_model.csv")

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hairtrial import arm_model
-from hairtrial.config import load_config
-from hairtrial.simulate import load_spec, simulate, write_dataset
+from hairtrial.analyses import arm_model
+from hairtrial.analyses.config import load_config
+from hairtrial.data.simulate import load_spec, simulate, write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

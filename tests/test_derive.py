@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from hairtrial import comparisons, derive
+from hairtrial.derive import arm_level, comparisons
 
 ARM_DEFAULTS = {
     "n": np.nan,
@@ -58,7 +58,7 @@ def studies_frame(**designs) -> pd.DataFrame:
 
 def one_arm(**kw) -> pd.Series:
     arms = arms_frame([{"study": "s", "arm": "A", "treatment": "minoxidil", **kw}])
-    out, quality, notes = derive.derive_arm_changes(
+    out, quality, notes = arm_level.derive_arm_changes(
         arms, studies_frame(s=("parallel", 60, 2)), change_sd_correlation=0.5
     )
     assert len(out) == 1, notes
@@ -74,7 +74,7 @@ def test_level_to_change_uses_r():
             | {"mean": 58.0, "sd": 4.0},
         ]
     )
-    out, quality, _ = derive.derive_arm_changes(
+    out, quality, _ = arm_level.derive_arm_changes(
         arms, studies_frame(s=("parallel", 20, 2)), change_sd_correlation=0.5
     )
     row = out.iloc[0]
@@ -113,7 +113,7 @@ def test_n_split_from_total_counts_unlisted_arms():
     r = one_arm(mean=1.0, sd=1.0)  # 60 randomised, 2 arms
     assert (r["n"], r["n_provenance"]) == (30.0, "n_split_equally")
     arms = arms_frame([{"study": "s", "arm": "A", "treatment": "t", "mean": 1.0, "sd": 1.0}])
-    out, _, _ = derive.derive_arm_changes(
+    out, _, _ = arm_level.derive_arm_changes(
         arms, studies_frame(s=("parallel", 61, 3)), change_sd_correlation=0.5
     )
     assert out["n"].iloc[0] == 20.0  # floor(61 / 3)
@@ -122,7 +122,7 @@ def test_n_split_from_total_counts_unlisted_arms():
 def test_level_without_baseline_is_reported_not_used():
     arms = arms_frame([{"study": "s", "arm": "A", "treatment": "t", "stat": "value"} | {"n": 5}])
     arms.loc[0, ["mean", "sd"]] = [1.0, 1.0]
-    out, _, notes = derive.derive_arm_changes(
+    out, _, notes = arm_level.derive_arm_changes(
         arms, studies_frame(s=("parallel", 10, 2)), change_sd_correlation=0.5
     )
     assert out.empty
@@ -132,7 +132,7 @@ def test_level_without_baseline_is_reported_not_used():
 def _compare(rows, design="parallel", **kw):
     arms = arms_frame(rows)
     st_ = studies_frame(s=(design, np.nan, 3))
-    changes, _, _ = derive.derive_arm_changes(arms, st_, change_sd_correlation=0.5)
+    changes, _, _ = arm_level.derive_arm_changes(arms, st_, change_sd_correlation=0.5)
     return comparisons.build_comparisons(
         changes,
         st_,
@@ -247,7 +247,7 @@ def test_comparisons_do_not_depend_on_row_order(order):
     def run(rs):
         arms = arms_frame(rs)
         st_ = studies_frame(a=("parallel", np.nan, 2), b=("parallel", np.nan, 4))
-        ch, _, _ = derive.derive_arm_changes(arms, st_, change_sd_correlation=0.5)
+        ch, _, _ = arm_level.derive_arm_changes(arms, st_, change_sd_correlation=0.5)
         eff, _, _ = comparisons.build_comparisons(
             ch,
             st_,

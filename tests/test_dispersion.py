@@ -1,4 +1,4 @@
-"""Tests of hairtrial.dispersion against tests/reference/escalc_reference.csv.
+"""Tests of hairtrial.derive.dispersion against tests/reference/escalc_reference.csv.
 
 Where the reference comes from (the CSV's 'origin' column, written by
 tests/reference/escalc_and_conversions.R):
@@ -29,8 +29,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from scipy import stats
 
-from hairtrial import units
-from hairtrial.dispersion import (
+from hairtrial.data import units
+from hairtrial.derive.dispersion import (
     combine_groups,
     mean_from_quantiles,
     pooled_sd_from_p,

@@ -1,4 +1,4 @@
-"""Tests of hairtrial.effects against metafor 3.8-1 (tests/reference/escalc_reference.csv).
+"""Tests of hairtrial.derive.effects against metafor 3.8-1 (tests/reference/escalc_reference.csv).
 
 The reference CSV is written by tests/reference/escalc_and_conversions.R; see
 its header for where each number comes from ('origin' column).
@@ -13,7 +13,7 @@ from escalc_ref import cases
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from hairtrial.effects import (
+from hairtrial.derive.effects import (
     ci_from_yi_vi,
     hedges_correction,
     hedges_g,

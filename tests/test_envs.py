@@ -39,7 +39,7 @@ def test_every_conda_pin_matches_the_lock():
     lock = _lock_versions()
     for env_file in sorted((ROOT / "envs").glob("*.yaml")):
         for name, version in _conda_pins(env_file).items():
-            if name == "python":
+            if name == "python" or not version:  # unpinned pip, for the local install
                 continue
             assert name in lock, f"{env_file.name}: {name} is not in requirements.lock"
             assert version == lock[name], (

@@ -1,4 +1,4 @@
-"""Parity of hairtrial.influence with metafor 3.8 (leave1out, influence, cumul, baujat),
+"""Parity of hairtrial.diagnostics.influence with metafor 3.8 (leave1out, influence, cumul, baujat),
 invariants, and the figures of hairtrial.plots.influence.
 
 Reference values: tests/reference/metafor_influence.csv, written by
@@ -23,9 +23,9 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-import hairtrial.influence as infl_mod  # noqa: E402
+import hairtrial.diagnostics.influence as infl_mod  # noqa: E402
 import hairtrial.plots.influence as plot_mod  # noqa: E402
-from hairtrial.influence import (  # noqa: E402
+from hairtrial.diagnostics.influence import (  # noqa: E402
     BAUJAT_COLUMNS,
     CUMULATIVE_COLUMNS,
     LEAVE_ONE_OUT_COLUMNS,
@@ -34,7 +34,7 @@ from hairtrial.influence import (  # noqa: E402
     influence_diagnostics,
     leave_one_out,
 )
-from hairtrial.meta import fit, results_frame  # noqa: E402
+from hairtrial.models.univariate import fit, results_frame  # noqa: E402
 from hairtrial.plots import save_figure  # noqa: E402
 
 REF_DIR = Path(__file__).parent / "reference"
@@ -71,7 +71,7 @@ INFL_COLS = {
     "weight": "weight",
 }
 #: Documented differences for a fit on a single study (module docstring of
-#: hairtrial.influence): metafor's value -> ours is NaN.
+#: hairtrial.diagnostics.influence): metafor's value -> ours is NaN.
 K1_METAFOR = {"Q": 0.0, "Qp": 1.0, "I2": 0.0, "H2": 1.0, "QE.del": 0.0}
 K1_KNHA = {"tval", "pval", "ci.lb", "ci.ub"}  # metafor silently switches to z for k = 1
 
@@ -134,7 +134,7 @@ def test_parity_with_metafor(dataset, analysis, method, test, mods):
             col = MODEL_COLS[q]
         ours = float(out[col].iloc[i])
         ref_v = float(r["value"])
-        # documented boundary differences (hairtrial.influence module docstring)
+        # documented boundary differences (hairtrial.diagnostics.influence module docstring)
         refit_k = k - 1 if analysis in ("leave1out", "influence") else i + 1
         refit_k1 = analysis != "baujat" and refit_k == 1
         fe_k_eq_p = analysis == "influence" and method == "FE" and mods and refit_k == 2

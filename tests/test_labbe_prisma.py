@@ -17,17 +17,17 @@ from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from hairtrial import pipeline  # noqa: E402
-from hairtrial.plots import save_figure  # noqa: E402
-from hairtrial.plots.labbe import _nice_sizes, labbe_plot  # noqa: E402
-from hairtrial.plots.prisma import prisma_diagram  # noqa: E402
-from hairtrial.prisma import (  # noqa: E402
+from hairtrial.analyses import primary  # noqa: E402
+from hairtrial.data.prisma import (  # noqa: E402
     BOXES,
     PrismaConsistencyWarning,
     PrismaCounts,
     PrismaValidationError,
     read_prisma,
 )
+from hairtrial.plots import save_figure  # noqa: E402
+from hairtrial.plots.labbe import _nice_sizes, labbe_plot  # noqa: E402
+from hairtrial.plots.prisma import prisma_diagram  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PRISMA_CSV = ROOT / "data" / "prisma.csv"
@@ -436,7 +436,7 @@ def test_default_prisma_matches_studies_csv() -> None:
 
 def test_default_prisma_meta_analysis_count_matches_pipeline(default_config) -> None:
     """'Included in meta-analysis' = trials with an MD comparison in the default analysis."""
-    eff, _, _ = pipeline.prepare(default_config)
+    eff, _, _ = primary.prepare(default_config)
     n_md = eff.loc[eff["measure"] == "MD", "study"].nunique()
     assert read_prisma(PRISMA_CSV, strict=True)["studies_meta_analysis"] == n_md
 

@@ -1,4 +1,4 @@
-"""Parity of hairtrial.meta / hairtrial.tau2 with metafor 3.8 rma.uni, plus invariants.
+"""Parity of hairtrial.models.univariate / .tau2 with metafor 3.8 rma.uni, plus invariants.
 
 Reference values: tests/reference/metafor_univariate.csv, written by
 tests/reference/metafor_univariate.R (R is not needed to run these tests).
@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import hairtrial.meta as meta
-import hairtrial.tau2 as tau2_module
-import hairtrial.tau2 as tau2mod
-from hairtrial.meta import CI_METHODS, FRAME_COLUMNS, METHODS, fit, results_frame
-from hairtrial.tau2 import estimate_tau2, q_statistic, tau2_ci_qprofile
+import hairtrial.models.tau2 as tau2_module
+import hairtrial.models.tau2 as tau2mod
+import hairtrial.models.univariate as meta
+from hairtrial.models.tau2 import estimate_tau2, q_statistic, tau2_ci_qprofile
+from hairtrial.models.univariate import CI_METHODS, FRAME_COLUMNS, METHODS, fit, results_frame
 
 REF_DIR = Path(__file__).parent / "reference"
 INPUTS = pd.read_csv(REF_DIR / "metafor_univariate_inputs.csv", na_values=["NA"])
@@ -84,7 +84,8 @@ def _close(ours: float, ref: float) -> bool:
     return abs(ours - ref) <= RTOL * abs(ref)
 
 
-# Documented deliberate differences for k = 1 (see hairtrial.meta docstring): metafor reports
+# Documented deliberate differences for k = 1 (see hairtrial.models.univariate docstring):
+# metafor reports
 # QE = 0, QEp = 1, I2 = 0, H2 = 1 and silently switches knha/adhoc to z.
 K1_UNDEFINED = {"I2", "H2", "QE", "QEp"}
 K1_UNDEFINED_KNHA = {"zval", "ci.lb", "ci.ub", "pval", "pi.lb", "pi.ub", "dfs"}
@@ -442,7 +443,7 @@ def test_qprofile_bounds_solve_the_equation(
 def test_oscillating_fisher_scoring_falls_back_to_the_score_equation():
     """Fisher scoring oscillates here (metafor stops with an error); the fallback must land
     on the maximum of the restricted likelihood, whatever the parametrisation of X."""
-    from hairtrial.tau2 import _loglik
+    from hairtrial.models.tau2 import _loglik
 
     yi = np.array([2.0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
     vi = np.array([0.5, 1, 0.25, 2, 1, 1, 1, 1, 1, 1])

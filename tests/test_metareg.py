@@ -1,4 +1,4 @@
-"""Parity of hairtrial.metareg with metafor 3.8 (rma.uni with mods, predict, permutest).
+"""Parity of hairtrial.models.metareg with metafor 3.8 (rma.uni with mods, predict, permutest).
 
 Reference values: tests/reference/metafor_metareg.csv, written by
 tests/reference/metafor_metareg.R from dat.bcg (R is not needed to run these tests).
@@ -16,9 +16,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import hairtrial.metareg as metareg_mod
-from hairtrial.meta import fit
-from hairtrial.metareg import (
+import hairtrial.models.metareg as metareg_mod
+from hairtrial.models.metareg import (
     COEF_COLUMNS,
     design_matrix,
     metareg,
@@ -26,6 +25,7 @@ from hairtrial.metareg import (
     predict,
     summary_frame,
 )
+from hairtrial.models.univariate import fit
 
 REF_DIR = Path(__file__).parent / "reference"
 INPUTS = pd.read_csv(REF_DIR / "metafor_metareg_inputs.csv")

@@ -1,4 +1,4 @@
-"""Tests of hairtrial.multilevel against metafor 3.8 rma.mv (tests/reference/*.csv).
+"""Tests of hairtrial.models.multilevel against metafor 3.8 rma.mv (tests/reference/*.csv).
 
 Reference values come from tests/reference/metafor_multilevel.R (metafor fits refined with a
 bobyqa restart, see the script header). Comparisons are at rtol 1e-5 throughout. Two
@@ -21,8 +21,8 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hairtrial import meta
-from hairtrial.multilevel import (
+from hairtrial.models import univariate
+from hairtrial.models.multilevel import (
     RandomTerm,
     block_covariance,
     blups,
@@ -383,7 +383,7 @@ def test_single_random_term_equals_rma_uni(k: int, seed: int, tau: float, method
     yi = 0.3 + 0.5 * x + rng.normal(0, tau, k) + rng.normal(0, np.sqrt(vi))
     d = pd.DataFrame({"id": np.arange(k), "yi": yi, "vi": vi, "x": x})
     res = fit_mv(d, yi="yi", V="vi", mods="~ x", random=[_r("~ 1 | id")], method=method)
-    uni = meta.fit(yi, vi, method=method, ci_method="z", X=np.column_stack([np.ones(k), x]))
+    uni = univariate.fit(yi, vi, method=method, ci_method="z", X=np.column_stack([np.ones(k), x]))
     tau2 = res.variance_components["estimate"].iloc[0]
     if uni.tau2 > 1e-6:
         np.testing.assert_allclose(tau2, uni.tau2, rtol=1e-5)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hairtrial import pipeline
+from hairtrial.analyses import primary
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
 
@@ -107,10 +107,10 @@ def test_every_derived_number_is_in_data_quality(results):
 
 
 def test_flagged_trials_only_with_selection_all(default_config):
-    eff, _, _ = pipeline.prepare(default_config)
+    eff, _, _ = primary.prepare(default_config)
     assert "yu2018" not in set(eff.study)
     default_config["selection"] = {"studies": "all"}
-    eff_all, _, _ = pipeline.prepare(default_config)
+    eff_all, _, _ = primary.prepare(default_config)
     assert "yu2018" in set(eff_all.study)
     assert eff_all.loc[eff_all.study == "yu2018", "provenance"].str.contains("split_scalp_r").all()
 

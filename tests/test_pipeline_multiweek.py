@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hairtrial import pipeline
+from hairtrial.analyses import primary
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
 REF = pd.read_csv(REFERENCE / "pipeline_multiweek.csv", keep_default_na=False)
@@ -31,8 +31,8 @@ def results():
         "arms": str(REFERENCE / "pipeline_multiweek_arms.csv"),
         "studies": str(REFERENCE / "pipeline_multiweek_studies.csv"),
     }
-    eff, quality, notes = pipeline.prepare(cfg)
-    meta_table, _ = pipeline.meta_analyses(eff, cfg)
+    eff, quality, notes = primary.prepare(cfg)
+    meta_table, _ = primary.meta_analyses(eff, cfg)
     return eff, quality, meta_table
 
 

@@ -1,4 +1,4 @@
-"""Tests of hairtrial.report: the self-contained HTML report of a run.
+"""Tests of hairtrial.report.document: the self-contained HTML report of a run.
 
 Most tests build the report from a small synthetic results directory made in ``tmp_path``
 (a few CSV tables, tiny PNGs drawn with matplotlib, a config snapshot, a trial list and a
@@ -23,8 +23,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from hairtrial import report  # noqa: E402
-from hairtrial.tables import format_value  # noqa: E402
+from hairtrial.report import document  # noqa: E402
+from hairtrial.report.tables import format_value  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -232,7 +232,7 @@ def synthetic(tmp_path: Path) -> dict[str, Path]:
 
 def _build(paths: dict[str, Path], out: Path | None = None) -> str:
     out = out or paths["out"]
-    path = report.build_report(paths["results"], data_dir_or_config=paths["data"], out_path=out)
+    path = document.build_report(paths["results"], data_dir_or_config=paths["data"], out_path=out)
     assert path == out
     return out.read_text(encoding="utf-8")
 
@@ -325,7 +325,7 @@ def test_summary_numbers_match_table(synthetic: dict[str, Path]) -> None:
         (meta.outcome == "count") & (meta.measure == "MD") & (meta.method == "REML")
         & (meta.ci_method == "adhoc")
     ].iloc[0]  # fmt: skip
-    assert report.primary_model(meta, CONFIG).equals(primary)
+    assert document.primary_model(meta, CONFIG).equals(primary)
     for col in ("estimate", "ci_lower", "ci_upper", "pi_lower", "pi_upper", "tau2", "I2"):
         assert format_value(col, primary[col]) in summary, col
     assert "count at week 24" in summary
@@ -361,8 +361,8 @@ def test_methods_name_exactly_the_codes_present(synthetic: dict[str, Path]) -> N
     listed = re.findall(r"<dt><code>([a-z_]+)</code></dt>", methods)
     present = {"n_split_equally", "from_p_value", "unit_converted", "from_p_bound"}
     assert set(listed) == present
-    assert listed == report.provenance_codes_present(synthetic["results"] / "tables")
-    absent = set(report.PROVENANCE) - present - {"reported"}
+    assert listed == document.provenance_codes_present(synthetic["results"] / "tables")
+    absent = set(document.PROVENANCE) - present - {"reported"}
     assert not any(code in methods for code in absent)
     assert "p_bound_factor = 1" in methods  # the assumed value of a code that occurs
     assert "change_sd_correlation" not in methods  # no code uses it
@@ -409,17 +409,17 @@ def test_data_config_forms(
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # not found from the working directory: the config's parent
     for source in (synthetic["data"] / "studies.csv", cfg_path):
-        out = report.build_report(
+        out = document.build_report(
             synthetic["results"], data_dir_or_config=source, out_path=synthetic["out"]
         )
         assert out.read_text(encoding="utf-8") == expected
     mapping = {**CONFIG, "data": {"studies": str(synthetic["data"] / "studies.csv")}}
-    out = report.build_report(
+    out = document.build_report(
         synthetic["results"], data_dir_or_config=mapping, out_path=synthetic["out"]
     )
     assert out.read_text(encoding="utf-8") == expected
     monkeypatch.chdir(tmp_path)  # relative data paths are taken from the working directory
-    out = report.build_report(
+    out = document.build_report(
         synthetic["results"], data_dir_or_config={"data": {}}, out_path=synthetic["out"]
     )
     assert out.read_text(encoding="utf-8") == expected
@@ -433,7 +433,7 @@ def test_notebook_links_only_inside_results(synthetic: dict[str, Path], tmp_path
 
 
 def test_empty_results_dir(tmp_path: Path) -> None:
-    out = report.build_report(
+    out = document.build_report(
         tmp_path / "nothing", data_dir_or_config=tmp_path / "nodata", out_path=tmp_path / "r.html"
     )
     text = out.read_text(encoding="utf-8")
@@ -441,14 +441,14 @@ def test_empty_results_dir(tmp_path: Path) -> None:
 
 
 def test_doctests() -> None:
-    assert doctest.testmod(report, raise_on_error=False).failed == 0
+    assert doctest.testmod(document, raise_on_error=False).failed == 0
 
 
 def test_real_results(tmp_path: Path) -> None:
     results = ROOT / "results"
     if not (results / "tables" / "meta_analysis.csv").is_file():
         pytest.skip("results/ has no tables: run `make run` first")
-    out = report.build_report(
+    out = document.build_report(
         results, data_dir_or_config=ROOT / "data", out_path=tmp_path / "report" / "report.html"
     )
     text = out.read_text(encoding="utf-8")
@@ -459,6 +459,6 @@ def test_real_results(tmp_path: Path) -> None:
     assert str(ROOT) not in text and str(tmp_path) not in text
     meta = pd.read_csv(results / "tables" / "meta_analysis.csv")
     config = yaml.safe_load((results / "config.yaml").read_text(encoding="utf-8"))
-    row = report.primary_model(meta, config)
+    row = document.primary_model(meta, config)
     summary = _plain(_section(text, "summary"))
     assert format_value("estimate", row["estimate"]) in summary

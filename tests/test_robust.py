@@ -1,4 +1,4 @@
-"""Tests for hairtrial.robust: parity with clubSandwich 0.5.8 and invariance properties.
+"""Tests for hairtrial.models.cr2: parity with clubSandwich 0.5.8 and invariance properties.
 
 Reference values: tests/reference/clubsandwich_cr2.R -> tests/reference/clubsandwich_cr2_*.csv
 (metafor 3.8-1 rma.mv / rma.uni fits; M and W blocks exported as clubSandwich sees them).
@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from hairtrial.robust import RobustResult, cr2, matrix_power, split_blocks
+from hairtrial.models.cr2 import RobustResult, cr2, matrix_power, split_blocks
 
 REF = Path(__file__).resolve().parent / "reference"
 RTOL = 1e-6

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from hairtrial import robustness
+from hairtrial.analyses import robustness
 
 REF = pd.read_csv(
     Path(__file__).resolve().parent / "reference" / "pipeline_published.csv",
@@ -57,9 +57,9 @@ def test_estimator_scenarios_match_metafor(table, measure, scenario, method, tes
 
 def test_p_bound_factor_rescales_the_bound(default_config):
     default_config["assumptions"]["p_bound_factor"] = 0.1
-    from hairtrial import pipeline
+    from hairtrial.analyses import primary
 
-    eff, _, _ = pipeline.prepare(default_config)
+    eff, _, _ = primary.prepare(default_config)
     kumar = eff[(eff.study == "kumar2018") & (eff.measure == "MD")].iloc[0]
     # p < 0.0001 used as p = 1e-5; n = 34 + 34; MD = (12.52 - 1.89) / 6.4516
     md = (12.52 - 1.89) / 6.4516

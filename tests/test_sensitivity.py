@@ -1,4 +1,4 @@
-"""Sensitivity tables and figures (hairtrial.sensitivity): the orchestration, not the statistics.
+"""Sensitivity tables and figures (hairtrial.analyses.sensitivity): orchestration, not statistics.
 
 The statistics have metafor parity tests of their own (test_metareg, test_subgroups,
 test_influence, test_smallstudy); here the tables must hold exactly what direct calls of those
@@ -9,9 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hairtrial import influence, metareg, pipeline, sensitivity, smallstudy, subgroups
-from hairtrial.config import DEFAULT_CONFIG, load_config
-from hairtrial.validate import read_studies
+from hairtrial.analyses import primary, sensitivity
+from hairtrial.analyses.config import DEFAULT_CONFIG, load_config
+from hairtrial.data.validate import read_studies
+from hairtrial.diagnostics import influence, smallstudy
+from hairtrial.models import metareg, subgroups
+from hairtrial.report import figures
 
 
 @pytest.fixture(scope="module")
@@ -218,22 +221,24 @@ def test_figure_targets_and_figures(synthetic, config, tmp_path):
     assert not [t for t in targets if t[1] == "hair_diameter"]
     cfg = {**config, "figures": {"formats": ["png"], "dpi": 72}}
     for kind, o, w, m, mod in targets:
-        fig = sensitivity.figure_object(kind, eff, studies, cfg, outcome=o, week=w, measure=m,
-                                        moderator=mod)  # fmt: skip
+        fig = figures.sensitivity_figure_object(
+            kind, eff, studies, cfg, outcome=o, week=w, measure=m, moderator=mod
+        )
         assert fig.get_figwidth() > 0
         if kind == "bubble":
-            pipeline._save(fig, tmp_path / "bubble", cfg)
+            figures.save(fig, tmp_path / "bubble", cfg)
     assert (tmp_path / "bubble.png").stat().st_size > 0
     with pytest.raises(ValueError, match="not computable"):
-        sensitivity.figure_object("funnel", eff, studies, cfg, outcome="hair_diameter", week=12,
-                                  measure="MD")  # fmt: skip
+        figures.sensitivity_figure_object(
+            "funnel", eff, studies, cfg, outcome="hair_diameter", week=12, measure="MD"
+        )
 
 
 def test_default_data_runs_and_says_why(config):
     """The published trials: every table builds; nothing meaningless is printed."""
     cfg = load_config(DEFAULT_CONFIG)
-    eff, _, _ = pipeline.prepare(cfg)
-    _, st = pipeline.meta_analyses(eff, cfg)
+    eff, _, _ = primary.prepare(cfg)
+    _, st = primary.meta_analyses(eff, cfg)
     studies = read_studies(cfg["data"]["studies"])
     mr = sensitivity.meta_regression_table(st, studies, cfg)
     assert mr["estimate"].isna().all() and mr["notes"].str.contains("not fitted|k = 1").all()

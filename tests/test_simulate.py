@@ -9,15 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hairtrial import pipeline, validate
-from hairtrial.config import load_config
-from hairtrial.simulate import (
+from hairtrial.analyses import primary
+from hairtrial.analyses.config import load_config
+from hairtrial.data import validate
+from hairtrial.data.simulate import (
     SimulationSpec,
     load_spec,
     simulate,
     write_dataset,
 )
-from hairtrial.units import CM2_PER_INCH2
+from hairtrial.data.units import CM2_PER_INCH2
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ROOT / "tests" / "data" / "synthetic_small.yaml"
@@ -241,7 +242,7 @@ def test_reported_summaries_match_truth(large):
 def test_pipeline_estimates_match_truth(large, tmp_path):
     spec, arms, studies, truth = large
     paths = write_dataset(arms, studies, tmp_path, truth)
-    eff, _, notes = pipeline.prepare(load_config(paths["config"]))
+    eff, _, notes = primary.prepare(load_config(paths["config"]))
     assert notes.empty
     md = eff[eff["measure"] == "MD"]
     diff = truth[(truth["scope"] == "study") & (truth["quantity"] == "difference")]
@@ -258,7 +259,7 @@ def test_pipeline_runs_on_written_config(written_small, small):
     spec, _, arms, studies, _ = small
     cfg = load_config(written_small["config"])
     assert cfg["selection"]["studies"] == "all"
-    eff, quality, notes = pipeline.prepare(cfg)
+    eff, quality, notes = primary.prepare(cfg)
     md = eff[eff["measure"] == "MD"]
     assert md["week"].nunique() >= 3
     assert set(md.loc[md["week"] == 12, "study"]) == set(studies["study"])
@@ -268,6 +269,6 @@ def test_pipeline_runs_on_written_config(written_small, small):
     }
     cfg = load_config(written_small["config"])
     cfg["meta_analysis"] = {"tau2_methods": ["REML"], "ci_methods": ["adhoc"], "level": 0.95}
-    meta_table, _ = pipeline.meta_analyses(eff, cfg)
+    meta_table, _ = primary.meta_analyses(eff, cfg)
     week12 = meta_table[(meta_table["week"] == 12) & (meta_table["measure"] == "MD")]
     assert int(week12["k"].iloc[0]) == spec.n_trials

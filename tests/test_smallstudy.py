@@ -1,4 +1,5 @@
-"""Parity of hairtrial.smallstudy with metafor 3.8 regtest / ranktest / trimfill, properties
+"""Parity of hairtrial.diagnostics.smallstudy with metafor 3.8 regtest / ranktest / trimfill;
+properties
 of the methods, and the funnel plot.
 
 Reference values: tests/reference/metafor_smallstudy.csv (inputs in
@@ -24,12 +25,9 @@ from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+import hairtrial.diagnostics.smallstudy as ss  # noqa: E402
 import hairtrial.plots.funnel as funnel_mod  # noqa: E402
-import hairtrial.smallstudy as ss  # noqa: E402
-from hairtrial.meta import fit  # noqa: E402
-from hairtrial.plots import save_figure, use_style  # noqa: E402
-from hairtrial.plots.funnel import funnel_plot  # noqa: E402
-from hairtrial.smallstudy import (  # noqa: E402
+from hairtrial.diagnostics.smallstudy import (  # noqa: E402
     SMALL_STUDY_COLUMNS,
     ManyFewStudiesNote,
     ranktest,
@@ -37,6 +35,9 @@ from hairtrial.smallstudy import (  # noqa: E402
     small_study_table,
     trimfill,
 )
+from hairtrial.models.univariate import fit  # noqa: E402
+from hairtrial.plots import save_figure, use_style  # noqa: E402
+from hairtrial.plots.funnel import funnel_plot  # noqa: E402
 
 REF_DIR = Path(__file__).parent / "reference"
 INPUTS = pd.read_csv(REF_DIR / "metafor_smallstudy_inputs.csv")

@@ -1,4 +1,4 @@
-"""Parity of hairtrial.subgroups with metafor 3.8, plus invariants.
+"""Parity of hairtrial.models.subgroups with metafor 3.8, plus invariants.
 
 Reference values: the ``subgroup`` / ``subgroup_test`` sections of
 tests/reference/metafor_metareg.csv (dat.bcg, moderator alloc), written by
@@ -17,11 +17,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import hairtrial.subgroups as subgroups_mod
-from hairtrial.meta import fit
-from hairtrial.metareg import metareg
-from hairtrial.subgroups import SUBGROUP_COLUMNS, TEST_COLUMNS, subgroup_analysis
-from hairtrial.tau2 import q_statistic
+import hairtrial.models.subgroups as subgroups_mod
+from hairtrial.models.metareg import metareg
+from hairtrial.models.subgroups import SUBGROUP_COLUMNS, TEST_COLUMNS, subgroup_analysis
+from hairtrial.models.tau2 import q_statistic
+from hairtrial.models.univariate import fit
 
 REF_DIR = Path(__file__).parent / "reference"
 INPUTS = pd.read_csv(REF_DIR / "metafor_metareg_inputs.csv")
@@ -175,7 +175,7 @@ def test_fe_partition_of_q(data) -> None:
 
 
 def test_subgroup_forest_plot_smoke() -> None:
-    from hairtrial.meta import results_frame
+    from hairtrial.models.univariate import results_frame
     from hairtrial.plots.subgroup_forest import subgroup_forest_plot
 
     res = subgroup_analysis(INPUTS["yi"], INPUTS["vi"], INPUTS["alloc"], moderator="alloc")

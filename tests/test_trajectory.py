@@ -16,9 +16,9 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
+from hairtrial.data.simulate import SimulationSpec, simulate  # noqa: E402
 from hairtrial.plots import save_figure  # noqa: E402
 from hairtrial.plots.trajectory import DERIVED_LABEL, trajectory_plot  # noqa: E402
-from hairtrial.simulate import SimulationSpec, simulate  # noqa: E402
 
 UNIT = "hairs/cm²"
 _TREAT = {"minoxidil": "control", "minoxidil_microneedling": "experimental"}
@@ -73,7 +73,7 @@ def published() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 
 def synthetic(n_trials: int = 12, seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Observed arm changes from :func:`hairtrial.simulate.simulate` and simple stand-in means.
+    """Observed arm changes from :func:`hairtrial.data.simulate.simulate` and simple stand-in means.
 
     Arms reported as changes give their mean ('reported'); arms reported as
     levels give follow-up minus baseline ('change_from_levels'); medians stand

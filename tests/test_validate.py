@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hairtrial.validate import ARM_COLUMNS, DataValidationError, read_inputs
+from hairtrial.data.validate import ARM_COLUMNS, DataValidationError, read_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from hairtrial import pipeline
-from hairtrial.config import ConfigError, load_config
-from hairtrial.validate import DataValidationError
+from hairtrial.analyses import primary
+from hairtrial.analyses.config import (
+    DEFAULT_CONFIG,
+    RESOURCES,
+    ConfigError,
+    load_config,
+    resolve_data_paths,
+)
+from hairtrial.data.validate import DataValidationError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,14 +27,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hairtrial", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     val = sub.add_parser("validate", help="check a config file and the data it names")
-    val.add_argument("--config", default="config/config.yaml", help="config file (YAML)")
+    val.add_argument(
+        "--config",
+        default=None,
+        help="config file (YAML); default: config/config.yaml of the working directory if it "
+        "exists, otherwise the default config and published data shipped with the package",
+    )
     args = parser.parse_args(argv)
 
     try:
-        config = load_config(args.config)
-        effects, quality, excluded = pipeline.prepare(config)
+        if args.config is None and not Path("config/config.yaml").is_file():
+            # an installed package outside a checkout: the shipped config and data
+            args.config = str(DEFAULT_CONFIG)
+            config = resolve_data_paths(load_config(DEFAULT_CONFIG), RESOURCES)
+        else:
+            args.config = args.config or "config/config.yaml"
+            config = load_config(args.config)
+        effects, quality, excluded = primary.prepare(config)
         if config["data"].get("prisma"):
-            from hairtrial.prisma import read_prisma
+            from hairtrial.data.prisma import read_prisma
 
             read_prisma(config["data"]["prisma"])
     except (ConfigError, DataValidationError) as err:

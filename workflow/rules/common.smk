@@ -1,14 +1,11 @@
 # Helpers shared by the rules: config validation, input validation at parse
 # time (so a malformed input stops the run before any output is touched), and
 # the list of final outputs.
-import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-
-from hairtrial import validate as data_validation  # noqa: E402
+from hairtrial.data import validate as data_validation
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -17,7 +14,7 @@ try:
     if config["data"].get("prisma"):
         import warnings
 
-        from hairtrial.prisma import read_prisma
+        from hairtrial.data.prisma import read_prisma
 
         with (
             warnings.catch_warnings()
@@ -118,12 +115,12 @@ def figure_outputs(wildcards):
     Forest plots for every one; robustness figures where at least two trials
     are pooled (with one trial no scenario can change the answer); the
     sensitivity figures that are computable for the data
-    (hairtrial.sensitivity.figure_targets).
+    (hairtrial.analyses.sensitivity.figure_targets).
     """
     import pandas as pd
 
-    from hairtrial import sensitivity
-    from hairtrial.config import validate_config
+    from hairtrial.analyses import sensitivity
+    from hairtrial.analyses.config import validate_config
 
     path = checkpoints.effect_sizes.get().output.effects
     eff = pd.read_csv(path, keep_default_na=False, na_values=[""])

@@ -1,5 +1,5 @@
 # Issue 4: how robust is the answer? Meta-regression, subgroups, influence and
-# small-study effects (hairtrial.sensitivity). Tables for every outcome x week x measure
+# small-study effects (hairtrial.analyses.sensitivity). Tables for every outcome x week x measure
 # (notes say when k is too small); figures only where computable (common.smk).
 
 

@@ -1,17 +1,12 @@
 """Snakemake script: write the validated config of this run (defaults filled in)."""
 
-import sys
-from pathlib import Path
+import yaml
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
+from hairtrial.analyses.config import validate_config
+from hairtrial.core.runlog import logged
+from hairtrial.core.io import atomic_write
 
-import yaml  # noqa: E402
-
-from hairtrial.config import validate_config  # noqa: E402
-from hairtrial.runlog import logged  # noqa: E402
-from hairtrial.tables import atomic_write  # noqa: E402
-
-with logged(snakemake.log[0]):  # noqa: F821
-    config = validate_config(snakemake.config)  # noqa: F821
+with logged(snakemake.log[0]):
+    config = validate_config(snakemake.config)
     text = yaml.safe_dump(config, sort_keys=True, allow_unicode=True)
-    atomic_write(snakemake.output[0], lambda p: p.write_text(text, encoding="utf-8"))  # noqa: F821
+    atomic_write(snakemake.output[0], lambda p: p.write_text(text, encoding="utf-8"))

@@ -1,22 +1,19 @@
 """Snakemake script: one robustness figure in every configured format."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
+from hairtrial.analyses.config import validate_config
+from hairtrial.core.runlog import logged
+from hairtrial.report import figures
 
-from hairtrial import pipeline  # noqa: E402
-from hairtrial.config import validate_config  # noqa: E402
-from hairtrial.runlog import logged  # noqa: E402
-
-with logged(snakemake.log[0]):  # noqa: F821
-    config = validate_config(snakemake.config)  # noqa: F821
-    w = snakemake.wildcards  # noqa: F821
-    pipeline.robustness_figure(
-        snakemake.input[0],  # noqa: F821
+with logged(snakemake.log[0]):
+    config = validate_config(snakemake.config)
+    w = snakemake.wildcards
+    figures.robustness_figure(
+        snakemake.input[0],
         config,
         outcome=w.outcome,
         week=int(w.week),
         measure=w.measure,
-        stem=Path(snakemake.output[0]).with_suffix(""),  # noqa: F821
+        stem=Path(snakemake.output[0]).with_suffix(""),
     )

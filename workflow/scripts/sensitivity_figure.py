@@ -1,25 +1,22 @@
 """Snakemake script: one sensitivity figure (bubble, subgroups, leave-one-out, cumulative,
 Baujat, influence or funnel) in every configured format."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
+from hairtrial.analyses.config import validate_config
+from hairtrial.core.runlog import logged
+from hairtrial.report import figures
 
-from hairtrial import sensitivity  # noqa: E402
-from hairtrial.config import validate_config  # noqa: E402
-from hairtrial.runlog import logged  # noqa: E402
-
-with logged(snakemake.log[0]):  # noqa: F821
-    config = validate_config(snakemake.config)  # noqa: F821
-    w = snakemake.wildcards  # noqa: F821
-    sensitivity.figure(
-        snakemake.params.kind,  # noqa: F821
-        snakemake.input.effects,  # noqa: F821
+with logged(snakemake.log[0]):
+    config = validate_config(snakemake.config)
+    w = snakemake.wildcards
+    figures.sensitivity_figure(
+        snakemake.params.kind,
+        snakemake.input.effects,
         config,
         outcome=w.outcome,
         week=int(w.week),
         measure=w.measure,
         moderator=w.get("moderator"),
-        stem=Path(snakemake.output[0]).with_suffix(""),  # noqa: F821
+        stem=Path(snakemake.output[0]).with_suffix(""),
     )

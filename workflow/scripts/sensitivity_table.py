@@ -1,22 +1,18 @@
-"""Snakemake script: one sensitivity table (hairtrial.sensitivity.TABLES), every outcome x week x
+"""Snakemake script: one sensitivity table (hairtrial.analyses.sensitivity.TABLES),
+every outcome x week x
 measure."""
 
-import sys
-from pathlib import Path
+from hairtrial.analyses import sensitivity
+from hairtrial.analyses.config import validate_config
+from hairtrial.core.runlog import logged
+from hairtrial.data.validate import read_studies
+from hairtrial.core.io import write_csv
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
-
-from hairtrial import sensitivity  # noqa: E402
-from hairtrial.config import validate_config  # noqa: E402
-from hairtrial.runlog import logged  # noqa: E402
-from hairtrial.tables import write_csv  # noqa: E402
-from hairtrial.validate import read_studies  # noqa: E402
-
-with logged(snakemake.log[0]) as log:  # noqa: F821
-    config = validate_config(snakemake.config)  # noqa: F821
-    name = snakemake.params.table  # noqa: F821
-    effects = sensitivity.read_study_effects(snakemake.input.effects)  # noqa: F821
-    studies = read_studies(snakemake.input.studies)  # noqa: F821
+with logged(snakemake.log[0]) as log:
+    config = validate_config(snakemake.config)
+    name = snakemake.params.table
+    effects = sensitivity.read_study_effects(snakemake.input.effects)
+    studies = read_studies(snakemake.input.studies)
     table = sensitivity.table(name, effects, studies, config)
     log.info("%s: %d rows", name, len(table))
-    write_csv(table, snakemake.output[0])  # noqa: F821
+    write_csv(table, snakemake.output[0])

@@ -1,21 +1,18 @@
 """Snakemake script: the trajectory figure of one outcome."""
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir).resolve().parents[1] / "src"))  # noqa: F821
+from hairtrial.analyses.config import validate_config
+from hairtrial.core.runlog import logged
+from hairtrial.report import figures
 
-from hairtrial import pipeline  # noqa: E402
-from hairtrial.config import validate_config  # noqa: E402
-from hairtrial.runlog import logged  # noqa: E402
-
-with logged(snakemake.log[0]):  # noqa: F821
-    config = validate_config(snakemake.config)  # noqa: F821
-    pipeline.trajectory_figure(
-        snakemake.input.means,  # noqa: F821
-        snakemake.input.contrasts,  # noqa: F821
-        snakemake.input.data,  # noqa: F821
+with logged(snakemake.log[0]):
+    config = validate_config(snakemake.config)
+    figures.trajectory_figure(
+        snakemake.input.means,
+        snakemake.input.contrasts,
+        snakemake.input.data,
         config,
-        outcome=snakemake.wildcards.outcome,  # noqa: F821
-        stem=Path(snakemake.output[0]).with_suffix(""),  # noqa: F821
+        outcome=snakemake.wildcards.outcome,
+        stem=Path(snakemake.output[0]).with_suffix(""),
     )

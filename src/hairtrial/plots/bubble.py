@@ -2,7 +2,7 @@
 
 Nothing here computes statistics: :func:`bubble_plot` draws the study effects against the
 moderator, with marker area proportional to the study weight, and the fitted line with its
-confidence and prediction bands exactly as :func:`hairtrial.metareg.predict` returns them.
+confidence and prediction bands exactly as :func:`hairtrial.models.metareg.predict` returns them.
 Studies whose numbers were derived (provenance other than ``reported``) are drawn hollow and
 explained in a footnote, as in the forest plot.
 """
@@ -21,9 +21,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import Bbox
 
+from hairtrial.data.provenance import PROVENANCE
 from hairtrial.plots.forest import _clean_text, _Measurer, _parse_codes
 from hairtrial.plots.style import _BLUE, _GREY, _VERMILLION, use_style
-from hairtrial.provenance import PROVENANCE
 
 __all__ = ["bubble_plot"]
 
@@ -65,7 +65,7 @@ def bubble_plot(
     moderator_values : array_like
         Moderator value of each study (same order as `studies`).
     prediction_frame : pandas.DataFrame
-        Output of :func:`hairtrial.metareg.predict` over a grid of the moderator: the
+        Output of :func:`hairtrial.models.metareg.predict` over a grid of the moderator: the
         moderator column plus ``pred, ci_lower, ci_upper, pi_lower, pi_upper``.
     xlabel, ylabel : str
         Axis labels (moderator with unit; effect measure with unit).
@@ -76,7 +76,7 @@ def bubble_plot(
         not a prediction column).
     provenance_labels : mapping, optional
         Explanations of provenance codes (override/extend
-        :data:`hairtrial.provenance.PROVENANCE`).
+        :data:`hairtrial.data.provenance.PROVENANCE`).
     annotation : str, optional
         Text for the footer, e.g. ``"Slope −0.029 per degree [−0.043, −0.015]; QM p < 0.001;
         R² = 76%"``.

@@ -3,7 +3,7 @@
 Nothing in this module computes statistics. :func:`forest_plot` draws the
 study effects and the pooled model exactly as the meta-analysis engine
 returns them; it only lays them out, formats the numbers and explains where
-derived numbers come from (labels from :data:`hairtrial.provenance.PROVENANCE`).
+derived numbers come from (labels from :data:`hairtrial.data.provenance.PROVENANCE`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from matplotlib.patches import Polygon
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 from matplotlib.transforms import Affine2D, Transform
 
+from hairtrial.data.provenance import PROVENANCE
 from hairtrial.plots.style import (
     _BLUE,
     _DASH,
@@ -38,7 +39,6 @@ from hairtrial.plots.style import (
     format_decimals,
     use_style,
 )
-from hairtrial.provenance import PROVENANCE
 
 # --------------------------------------------------------------------------
 # Provenance marks

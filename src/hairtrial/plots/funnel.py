@@ -2,7 +2,8 @@
 
 Nothing in this module computes statistics: :func:`funnel_plot` draws the studies, the
 pooled estimate, the trim-and-fill result and the Egger regression line exactly as
-:mod:`hairtrial.meta` and :mod:`hairtrial.smallstudy` return them. The significance
+:mod:`hairtrial.models.univariate` and :mod:`hairtrial.diagnostics.smallstudy` return them.
+The significance
 contours and the pseudo confidence funnel are the drawing itself (``x = centre -/+ z * SE``).
 
 References
@@ -34,9 +35,9 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from scipy import stats
 
+from hairtrial.diagnostics.smallstudy import MIN_K_INFORMATIVE, RegTestResult, TrimFillResult
 from hairtrial.plots.forest import _Measurer
 from hairtrial.plots.style import _BLUE, _GREY, _MINUS, _VERMILLION, _as_float, use_style
-from hairtrial.smallstudy import MIN_K_INFORMATIVE, RegTestResult, TrimFillResult
 
 __all__ = ["CONTOUR_SHADES", "funnel_plot"]
 
@@ -115,10 +116,12 @@ def funnel_plot(
         Pooled estimate, or a row of the meta-analysis table (``estimate``, ``method``).
         None: no pooled line and no pseudo confidence funnel.
     trimfill : TrimFillResult, optional
-        Result of :func:`hairtrial.smallstudy.trimfill`; its imputed studies and adjusted
+        Result of :func:`hairtrial.diagnostics.smallstudy.trimfill`; its imputed studies and
+        adjusted
         estimate are drawn when k0 > 0.
     egger : RegTestResult, optional
-        Result of :func:`hairtrial.smallstudy.regtest` with predictor ``"sei"`` (straight
+        Result of :func:`hairtrial.diagnostics.smallstudy.regtest` with predictor ``"sei"``
+        (straight
         line) or ``"vi"`` (parabola); other predictors cannot be drawn on these axes and
         are ignored.
     levels : sequence of float

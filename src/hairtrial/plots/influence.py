@@ -1,7 +1,7 @@
 """Sensitivity figures: leave-one-out, cumulative, Baujat and influence-diagnostic plots.
 
 Nothing in this module computes statistics: every function draws a table returned by
-:mod:`hairtrial.influence` (and, where given, one row of the meta-analysis table for the
+:mod:`hairtrial.diagnostics.influence` (and, where given, one row of the meta-analysis table for the
 full-data reference), in the house style of :func:`hairtrial.plots.forest_plot`.
 
 * :func:`leave_one_out_plot`, :func:`cumulative_plot`: compact forest plots, one row per
@@ -41,6 +41,7 @@ from matplotlib.patches import Polygon
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 from matplotlib.transforms import Affine2D, Bbox, Transform
 
+from hairtrial.data.provenance import PROVENANCE
 from hairtrial.plots.forest import (
     _axis_limits,
     _clean_text,
@@ -62,7 +63,6 @@ from hairtrial.plots.style import (
     format_decimals,
     use_style,
 )
-from hairtrial.provenance import PROVENANCE
 
 __all__ = ["baujat_plot", "cumulative_plot", "influence_plot", "leave_one_out_plot"]
 
@@ -376,12 +376,13 @@ def leave_one_out_plot(
     Parameters
     ----------
     loo : pandas.DataFrame
-        :func:`hairtrial.influence.leave_one_out` output (columns ``study``, ``k``,
+        :func:`hairtrial.diagnostics.influence.leave_one_out` output (columns ``study``, ``k``,
         ``estimate``, ``ci_lower``, ``ci_upper``, ``tau2``, ``I2``).
     pooled : mapping or pandas.Series or one-row DataFrame or None
         The full-data fit as a meta-analysis row (``method``, ``ci_method``, ``k``,
         ``estimate``, ``ci_lower``, ``ci_upper``, ``tau2``, ``I2``, ``Q``, ... as in
-        :func:`hairtrial.meta.results_frame`): drawn as the reference line and band, as the
+        :func:`hairtrial.models.univariate.results_frame`): drawn as the reference line and
+        band, as the
         "All studies" row and in the footer.
     xlabel : str
         Effect axis label, e.g. ``"Mean difference, hairs/cm²"``.
@@ -401,8 +402,8 @@ def leave_one_out_plot(
 
     Examples
     --------
-    >>> from hairtrial.influence import leave_one_out
-    >>> from hairtrial.meta import fit, results_frame
+    >>> from hairtrial.diagnostics.influence import leave_one_out
+    >>> from hairtrial.models.univariate import fit, results_frame
     >>> y, v = [12.0, 20.5, 8.1], [9.0, 16.0, 12.0]
     >>> fig = leave_one_out_plot(leave_one_out(y, v), results_frame([fit(y, v)]).iloc[0],
     ...                          xlabel="MD, hairs/cm²")
@@ -466,7 +467,7 @@ def cumulative_plot(
     Parameters
     ----------
     cum : pandas.DataFrame
-        :func:`hairtrial.influence.cumulative` output (columns ``step``, ``study``,
+        :func:`hairtrial.diagnostics.influence.cumulative` output (columns ``step``, ``study``,
         ``order``, ``k``, ``estimate``, ``ci_lower``, ``ci_upper``, ``tau2``, ``I2``).
     pooled : mapping or pandas.Series or one-row DataFrame, optional
         The full-data fit (meta-analysis row) for the reference line, band and footer;
@@ -490,7 +491,7 @@ def cumulative_plot(
 
     Examples
     --------
-    >>> from hairtrial.influence import cumulative
+    >>> from hairtrial.diagnostics.influence import cumulative
     >>> y, v = [12.0, 20.5, 8.1], [9.0, 16.0, 12.0]
     >>> cum = cumulative(y, v, ["A", "B", "C"], order_by=[2019, 2016, 2021])
     >>> cumulative_plot(cum, xlabel="MD, hairs/cm²").get_gid()
@@ -747,14 +748,15 @@ def baujat_plot(
     Parameters
     ----------
     bj : pandas.DataFrame
-        :func:`hairtrial.influence.baujat` output (``study``, ``x``, ``y``; axis titles from
+        :func:`hairtrial.diagnostics.influence.baujat` output (``study``, ``x``, ``y``; axis
+        titles from
         ``bj.attrs`` when present). A ``provenance`` column is used when `provenance` is None.
     provenance : mapping or sequence, optional
         Provenance codes (``;``-joined) per study (mapping by ``study`` value, or a sequence in
         row order). Studies with any code other than ``reported`` are drawn hollow and the
         codes are explained below the plot.
     provenance_labels : mapping, optional
-        Explanations of codes, overriding :data:`hairtrial.provenance.PROVENANCE`.
+        Explanations of codes, overriding :data:`hairtrial.data.provenance.PROVENANCE`.
     study_labels : mapping, optional
         Display label per ``study`` value.
     point_labels : {"auto", "study", "id"}, default "auto"
@@ -776,7 +778,7 @@ def baujat_plot(
 
     Examples
     --------
-    >>> from hairtrial.influence import baujat
+    >>> from hairtrial.diagnostics.influence import baujat
     >>> bj = baujat([12.0, 20.5, 8.1, 30.2], [9.0, 16.0, 12.0, 20.0], ["A", "B", "C", "D"])
     >>> baujat_plot(bj, provenance=["reported", "from_se", "reported", "reported"]).get_gid()
     'baujat'
@@ -1034,7 +1036,7 @@ def influence_plot(
     Parameters
     ----------
     infl : pandas.DataFrame
-        :func:`hairtrial.influence.influence_diagnostics` output, with its ``attrs``
+        :func:`hairtrial.diagnostics.influence.influence_diagnostics` output, with its ``attrs``
         (``k``, ``p``, ``tau2``, ``QE``, ``cutoffs``).
     title : str, optional
         Figure title.
@@ -1054,7 +1056,7 @@ def influence_plot(
 
     Examples
     --------
-    >>> from hairtrial.influence import influence_diagnostics
+    >>> from hairtrial.diagnostics.influence import influence_diagnostics
     >>> d = influence_diagnostics([12.0, 20.5, 8.1, 30.2], [9.0, 16.0, 12.0, 20.0])
     >>> len(influence_plot(d).axes)
     8

@@ -73,7 +73,7 @@ def labbe_plot(
     total n (``n_control + n_experimental``; the largest trial of the figure
     gets a fixed area and a size legend gives reference values). Points whose
     ``provenance`` holds a derived number (any code but ``reported``; see
-    :data:`hairtrial.provenance.PROVENANCE`) are hollow. Several weeks get one
+    :data:`hairtrial.data.provenance.PROVENANCE`) are hollow. Several weeks get one
     Okabe-Ito colour each; the points of one trial are then joined by a thin
     grey line in week order and the trial is labelled once, at its last week.
     The solid line is no effect (y = x); the dashed vermillion line is

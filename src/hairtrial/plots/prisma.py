@@ -4,10 +4,10 @@
 reviews (Page et al. 2021, BMJ 372:n71): the databases-and-registers column
 always, the 'other methods' column when any of its counts is given, and the
 optional 'studies included in meta-analysis' box when the counts file lists
-it. Counts come from :func:`hairtrial.prisma.read_prisma` (format in that
+it. Counts come from :func:`hairtrial.data.prisma.read_prisma` (format in that
 module); a count that is not known is drawn as "n = not reported", never as
 0, and the footer says so. Counts that do not add up are listed in the footer
-in vermillion (see :mod:`hairtrial.prisma` for the rules).
+in vermillion (see :mod:`hairtrial.data.prisma` for the rules).
 
 The layout is computed from the measured text (boxes grow with their wrapped
 text, rows share one height, the phase bars are at least as tall as their
@@ -26,9 +26,9 @@ from matplotlib.layout_engine import PlaceHolderLayoutEngine
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
+from hairtrial.data.prisma import BOXES, PrismaCounts, read_prisma
 from hairtrial.plots.forest import _Measurer, _top_transform
 from hairtrial.plots.style import _GREY, _VERMILLION, use_style
-from hairtrial.prisma import BOXES, PrismaCounts, read_prisma
 
 # Geometry (inches) and type sizes (points).
 _W = 7.0
@@ -153,7 +153,7 @@ def prisma_diagram(
     ----------
     counts : PrismaCounts or str or pathlib.Path
         Counts, or the path of a counts file (read with
-        :func:`hairtrial.prisma.read_prisma`, non-strict).
+        :func:`hairtrial.data.prisma.read_prisma`, non-strict).
     title : str, optional
         Title above the diagram.
     width : float, default 7.0
@@ -170,7 +170,7 @@ def prisma_diagram(
 
     Examples
     --------
-    >>> from hairtrial.prisma import PrismaCounts
+    >>> from hairtrial.data.prisma import PrismaCounts
     >>> c = PrismaCounts.from_mapping({"reports_sought": 12, "reports_not_retrieved": 1,
     ...     "reports_assessed": 11, "studies_included": 11, "reports_included": 11,
     ...     "studies_meta_analysis": 3})

@@ -1,6 +1,6 @@
 """Robustness figure: the pooled estimate and CI under every scenario, on one axis.
 
-Draws rows of :func:`hairtrial.robustness.robustness_table` for one outcome x
+Draws rows of :func:`hairtrial.analyses.robustness.robustness_table` for one outcome x
 week x measure, grouped by what was varied, with the primary analysis as a
 shaded reference band and the line of no effect. Scenarios that cannot change
 anything for these data (no trial uses the assumption) are not drawn; the

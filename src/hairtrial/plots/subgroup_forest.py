@@ -2,8 +2,8 @@
 
 Nothing here computes statistics: :func:`subgroup_forest_plot` draws the study rows, the
 subgroup estimates and the test for subgroup differences exactly as
-:func:`hairtrial.subgroups.subgroup_analysis` returns them (one ``tau2_option`` at a time),
-and the overall estimate as :func:`hairtrial.meta.fit` / ``results_frame`` returns it.
+:func:`hairtrial.models.subgroups.subgroup_analysis` returns them (one ``tau2_option`` at a time),
+and the overall estimate as :func:`hairtrial.models.univariate.fit` / ``results_frame`` returns it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from matplotlib.layout_engine import PlaceHolderLayoutEngine
 from matplotlib.patches import Polygon
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 
+from hairtrial.data.provenance import PROVENANCE
 from hairtrial.plots.forest import (
     _axis_limits,
     _clean_text,
@@ -46,7 +47,6 @@ from hairtrial.plots.style import (
     format_decimals,
     use_style,
 )
-from hairtrial.provenance import PROVENANCE
 
 __all__ = ["subgroup_forest_plot"]
 
@@ -150,15 +150,15 @@ def subgroup_forest_plot(
         One row per study: ``yi``, ``ci_lower``, ``ci_upper``, `group_column`; used when
         present: ``label`` (else ``study``), ``weight_pct``, ``provenance``.
     subgroups : pandas.DataFrame
-        Rows of :attr:`hairtrial.subgroups.SubgroupResult.table` for one ``tau2_option``
+        Rows of :attr:`hairtrial.models.subgroups.SubgroupResult.table` for one ``tau2_option``
         (``level``, ``k``, ``estimate``, ``ci_lower``, ``ci_upper``; optional ``tau2``,
         ``I2``, ``Q``, ``Q_df``, ``Q_pvalue``). Subgroups are drawn in this order.
     test : mapping or pandas.Series or one-row DataFrame or None
-        The matching row of :attr:`hairtrial.subgroups.SubgroupResult.test`.
+        The matching row of :attr:`hairtrial.models.subgroups.SubgroupResult.test`.
     overall : mapping or pandas.Series or one-row DataFrame, optional
         Overall model (``estimate``, ``ci_lower``, ``ci_upper``, ``k``; optional
         ``pi_lower``, ``pi_upper``, ``tau2``, ``I2``, ``Q``, ``Q_df``, ``Q_pvalue``,
-        ``method``), e.g. a row of :func:`hairtrial.meta.results_frame`.
+        ``method``), e.g. a row of :func:`hairtrial.models.univariate.results_frame`.
     xlabel : str
         Label of the effect axis.
     group_column : str

@@ -96,7 +96,7 @@ def trajectory_plot(
     arm of the figure gets a fixed area; a size legend gives reference
     values), joined in week order by thin lines that start at the baseline.
     Points with a derived number (any provenance code other than ``reported``,
-    see :data:`hairtrial.provenance.PROVENANCE`) are hollow, and only then
+    see :data:`hairtrial.data.provenance.PROVENANCE`) are hollow, and only then
     does the legend have a "derived numbers" entry. Each arm's path is
     labelled at its last week with the study label, in the treatment colour,
     where it overlaps nothing (points, lines, other labels), with a leader

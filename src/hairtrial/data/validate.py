@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hairtrial import units
+from hairtrial.data import units
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -1,6 +1,7 @@
 """Mixed-effects meta-regression with study-level moderators (metafor 3.8 parity).
 
-Built on :func:`hairtrial.meta.fit` (``rma.uni`` with a general design matrix ``X``), this
+Built on :func:`hairtrial.models.univariate.fit` (``rma.uni`` with a general design matrix
+``X``), this
 module adds what metafor reports for models with moderators:
 
 * :func:`design_matrix` builds ``X`` from a study table: numeric moderators as they are,
@@ -63,8 +64,8 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from hairtrial.meta import CI_METHODS, METHODS, MetaResult, fit
-from hairtrial.tau2 import as_design, estimate_tau2, validate_inputs
+from hairtrial.models.tau2 import as_design, estimate_tau2, validate_inputs
+from hairtrial.models.univariate import CI_METHODS, METHODS, MetaResult, fit
 
 __all__ = [
     "COEF_COLUMNS",
@@ -304,7 +305,7 @@ class MetaRegResult:
     beta : ndarray
         Estimates; ``vcov`` their covariance matrix (Knapp-Hartung scaled for knha/adhoc).
     method, ci_method : str
-        tau^2 estimator (or ``"FE"``) and inference, as for :func:`hairtrial.meta.fit`.
+        tau^2 estimator (or ``"FE"``) and inference, as for :func:`hairtrial.models.univariate.fit`.
     level : float
         Confidence level.
     k, p : int
@@ -331,7 +332,7 @@ class MetaRegResult:
     weights : ndarray
         Percent weights.
     fit : MetaResult
-        The underlying :func:`hairtrial.meta.fit` result.
+        The underlying :func:`hairtrial.models.univariate.fit` result.
     design : DesignSpec or None
         Moderator coding when the model was built from a study table (lets :func:`predict`
         take a table of new moderator values).

@@ -15,7 +15,8 @@ study (or per cumulative step), with stable column names:
   study's contribution to the (residual) heterogeneity against its influence on the pooled
   estimate / fitted value (Baujat et al. 2002).
 
-Every refit is a call of :func:`hairtrial.meta.fit` on the remaining studies, with the same
+Every refit is a call of :func:`hairtrial.models.univariate.fit` on the remaining studies,
+with the same
 ``method`` and ``ci_method``, so the refits follow its boundary rules. Agreement with
 metafor 3.8-1 is checked to 1e-6 relative in ``tests/test_influence.py`` against
 ``tests/reference/metafor_influence.csv``. Differences from metafor, all of them reported in
@@ -25,7 +26,8 @@ the ``notes`` column of the affected rows:
   metafor reports Q = 0, Q p-value = 1, I2 = 0, H2 = 1 and silently switches Hartung-Knapp
   inference to Wald-type; here Q, its p-value, I2 and H2 are NaN and, for
   ``ci_method="knha"/"adhoc"``, so are the statistic, p-value and CI (no residual degrees of
-  freedom), exactly as :func:`hairtrial.meta.fit` does for k = 1. Estimates, standard errors,
+  freedom), exactly as :func:`hairtrial.models.univariate.fit` does for k = 1. Estimates,
+  standard errors,
   tau2 (0) and every influence measure of :func:`influence_diagnostics` and :func:`baujat`
   are unaffected and equal metafor's.
 * A refit on k - 1 = p studies of a common-effect meta-regression: metafor reports QE (about
@@ -62,8 +64,8 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from hairtrial.meta import CI_METHODS, METHODS, MetaResult, fit
-from hairtrial.tau2 import as_design, validate_inputs
+from hairtrial.models.tau2 import as_design, validate_inputs
+from hairtrial.models.univariate import CI_METHODS, METHODS, MetaResult, fit
 
 __all__ = [
     "BAUJAT_COLUMNS",
@@ -251,7 +253,7 @@ def leave_one_out(
     study : sequence, optional
         Study labels (default ``"1"``, ..., ``"k"``, metafor's default).
     method, ci_method, level
-        As for :func:`hairtrial.meta.fit`.
+        As for :func:`hairtrial.models.univariate.fit`.
 
     Returns
     -------
@@ -325,7 +327,7 @@ def cumulative(
     decreasing : bool, default False
         Sort in decreasing order (metafor ``cumul(..., decreasing = TRUE)``).
     method, ci_method, level
-        As for :func:`hairtrial.meta.fit`.
+        As for :func:`hairtrial.models.univariate.fit`.
 
     Returns
     -------
@@ -460,7 +462,7 @@ def influence_diagnostics(
     X : array_like, optional
         k x p design matrix (default: intercept only).
     method, ci_method
-        As for :func:`hairtrial.meta.fit`.
+        As for :func:`hairtrial.models.univariate.fit`.
     coef_names : sequence of str, optional
         Names of the p coefficients for the ``dfbetas_<name>`` columns (default
         ``"intrcpt"``, ``"x1"``, ... when the first column of X is 1, else ``"x1"``, ...).
@@ -623,7 +625,7 @@ def baujat(
     X : array_like, optional
         k x p design matrix (default: intercept only).
     method, ci_method
-        As for :func:`hairtrial.meta.fit`.
+        As for :func:`hairtrial.models.univariate.fit`.
 
     Returns
     -------

@@ -26,9 +26,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from hairtrial._arrays import FloatOrArray
-from hairtrial._arrays import as_float as _f
-from hairtrial._arrays import output as _out
+from hairtrial.core.arrays import FloatOrArray
+from hairtrial.core.arrays import as_float as _f
+from hairtrial.core.arrays import output as _out
 
 __all__ = [
     "combine_groups",

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from hairtrial import meta, pipeline
+from hairtrial.analyses import primary
+from hairtrial.models import univariate
 
 ROBUSTNESS_COLUMNS = [
     "outcome",
@@ -86,7 +87,7 @@ def scenarios(config: dict) -> list[Scenario]:
 
     Examples
     --------
-    >>> from hairtrial.config import load_config, DEFAULT_CONFIG
+    >>> from hairtrial.analyses.config import load_config, DEFAULT_CONFIG
     >>> names = [s.name for s in scenarios(load_config(DEFAULT_CONFIG))]
     >>> names[0]
     'Primary analysis'
@@ -168,18 +169,18 @@ def robustness_table(config: dict) -> pd.DataFrame:
         scenario; ``primary`` marks the primary analysis; ``notes`` says when a
         scenario changes nothing or leaves too few trials.
     """
-    from hairtrial.validate import read_studies
+    from hairtrial.data.validate import read_studies
 
     studies = read_studies(config["data"]["studies"])
     rob = dict(zip(studies["study"], studies["rob"], strict=True))
     ma = config["meta_analysis"]
     level = float(ma.get("level", 0.95))
-    base_eff, _, _ = pipeline.prepare(config)
+    base_eff, _, _ = primary.prepare(config)
     keys = base_eff[["outcome", "week", "measure", "unit"]].drop_duplicates()
     rows: list[dict] = []
     for sc in scenarios(config):
         cfg = _merge(config, sc.overrides)
-        eff, _, _ = pipeline.prepare(cfg) if sc.overrides else (base_eff, None, None)
+        eff, _, _ = primary.prepare(cfg) if sc.overrides else (base_eff, None, None)
         method = sc.method or ma["tau2_methods"][0]
         ci_method = sc.ci_method or ma["ci_methods"][0]
         for outcome, week, measure, unit in keys.itertuples(index=False):
@@ -212,7 +213,7 @@ def robustness_table(config: dict) -> pd.DataFrame:
                 notes.append("no trials remain")
                 rows.append({**row, "notes": "; ".join(notes)})
                 continue
-            res = meta.fit(
+            res = univariate.fit(
                 g["yi"].to_numpy(float),
                 g["vi"].to_numpy(float),
                 method=method,

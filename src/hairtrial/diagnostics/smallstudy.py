@@ -70,8 +70,8 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from hairtrial.meta import CI_METHODS, METHODS, MetaResult, fit
-from hairtrial.tau2 import validate_inputs
+from hairtrial.models.tau2 import validate_inputs
+from hairtrial.models.univariate import CI_METHODS, METHODS, MetaResult, fit
 
 __all__ = [
     "ESTIMATORS",
@@ -274,7 +274,7 @@ class RegTestResult:
 
 
 def _validate(yi: ArrayLike, vi: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """:func:`hairtrial.tau2.validate_inputs`, but k = 0 is allowed (not computable)."""
+    """:func:`hairtrial.models.tau2.validate_inputs`, but k = 0 is allowed (not computable)."""
     y = np.asarray(yi, dtype=float)
     v = np.asarray(vi, dtype=float)
     if y.ndim == 1 and v.ndim == 1 and y.size == 0 and v.size == 0:
@@ -332,7 +332,7 @@ def regtest(
     different from 0 indicates funnel plot asymmetry (small-study effects).
 
     * ``model="rma"`` (metafor's default): the meta-regression
-      ``yi = b0 + b1 * x_i + u_i + e_i`` fitted with :func:`hairtrial.meta.fit`
+      ``yi = b0 + b1 * x_i + u_i + e_i`` fitted with :func:`hairtrial.models.univariate.fit`
       (``method``, ``ci_method``, ``level``); the test is the z (or Knapp-Hartung t) test of
       ``b1``.
     * ``model="lm"``: the classical Egger test (Egger et al. 1997; Sterne & Egger 2005):
@@ -350,7 +350,7 @@ def regtest(
     predictor : {"sei", "vi", "ni", "ninv", "sqrtni", "sqrtninv"}
         ``sqrt(vi)``, ``vi``, ``ni``, ``1/ni``, ``sqrt(ni)`` or ``1/sqrt(ni)``.
     method : str
-        tau^2 estimator for ``model="rma"`` (any of :data:`hairtrial.meta.METHODS`).
+        tau^2 estimator for ``model="rma"`` (any of :data:`hairtrial.models.univariate.METHODS`).
     ci_method : {"z", "knha", "adhoc"}
         Inference for ``model="rma"`` (ignored for ``"lm"``, which uses t with k - 2 df).
     ni : array_like, optional

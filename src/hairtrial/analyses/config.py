@@ -1,8 +1,10 @@
 """Loading and validating the workflow configuration.
 
-The JSON schema lives in ``workflow/schemas/config.schema.yaml`` (Snakemake's
-convention); the same schema is used by ``snakemake`` and by
-``hairtrial validate``, and fills in defaults.
+The JSON schema is package data (``hairtrial/resources/config.schema.yaml``, linked from
+``workflow/schemas/`` as Snakemake's convention expects); the same schema is used by
+``snakemake`` and by ``hairtrial validate``, and fills in defaults. The default config and the
+published data are package data too (``hairtrial/resources/``, links to ``config/`` and
+``data/`` in a checkout), so an installed wheel can validate them.
 """
 
 from __future__ import annotations
@@ -13,9 +15,14 @@ from typing import Any
 import jsonschema
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-DEFAULT_CONFIG = ROOT / "config" / "config.yaml"
+ROOT = Path(__file__).resolve().parents[3]
+"""The project root of a source checkout (not meaningful in an installed wheel)."""
+RESOURCES = Path(__file__).resolve().parents[1] / "resources"
+"""Package data: the schema, the default config and the published data, in the layout of a
+checkout (``config/config.yaml``, ``data/*.csv``), so the default config's relative data paths
+hold from :data:`RESOURCES`."""
+SCHEMA_PATH = RESOURCES / "config.schema.yaml"
+DEFAULT_CONFIG = RESOURCES / "config" / "config.yaml"
 
 
 class ConfigError(ValueError):
@@ -55,7 +62,7 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict
 
     Examples
     --------
-    >>> cfg = yaml.safe_load(open(SCHEMA_PATH.parents[2] / "config" / "config.yaml"))
+    >>> cfg = yaml.safe_load(open(DEFAULT_CONFIG))
     >>> cfg["measures"] = ["MD", "RR"]
     >>> try:
     ...     validate_config(cfg)

@@ -21,8 +21,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from hairtrial import dispersion, effects, provenance
-from hairtrial.derive import QUALITY_COLUMNS
+from hairtrial.data import provenance
+from hairtrial.derive import dispersion, effects
+from hairtrial.derive.arm_level import QUALITY_COLUMNS
 
 EFFECT_COLUMNS = [
     "outcome",
@@ -106,7 +107,7 @@ def fill_sds_from_tests(
     Parameters
     ----------
     arm_changes : pandas.DataFrame
-        Output of :func:`hairtrial.derive.derive_arm_changes`.
+        Output of :func:`hairtrial.derive.arm_level.derive_arm_changes`.
     studies : pandas.DataFrame
         Validated study table (for the design).
     control, experimental : str
@@ -119,7 +120,7 @@ def fill_sds_from_tests(
     arm_changes : pandas.DataFrame
         A copy with SDs (and ``sd_provenance``) filled where derivable.
     quality : pandas.DataFrame
-        One :data:`hairtrial.derive.QUALITY_COLUMNS` row per derived SD.
+        One :data:`hairtrial.derive.arm_level.QUALITY_COLUMNS` row per derived SD.
     notes : list of str
         Where an SD is missing and cannot be derived, and why.
     """
@@ -223,7 +224,7 @@ def build_comparisons(
     Parameters
     ----------
     arm_changes : pandas.DataFrame
-        Output of :func:`hairtrial.derive.derive_arm_changes`.
+        Output of :func:`hairtrial.derive.arm_level.derive_arm_changes`.
     studies : pandas.DataFrame
         Validated study table (design, first author, year).
     control, experimental : str
@@ -242,7 +243,7 @@ def build_comparisons(
     effects : pandas.DataFrame
         Columns :data:`EFFECT_COLUMNS`, one row per comparison and measure.
     quality : pandas.DataFrame
-        Columns of :data:`hairtrial.derive.QUALITY_COLUMNS` for SDs derived
+        Columns of :data:`hairtrial.derive.arm_level.QUALITY_COLUMNS` for SDs derived
         from p-values and for combined arms.
     notes : list of str
         Comparisons that could not be made, and why.

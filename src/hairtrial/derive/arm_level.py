@@ -2,12 +2,12 @@
 
 One row in, at most one row out per study x arm x week (> 0) x outcome. Each
 of ``n``, ``mean`` and ``sd`` carries a provenance code (see
-:mod:`hairtrial.provenance`), and every number that is not ``reported`` is
+:mod:`hairtrial.data.provenance`), and every number that is not ``reported`` is
 also written, with its inputs and assumptions, to the data-quality table.
 
 Order of preference for the SD of one arm at one week: reported SD, then SE,
 then 95% CI, then quantiles (median/IQR/range). The between-arm p-value is
-used later, per comparison (:mod:`hairtrial.comparisons`), because it involves
+used later, per comparison (:mod:`hairtrial.derive.comparisons`), because it involves
 both arms.
 """
 
@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from hairtrial import dispersion, provenance, units
+from hairtrial.data import provenance, units
+from hairtrial.derive import dispersion
 
 ARM_CHANGE_COLUMNS = [
     "study",
@@ -210,7 +211,7 @@ def derive_arm_changes(
     Parameters
     ----------
     arms, studies : pandas.DataFrame
-        Validated inputs (:func:`hairtrial.validate.read_inputs`).
+        Validated inputs (:func:`hairtrial.data.validate.read_inputs`).
     change_sd_correlation : float
         Correlation r between baseline and follow-up within an arm, used when
         a paper reports levels (``stat = value``) at baseline and follow-up:

@@ -1,7 +1,7 @@
 """The arm-based longitudinal model of mean change, as the workflow runs it.
 
 Every arm's mean change from baseline at every reported week enters one
-multilevel model (:func:`hairtrial.multilevel.fit_mv`, metafor ``rma.mv``):
+multilevel model (:func:`hairtrial.models.multilevel.fit_mv`, metafor ``rma.mv``):
 
 * outcome: mean change of one arm at one week; known sampling variance
   ``sd^2 / n``; rows of the same arm at different weeks are correlated
@@ -29,7 +29,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from hairtrial import comparisons, derive, multilevel, pipeline, robust
+from hairtrial.analyses import primary
+from hairtrial.derive import arm_level, comparisons
+from hairtrial.models import cr2, multilevel
 
 COEFFICIENT_COLUMNS = ["outcome", "term", "estimate", "se", "ci_lower", "ci_upper", "pvalue"]
 CONTRAST_COLUMNS = [
@@ -89,9 +91,9 @@ def arm_rows(config: dict) -> tuple[pd.DataFrame, list[str]]:
     """Arm-level rows of change from baseline for the arm model.
 
     Uses the same validation, derivations and SD-from-test rules as the
-    contrast-level analysis (:func:`hairtrial.pipeline.load_inputs`,
-    :func:`hairtrial.derive.derive_arm_changes`,
-    :func:`hairtrial.comparisons.fill_sds_from_tests`), then keeps the control
+    contrast-level analysis (:func:`hairtrial.analyses.primary.load_inputs`,
+    :func:`hairtrial.derive.arm_level.derive_arm_changes`,
+    :func:`hairtrial.derive.comparisons.fill_sds_from_tests`), then keeps the control
     and experimental arms with an SD.
 
     Returns
@@ -101,10 +103,10 @@ def arm_rows(config: dict) -> tuple[pd.DataFrame, list[str]]:
     notes : list of str
         Arm-weeks left out, and why.
     """
-    arms, studies = pipeline.load_inputs(config)
+    arms, studies = primary.load_inputs(config)
     a = config["assumptions"]
     ctrl, expt = config["comparison"]["control"], config["comparison"]["experimental"]
-    changes, _, notes = derive.derive_arm_changes(
+    changes, _, notes = arm_level.derive_arm_changes(
         arms, studies, change_sd_correlation=a["change_sd_correlation"]
     )
     changes, _, more = comparisons.fill_sds_from_tests(
@@ -144,7 +146,7 @@ def sampling_covariance(rows: pd.DataFrame, rho_time: float, rho_side: float) ->
     """Known covariance of the arm-week means.
 
     Diagonal ``sd^2 / n``; two weeks of one arm: ``rho_time * sd_t sd_s / max(n_t, n_s)``
-    (:func:`hairtrial.multilevel.block_covariance`); the two sides of a split-scalp
+    (:func:`hairtrial.models.multilevel.block_covariance`); the two sides of a split-scalp
     trial: ``rho_side * sqrt(v_1 v_2)`` at the same week and
     ``rho_side * rho_time * sqrt(v_1 v_2)`` across weeks (a Kronecker product of the
     side and time correlations, which keeps V positive definite).
@@ -246,7 +248,7 @@ def fit_outcome(
     if am.get("robust", "none") == "CR2":
         order = np.concatenate(res.cluster_rows)
         labels = np.concatenate([np.repeat(i, len(r)) for i, r in enumerate(res.cluster_rows)])
-        rr = robust.cr2(
+        rr = cr2.cr2(
             res.X[order],
             res.y[order],
             res.blocks_M,

@@ -57,7 +57,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from hairtrial.tau2 import (
+from hairtrial.models.tau2 import (
     TAU2_METHODS,
     as_design,
     estimate_tau2,
@@ -242,7 +242,7 @@ def fit(
         Effect sizes and sampling variances (1-D, finite, ``vi > 0``).
     method : {"FE", "DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM"}
         ``"FE"``: common-effect model (metafor 3.8 spelling); otherwise the tau^2 estimator
-        of the random-effects model (see :func:`hairtrial.tau2.estimate_tau2`).
+        of the random-effects model (see :func:`hairtrial.models.tau2.estimate_tau2`).
     ci_method : {"z", "knha", "adhoc"}
         ``"z"``: Wald-type normal inference. ``"knha"``: Hartung-Knapp(-Sidik-Jonkman):
         covariance scaled by ``s2 = RSS / (k - p)`` (weighted residual sum of squares with

@@ -22,7 +22,7 @@ from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 from papermill.parameterize import parameterize_notebook
 
-from hairtrial.tables import atomic_write
+from hairtrial.core.io import atomic_write
 
 VOLATILE_CELL_METADATA = ("execution", "papermill", "collapsed", "scrolled")
 VOLATILE_NB_METADATA = ("papermill", "widgets")

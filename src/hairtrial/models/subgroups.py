@@ -39,9 +39,9 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
-from hairtrial.meta import CI_METHODS, METHODS, MetaResult, fit
-from hairtrial.metareg import MetaRegResult, metareg, predict
-from hairtrial.tau2 import q_statistic, validate_inputs
+from hairtrial.models.metareg import MetaRegResult, metareg, predict
+from hairtrial.models.tau2 import q_statistic, validate_inputs
+from hairtrial.models.univariate import CI_METHODS, METHODS, MetaResult, fit
 
 __all__ = [
     "SUBGROUP_COLUMNS",
@@ -115,7 +115,7 @@ class SubgroupResult:
     levels : tuple
         Subgroup levels, sorted.
     separate_fits : dict
-        Level -> :class:`~hairtrial.meta.MetaResult` (tau2_option "separate").
+        Level -> :class:`~hairtrial.models.univariate.MetaResult` (tau2_option "separate").
     common_fit : MetaRegResult or None
         The ``~ factor(g) - 1`` model (tau2_option "common"; None if not requested or not
         estimable).
@@ -178,9 +178,10 @@ def subgroup_analysis(
 
     Notes
     -----
-    * ``separate``: each row is :func:`hairtrial.meta.fit` on the subgroup's studies
+    * ``separate``: each row is :func:`hairtrial.models.univariate.fit` on the subgroup's studies
       (tau2, its Q-profile CI, I2, H2 and PI of that subgroup). A subgroup with one study gets
-      its own estimate (tau2 = 0, see the notes of :func:`~hairtrial.meta.fit`). Q_between
+      its own estimate (tau2 = 0, see the notes of
+      :func:`~hairtrial.models.univariate.fit`). Q_between
       uses the subgroup standard errors as reported (Knapp-Hartung scaled for knha/adhoc);
       it is always referred to chi-square with L - 1 df.
     * ``common``: rows are the coefficients of the ``~ factor(g) - 1`` model; ``tau2``,

@@ -2,9 +2,10 @@
 
 The workflow's sensitivity step, as functions of the study effects (``study_effects.csv``,
 one row per outcome x week x measure x study), the study table
-(:func:`hairtrial.validate.read_studies`) and the validated config. Each returns a tidy table
-with a ``notes`` column; the statistics are those of :mod:`hairtrial.metareg`,
-:mod:`hairtrial.subgroups`, :mod:`hairtrial.influence` and :mod:`hairtrial.smallstudy`
+(:func:`hairtrial.data.validate.read_studies`) and the validated config. Each returns a tidy table
+with a ``notes`` column; the statistics are those of :mod:`hairtrial.models.metareg`,
+:mod:`hairtrial.models.subgroups`, :mod:`hairtrial.diagnostics.influence` and
+:mod:`hairtrial.diagnostics.smallstudy`
 (metafor parity), run with the primary model (first entries of ``meta_analysis.tau2_methods``
 and ``ci_methods``).
 
@@ -16,13 +17,11 @@ degrees of freedom), and studies without a value of a moderator are left out of 
 (the notes count them).
 
 :func:`figure_targets` lists the figures that can be drawn for the data at hand (the
-workflow asks for exactly these), :func:`figure_object` draws one of them and
-:func:`figure` draws and saves it.
+workflow asks for exactly these); :mod:`hairtrial.report.figures` draws them.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hairtrial import influence, meta, metareg, smallstudy, subgroups
+from hairtrial.diagnostics import influence, smallstudy
+from hairtrial.models import metareg, subgroups
 
 __all__ = [
     "CUMULATIVE_TABLE_COLUMNS",
@@ -43,8 +43,6 @@ __all__ = [
     "SUBGROUP_TABLE_COLUMNS",
     "TABLES",
     "cumulative_table",
-    "figure",
-    "figure_object",
     "figure_targets",
     "influence_table",
     "leave_one_out_table",
@@ -519,7 +517,7 @@ def subgroup_table(effects: pd.DataFrame, studies: pd.DataFrame, config: dict) -
     """Subgroup analyses for every moderator of ``subgroups.moderators``.
 
     Both ways of estimating tau^2 (``separate`` per subgroup, ``common``) and, per option, the
-    test for subgroup differences (:func:`hairtrial.subgroups.subgroup_analysis`).
+    test for subgroup differences (:func:`hairtrial.models.subgroups.subgroup_analysis`).
 
     Returns
     -------
@@ -624,7 +622,7 @@ def leave_one_out_table(effects: pd.DataFrame, studies: pd.DataFrame, config: di
     return _per_combo(effects, config, "leave_one_out", LEAVE_ONE_OUT_TABLE_COLUMNS, run)
 
 
-def _by_year(g: pd.DataFrame, studies: pd.DataFrame) -> pd.DataFrame:
+def by_year(g: pd.DataFrame, studies: pd.DataFrame) -> pd.DataFrame:
     d = _with_studies(g, studies, ["year"])
     return d.sort_values(["year", "study"], kind="stable").reset_index(drop=True)
 
@@ -640,7 +638,7 @@ def cumulative_table(effects: pd.DataFrame, studies: pd.DataFrame, config: dict)
     """
 
     def run(g: pd.DataFrame, method: str, ci_method: str, level: float) -> pd.DataFrame:
-        d = _by_year(g, studies)
+        d = by_year(g, studies)
         return influence.cumulative(
             d["yi"].to_numpy(float), d["vi"].to_numpy(float), list(d["study"]),
             order_by=list(d["year"]), method=method, ci_method=ci_method, level=level,
@@ -659,12 +657,12 @@ def influence_table(effects: pd.DataFrame, studies: pd.DataFrame, config: dict) 
     """
 
     def run(g: pd.DataFrame, method: str, ci_method: str, level: float) -> pd.DataFrame:
-        return _influence(g, method, ci_method)
+        return influence_frame(g, method, ci_method)
 
     return _per_combo(effects, config, "influence", INFLUENCE_TABLE_COLUMNS, run)
 
 
-def _influence(g: pd.DataFrame, method: str, ci_method: str) -> pd.DataFrame:
+def influence_frame(g: pd.DataFrame, method: str, ci_method: str) -> pd.DataFrame:
     return influence.influence_diagnostics(
         g["yi"].to_numpy(float), g["vi"].to_numpy(float), list(g["study"]),
         method=method, ci_method=ci_method,
@@ -751,204 +749,6 @@ def figure_targets(
     return out
 
 
-def _label(name: str) -> str:
-    return MODERATOR_LABELS.get(name, name.replace("_", " "))
-
-
-def _level_label(level: Any) -> str:
-    s = str(level).replace("_", " ")
-    return s[:1].upper() + s[1:]
-
-
-def figure_object(
-    kind: str,
-    effects: pd.DataFrame,
-    studies: pd.DataFrame,
-    config: dict,
-    *,
-    outcome: str,
-    week: int,
-    measure: str,
-    moderator: str | None = None,
-):
-    """Draw one sensitivity figure (a matplotlib Figure) of one outcome x week x measure.
-
-    Raises
-    ------
-    ValueError
-        For an unknown kind, a combination without trials, or a figure that is not
-        computable for these data (not in :func:`figure_targets`).
-    """
-    from hairtrial import pipeline
-    from hairtrial.plots import bubble, funnel, subgroup_forest
-    from hairtrial.plots import influence as iplots
-
-    if kind not in FIGURE_KINDS:
-        raise ValueError(f"unknown figure kind {kind!r}; choose one of {FIGURE_KINDS}")
-    if (kind in MODERATOR_FIGURES) != (moderator is not None):
-        need = "needs a" if moderator is None else "takes no"
-        raise ValueError(f"figure kind {kind!r} {need} moderator")
-    e = effects
-    g = e[(e["outcome"] == outcome) & (e["week"] == int(week)) & (e["measure"] == measure)]
-    g = g.sort_values("study", kind="stable").reset_index(drop=True)
-    if (kind, outcome, int(week), measure, moderator) not in figure_targets(g, studies, config):
-        raise ValueError(
-            f"{kind} figure not computable for {outcome}, week {week}, {measure}"
-            + (f", {moderator}" if moderator else "")
-            + f" (k = {len(g)}); the sensitivity tables say why"
-        )
-    method, ci_method, level = primary_model(config)
-    unit = g["unit"].iloc[0] if "unit" in g.columns else ""
-    title, xlabel = pipeline.figure_text(outcome, int(week), measure, unit)
-    pct = int(round(100 * level))
-    effect_label = f"{measure} [{pct}% CI]"
-    labels = dict(zip(g["study"], g["label"] if "label" in g.columns else g["study"], strict=True))
-    yi, vi = g["yi"].to_numpy(float), g["vi"].to_numpy(float)
-    overall = meta.fit(yi, vi, method=method, ci_method=ci_method, level=level)
-    pooled = meta.results_frame([overall]).iloc[0]
-
-    if kind == "bubble":
-        assert moderator is not None
-        mf = fit_moderators(g, studies, [moderator], config)
-        res, perm, d = mf.result, mf.perm, mf.md.data
-        assert res is not None and perm is not None
-        x = d[moderator].to_numpy(float)
-        grid = pd.DataFrame({moderator: np.linspace(x.min(), x.max(), 101)})
-        pred = metareg.predict(res, grid)
-        slope = res.coefficients.iloc[1]
-        ann = (
-            f"Slope {slope['estimate']:.3g} per {MODERATOR_UNITS.get(moderator, 'unit')} "
-            f"[{pct}% CI {slope['ci_lower']:.3g} to "
-            f"{slope['ci_upper']:.3g}]; QM p = {res.QM_pvalue:.2g}; permutation p = "
-            f"{perm.pvalue[1]:.2g}; residual \u03c4\u00b2 = {res.tau2:.3g}"
-            + (f"; R\u00b2 = {res.R2:.0f}%" if math.isfinite(res.R2) else "")
-            + f"; k = {res.k} ({method}, {ci_method})"
-        )
-        if mf.md.dropped:
-            ann += f". Not shown (no {moderator} recorded): " + ", ".join(
-                labels.get(s, s) for s in mf.md.dropped
-            )
-        pts = d[["study", "yi"]].copy()
-        pts["label"] = [labels.get(s, s) for s in d["study"]]
-        pts["weight_pct"] = res.weights
-        if "provenance" in d.columns:
-            pts["provenance"] = d["provenance"].to_numpy()
-        return bubble.bubble_plot(
-            pts, x, pred, xlabel=_label(moderator), ylabel=xlabel,
-            title=f"{title}: meta-regression on {_label(moderator).lower()}",
-            x_column=moderator, annotation=ann,
-        )  # fmt: skip
-
-    if kind == "subgroups":
-        assert moderator is not None
-        md = moderator_data(g, studies, [moderator], subgroup=True)
-        d = md.data.copy()
-        d["subgroup"] = d[moderator].astype(str)
-        res = subgroups.subgroup_analysis(
-            d["yi"].to_numpy(float), d["vi"].to_numpy(float), d["subgroup"].to_numpy(),
-            moderator=moderator, method=method, ci_method=ci_method, level=level,
-        )  # fmt: skip
-        d["weight_pct"] = res.overall.weights
-        lo, hi = _study_ci(d, level)
-        d["ci_lower"], d["ci_upper"] = lo, hi
-        tab = res.table[res.table["tau2_option"] == "separate"].copy()
-        # a one-trial subgroup has no tau2 (fixed at 0, not estimated): show none
-        tab.loc[tab["k"] < 2, "tau2"] = _NAN
-        test = res.test[res.test["tau2_option"] == "separate"].iloc[0]
-        over = meta.results_frame([res.overall]).iloc[0]
-        t = f"{title}: subgroups by {_label(moderator)}"
-        if md.dropped:
-            t += f" ({len(md.dropped)} trial(s) without {moderator} left out)"
-        return subgroup_forest.subgroup_forest_plot(
-            d, tab, test, over, xlabel=xlabel, group_column="subgroup", title=t,
-            effect_label=effect_label, level_labels={lv: _level_label(lv) for lv in res.levels},
-        )  # fmt: skip
-
-    if kind == "leave_one_out":
-        loo = influence.leave_one_out(yi, vi, list(g["study"]), method=method,
-                                      ci_method=ci_method, level=level)  # fmt: skip
-        return iplots.leave_one_out_plot(
-            loo, pooled, xlabel=xlabel, title=f"{title}: leave-one-out analysis",
-            effect_label=effect_label, study_labels=labels,
-        )  # fmt: skip
-
-    if kind == "cumulative":
-        d = _by_year(g, studies)
-        cum = influence.cumulative(
-            d["yi"].to_numpy(float), d["vi"].to_numpy(float), list(d["study"]),
-            order_by=list(d["year"]), method=method, ci_method=ci_method, level=level,
-        )  # fmt: skip
-        return iplots.cumulative_plot(
-            cum, pooled, xlabel=xlabel, title=f"{title}: cumulative meta-analysis by year",
-            effect_label=effect_label, order_label="Year", study_labels=labels,
-        )  # fmt: skip
-
-    if kind == "baujat":
-        bj = influence.baujat(yi, vi, list(g["study"]), method=method, ci_method=ci_method)
-        prov = dict(zip(g["study"], g["provenance"], strict=True)) if "provenance" in g else None
-        return iplots.baujat_plot(
-            bj, provenance=prov, study_labels=labels, title=f"{title}: Baujat plot ({measure})"
-        )
-
-    if kind == "influence":
-        return iplots.influence_plot(
-            _influence(g, method, ci_method),
-            title=f"{title}: influence diagnostics ({measure})",
-            study_labels=labels,
-        )
-
-    # funnel
-    tf = smallstudy.trimfill(yi, vi, method=method, ci_method=ci_method, level=level)
-    eg = smallstudy.regtest(yi, vi, model="lm", predictor="sei", level=level)
-    pts = g.copy()
-    pts["label"] = [labels[s] for s in g["study"]]
-    return funnel.funnel_plot(
-        pts, estimate=pooled, trimfill=tf, egger=eg, xlabel=xlabel,
-        title=f"{title}: funnel plot ({measure})", width=5.0,
-    )  # fmt: skip
-
-
-def _study_ci(d: pd.DataFrame, level: float) -> tuple[np.ndarray, np.ndarray]:
-    if {"ci_lower", "ci_upper"} <= set(d.columns) and d[["ci_lower", "ci_upper"]].notna().all(
-        axis=None
-    ):
-        return d["ci_lower"].to_numpy(float), d["ci_upper"].to_numpy(float)
-    from hairtrial.effects import ci_from_yi_vi
-
-    lo, hi = ci_from_yi_vi(d["yi"].to_numpy(float), d["vi"].to_numpy(float), level=level)
-    return np.atleast_1d(lo), np.atleast_1d(hi)
-
-
 def read_study_effects(path) -> pd.DataFrame:
     """Read ``study_effects.csv`` (or ``derived/effects.csv``) as the workflow writes it."""
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
-
-
-def figure(
-    kind: str,
-    study_effects_csv,
-    config: dict,
-    *,
-    outcome: str,
-    week: int,
-    measure: str,
-    moderator: str | None = None,
-    stem,
-) -> list:
-    """Draw and save one sensitivity figure in every format of ``config['figures']``.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The files written.
-    """
-    from hairtrial import pipeline
-    from hairtrial.validate import read_studies
-
-    effects = read_study_effects(study_effects_csv)
-    studies = read_studies(config["data"]["studies"])
-    fig = figure_object(
-        kind, effects, studies, config, outcome=outcome, week=week, measure=measure,
-        moderator=moderator,
-    )  # fmt: skip
-    return pipeline._save(fig, stem, config)

@@ -23,7 +23,7 @@ Two kinds of problems are told apart:
 
 Every message names the file, the line (the header is line 1, as a
 spreadsheet shows it), the column, the value and the rule, like the input
-validation of :mod:`hairtrial.validate`.
+validation of :mod:`hairtrial.data.validate`.
 
 Examples
 --------
@@ -121,7 +121,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hairtrial.validate import DataValidationError, Problem
+from hairtrial.data.validate import DataValidationError, Problem
 
 # --------------------------------------------------------------------------
 # Box specifications
@@ -181,7 +181,7 @@ CONSISTENCY_RULES = (
 class PrismaValidationError(DataValidationError):
     """The PRISMA counts file breaks the format (or, with ``strict``, the arithmetic).
 
-    A :class:`ValueError`; ``problems`` lists every :class:`~hairtrial.validate.Problem`.
+    A :class:`ValueError`; ``problems`` lists every :class:`~hairtrial.data.validate.Problem`.
     """
 
 
@@ -210,7 +210,7 @@ class PrismaCounts:
         only when present).
     lines : dict of str to int
         Line in the file of each single-valued box (for messages).
-    problems : list of hairtrial.validate.Problem
+    problems : list of hairtrial.data.validate.Problem
         Consistency problems found (drawn in the diagram footer).
     source : str
         File name, for messages.
@@ -512,7 +512,7 @@ def check_consistency(c: PrismaCounts) -> list[Problem]:
 
     Returns
     -------
-    list of hairtrial.validate.Problem
+    list of hairtrial.data.validate.Problem
         One per broken rule, located at the count that should equal (or not
         exceed) the others.
 

@@ -6,7 +6,7 @@ of topical minoxidil alone (control) versus minoxidil plus microneedling
 ``n`` and a mean with SD, SE or 95% CI, or a median with quartiles; either as
 levels (``stat = value``, with the baseline) or as changes from baseline. The
 result follows the input contract of ``data/README.md`` (it passes
-:func:`hairtrial.validate.read_inputs`), so the whole pipeline can be run on
+:func:`hairtrial.data.validate.read_inputs`), so the whole pipeline can be run on
 data whose true parameters are known: the benchmark and coverage studies.
 
 Model (hair density, hairs/cm2; ``w`` = week, ``w_ref`` = ``spec.ref_week``)
@@ -62,7 +62,7 @@ one row per ``scope`` x ``study`` x ``arm`` x ``week`` x ``quantity``:
   ``baseline_mean``, ``prepost_r``, ``followup_ar``, ``split_scalp_r``.
 * ``scope = "study"`` (arm empty), per reported follow-up week:
   ``control_change`` and ``experimental_change`` (n-weighted over the study's
-  experimental arms, as :mod:`hairtrial.comparisons` combines them),
+  experimental arms, as :mod:`hairtrial.derive.comparisons` combines them),
   ``difference`` (experimental minus control; what the study's MD estimates),
   ``smd``; and ``baseline_mean`` at week 0.
 * ``scope = "arm"``, per reported week: ``n`` (analysed), ``mean_level``,
@@ -92,7 +92,7 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from hairtrial import units, validate
+from hairtrial.data import units, validate
 
 TRUTH_COLUMNS = ["scope", "study", "arm", "treatment", "week", "quantity", "value"]
 """Columns of the truth frame returned by :func:`simulate` (``truth.csv``)."""
@@ -689,7 +689,7 @@ def simulate(spec: SimulationSpec, seed: int) -> tuple[pd.DataFrame, pd.DataFram
                 "sessions": int(math.ceil(follow[-1] / interval)),
                 "treatment_weeks": float(follow[-1]),
                 "rob": str(rng.choice(["low", "some", "high"])),
-                "source": f"hairtrial.simulate seed={seed}",
+                "source": f"hairtrial.data.simulate seed={seed}",
                 "note": note,
             }
         )
@@ -753,13 +753,13 @@ def write_dataset(
     -----
     ``config.yaml`` holds only ``data`` (absolute paths, because the schema
     reads relative paths from the working directory, not the config file's
-    folder) and ``selection.studies: all``; :func:`hairtrial.config.load_config`
+    folder) and ``selection.studies: all``; :func:`hairtrial.analyses.config.load_config`
     merges it onto ``config/config.yaml``.
 
     Examples
     --------
     >>> import tempfile
-    >>> from hairtrial.config import load_config
+    >>> from hairtrial.analyses.config import load_config
     >>> arms, studies, truth = simulate(SimulationSpec(n_trials=3), seed=2)
     >>> paths = write_dataset(arms, studies, tempfile.mkdtemp(), truth)
     >>> load_config(paths["config"])["selection"]
@@ -782,7 +782,7 @@ def write_dataset(
     }
     paths["config"] = folder / "config.yaml"
     paths["config"].write_text(
-        "# Simulated data (hairtrial.simulate); merged onto config/config.yaml.\n"
+        "# Simulated data (hairtrial.data.simulate); merged onto config/config.yaml.\n"
         + yaml.safe_dump(config, sort_keys=False),
         encoding="utf-8",
     )
@@ -836,7 +836,7 @@ def load_spec(path: str | Path, scenario: str | None = None) -> tuple[Simulation
 
     Examples
     --------
-    >>> from hairtrial.config import ROOT
+    >>> from hairtrial.analyses.config import ROOT
     >>> spec, seed = load_spec(ROOT / "config" / "simulation.yaml", "benchmark_20")
     >>> spec.n_trials
     20

@@ -14,7 +14,7 @@ the style sheet inline, so the file can be mailed, archived or opened offline. I
   (provenance codes) that occur in this run with the assumed values they used, and the
   versions of the software that produced the numbers;
 * the evidence table (every trial of ``studies.csv``, with what was usable), every results
-  table present (rounded by :func:`hairtrial.tables.format_value`; captions from
+  table present (rounded by :func:`hairtrial.report.tables.format_value`; captions from
   :data:`TABLE_CAPTIONS`, a generic caption for a table not listed there), every figure
   present (captions from :data:`FIGURE_CAPTIONS` keyed by figure kind, a generic caption
   for an unknown kind), the provenance of every derived number, and links to the executed
@@ -45,9 +45,10 @@ import pandas as pd
 import yaml
 from markupsafe import Markup
 
-from hairtrial.provenance import ORDER as PROVENANCE_ORDER
-from hairtrial.provenance import PROVENANCE
-from hairtrial.tables import ROUNDING_NOTE, atomic_write, format_value
+from hairtrial.core.io import atomic_write
+from hairtrial.data.provenance import ORDER as PROVENANCE_ORDER
+from hairtrial.data.provenance import PROVENANCE
+from hairtrial.report.tables import ROUNDING_NOTE, format_value
 
 __all__ = [
     "FIGURE_CAPTIONS",
@@ -1328,7 +1329,7 @@ def _minus(text: str) -> str:
 
 
 def _render_table(df: pd.DataFrame) -> dict[str, Any]:
-    """A results table, every cell rounded by :func:`hairtrial.tables.format_value`.
+    """A results table, every cell rounded by :func:`hairtrial.report.tables.format_value`.
 
     When the table is too wide for the text column, a free-text ``notes`` column (and, in a
     table of many columns, the ``provenance`` and ``flags`` code lists) is set as a line
@@ -1671,7 +1672,7 @@ def render_report(
     )
     references = sorted(REFERENCES[k] for k in ctx.cited if k in REFERENCES)
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("hairtrial", "templates"),
+        loader=jinja2.PackageLoader("hairtrial", "report/templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,

@@ -1,0 +1,166 @@
+"""The analysis steps the workflow runs, as functions of a validated config.
+
+Each function takes DataFrames (or paths) and the config dict and returns
+DataFrames; the Snakemake scripts only read inputs, call one of these and
+write the outputs. Keeping the composition here means a notebook or a user's
+script can run exactly what the workflow runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hairtrial.data import validate
+from hairtrial.derive import arm_level, comparisons, effects
+from hairtrial.models import univariate
+
+STUDY_EFFECT_COLUMNS = [
+    "outcome",
+    "week",
+    "measure",
+    "study",
+    "yi",
+    "vi",
+    "ci_lower",
+    "ci_upper",
+    "weight_pct",
+    "n_control",
+    "n_experimental",
+    "provenance",
+    # extras, after the stable columns of the contract
+    "label",
+    "year",
+    "design",
+    "unit",
+    "mean_experimental",
+    "sd_experimental",
+    "mean_control",
+    "sd_control",
+    "flags",
+]
+"""Columns of ``results/tables/study_effects.csv``."""
+
+META_COLUMNS = ["outcome", "week", "measure", *univariate.FRAME_COLUMNS]
+"""Columns of ``results/tables/meta_analysis.csv``."""
+
+
+def load_inputs(config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read and validate the inputs named by ``config['data']``.
+
+    Applies ``selection.studies``: ``primary`` keeps the studies with
+    ``primary = yes`` in ``studies.csv``; ``all`` keeps every study.
+
+    Raises
+    ------
+    hairtrial.data.validate.DataValidationError
+        If a file breaks the input contract.
+    """
+    arms, studies = validate.read_inputs(config["data"]["arms"], config["data"]["studies"])
+    if config.get("selection", {}).get("studies", "primary") == "primary":
+        keep = set(studies.loc[studies["primary"] == "yes", "study"])
+        arms = arms[arms["study"].isin(keep)].reset_index(drop=True)
+    outcomes = config.get("outcomes", "all")
+    if outcomes != "all":
+        arms = arms[arms["outcome"].isin(outcomes)].reset_index(drop=True)
+    return arms, studies
+
+
+def prepare(config: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Validate, derive arm-level changes and build study comparisons.
+
+    Returns
+    -------
+    effects : pandas.DataFrame
+        Study-level effect sizes (:data:`hairtrial.derive.comparisons.EFFECT_COLUMNS`).
+    quality : pandas.DataFrame
+        Every derived, converted or assumed number (``data_quality.csv``).
+    notes : pandas.DataFrame
+        One column ``note``: inputs that could not be used, and why.
+    """
+    arms, studies = load_inputs(config)
+    assumptions = config["assumptions"]
+    arm_changes, quality_arms, notes_arms = arm_level.derive_arm_changes(
+        arms, studies, change_sd_correlation=assumptions["change_sd_correlation"]
+    )
+    eff, quality_cmp, notes_cmp = comparisons.build_comparisons(
+        arm_changes,
+        studies,
+        control=config["comparison"]["control"],
+        experimental=config["comparison"]["experimental"],
+        split_scalp_correlation=assumptions["split_scalp_correlation"],
+        measures=config["measures"],
+        p_bound_factor=assumptions.get("p_bound_factor", 1.0),
+    )
+    quality = pd.concat([quality_arms, quality_cmp], ignore_index=True)
+    quality = quality.sort_values(
+        ["outcome", "week", "study", "arm", "quantity"], kind="stable"
+    ).reset_index(drop=True)
+    notes = pd.DataFrame({"note": [*notes_arms, *notes_cmp]})
+    return eff, quality, notes
+
+
+def meta_analyses(eff: pd.DataFrame, config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Pool every outcome x week x measure with every configured method.
+
+    Parameters
+    ----------
+    eff : pandas.DataFrame
+        Output of :func:`prepare`.
+    config : dict
+        Validated config; ``meta_analysis.tau2_methods`` and ``ci_methods``
+        (first entries primary) and ``level``.
+
+    Returns
+    -------
+    meta_table : pandas.DataFrame
+        :data:`META_COLUMNS`, one row per outcome x week x measure x method x
+        ci_method.
+    study_effects : pandas.DataFrame
+        :data:`STUDY_EFFECT_COLUMNS`; ``weight_pct`` from the primary model.
+    """
+    ma = config["meta_analysis"]
+    level = float(ma.get("level", 0.95))
+    methods, ci_methods = ma["tau2_methods"], ma["ci_methods"]
+    tables = []
+    studies_out = []
+    for (outcome, week, measure), g in eff.groupby(["outcome", "week", "measure"], sort=True):
+        g = g.sort_values("study", kind="stable")
+        yi, vi = g["yi"].to_numpy(float), g["vi"].to_numpy(float)
+        fits = [
+            univariate.fit(yi, vi, method=m, ci_method=c, level=level)
+            for m in methods
+            for c in ci_methods
+        ]
+        t = univariate.results_frame(fits)
+        t.insert(0, "measure", measure)
+        t.insert(0, "week", int(week))
+        t.insert(0, "outcome", outcome)
+        tables.append(t)
+        lo, hi = effects.ci_from_yi_vi(yi, vi, level=level)
+        s = g.copy()
+        s["ci_lower"], s["ci_upper"] = np.atleast_1d(lo), np.atleast_1d(hi)
+        s["weight_pct"] = fits[0].weights
+        studies_out.append(s)
+    meta_table = (
+        pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=META_COLUMNS)
+    )
+    study_effects = (
+        pd.concat(studies_out, ignore_index=True)
+        if studies_out
+        else pd.DataFrame(columns=STUDY_EFFECT_COLUMNS)
+    )
+    return meta_table[META_COLUMNS], study_effects[STUDY_EFFECT_COLUMNS]
+
+
+def primary_row(meta_table: pd.DataFrame, config: dict, outcome: str, week: int, measure: str):
+    """The primary model's row (first tau2 method x first CI method), or None."""
+    ma = config["meta_analysis"]
+    sel = meta_table[
+        (meta_table["outcome"] == outcome)
+        & (meta_table["week"] == int(week))
+        & (meta_table["measure"] == measure)
+        & (meta_table["method"] == ma["tau2_methods"][0])
+        & (meta_table["ci_method"] == ma["ci_methods"][0])
+    ]
+    return None if sel.empty else sel.iloc[0]

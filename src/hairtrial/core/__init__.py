@@ -1,0 +1,3 @@
+"""Shared plumbing with no statistics.
+
+Array coercion, atomic file output, run logs, the vocabulary."""

@@ -1,0 +1,1 @@
+"""Derivation: dispersion conversions, arm-level changes, comparisons and effect sizes."""

@@ -1,0 +1,1 @@
+"""Models: arrays and DataFrames in, result objects out; never a config."""

@@ -1,0 +1,1 @@
+"""Outputs: table renderings, figures of a run, the HTML report, executed notebooks."""
