@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 PYDIRS := $(wildcard src tests workflow benchmarks notebooks)
 STAMP := $(VENV)/.hairtrial-installed
 
-.PHONY: run figures bench test test-slow test-fast lint format env lock clean help
+.PHONY: run figures bench test test-slow test-fast lint format env lock clean help config-docs
 
 help:
 	@sed -n '1,6p' Makefile
@@ -70,6 +70,12 @@ format: $(STAMP)
 lock:
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes \
 		--no-header --index-url https://pypi.org/simple -o requirements.lock
+
+# config/README.md documents every config key; its table is generated from the JSON schema.
+config-docs: $(STAMP)
+	@{ sed '/^| key | type |/,$$d' config/README.md; \
+	   $(BIN)/python -c 'from hairtrial.analyses.config import schema_reference as s; print(s(), end="")'; \
+	 } > config/README.md.tmp && mv config/README.md.tmp config/README.md
 
 clean:
 	rm -rf results/tables results/figures results/derived results/logs results/benchmarks .snakemake

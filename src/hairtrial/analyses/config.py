@@ -9,6 +9,7 @@ published data are package data too (``hairtrial/resources/``, links to ``config
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +153,61 @@ def resolve_data_paths(config: dict, root: str | Path) -> dict:
         k: str(v if Path(v).is_absolute() else Path(root) / v) for k, v in config["data"].items()
     }
     return out
+
+
+def _describe_type(schema: dict) -> str:
+    if "enum" in schema:
+        return "one of " + ", ".join(f"`{v}`" for v in schema["enum"])
+    if "const" in schema:
+        return f"`{schema['const']}`"
+    if "oneOf" in schema:
+        return " or ".join(_describe_type(s) for s in schema["oneOf"])
+    kind = schema.get("type", "")
+    kinds = kind if isinstance(kind, list) else [kind]
+    text = " or ".join(k for k in kinds if k)
+    if kind == "array" and "items" in schema:
+        text = f"list of ({_describe_type(schema['items'])})"
+    bounds = []
+    for key, sym in (
+        ("minimum", ">="),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "<="),
+        ("exclusiveMaximum", "<"),
+    ):
+        if key in schema:
+            bounds.append(f"{sym} {schema[key]}")
+    return text + (f" ({', '.join(bounds)})" if bounds else "")
+
+
+def _walk(schema: dict, prefix: str, required: bool, rows: list[tuple[str, ...]]) -> None:
+    default = schema.get("default")
+    if schema.get("type") == "object":  # defaults are shown key by key
+        default = None
+    shown = "" if default is None else f"`{json.dumps(default, ensure_ascii=False)}`"
+    shown = shown.replace("|", "\\|")
+    desc = " ".join(str(schema.get("description", "")).split()).replace("|", "\\|")
+    need = "required" if required else ("optional" if default is None else "")
+    rows.append((f"`{prefix}`", _describe_type(schema).replace("|", "\\|"), shown, need, desc))
+    target = schema
+    items = schema.get("items")
+    if schema.get("type") == "array" and isinstance(items, dict) and items.get("type") == "object":
+        target, prefix = items, prefix + "[]"
+    for key, sub in target.get("properties", {}).items():
+        _walk(sub, f"{prefix}.{key}", key in target.get("required", []), rows)
+
+
+def schema_reference(schema_path: str | Path = SCHEMA_PATH) -> str:
+    """Every config key of the schema as a Markdown table (``config/README.md`` is made of it).
+
+    Examples
+    --------
+    >>> "`meta_analysis.tau2_methods`" in schema_reference()
+    True
+    """
+    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    rows: list[tuple[str, ...]] = []
+    for key, sub in schema["properties"].items():
+        _walk(sub, key, key in schema.get("required", []), rows)
+    lines = ["| key | type | default | | meaning |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
