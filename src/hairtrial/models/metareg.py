@@ -4,9 +4,10 @@ Built on :func:`hairtrial.models.univariate.fit` (``rma.uni`` with a general des
 ``X``), this
 module adds what metafor reports for models with moderators:
 
-* :func:`design_matrix` builds ``X`` from a study table: numeric moderators as they are,
-  categorical moderators as treatment-coded dummies (reference = first level in sorted order,
-  R's default ``factor`` coding), the intercept first (metafor's ``intrcpt``).
+* :func:`design_matrix` builds ``X`` from a study table (formula ``~ m1 + m2 ...`` coded by
+  :mod:`hairtrial.models.formula`, on formulaic): numeric moderators as they are, categorical
+  moderators as treatment-coded dummies (reference = first level in sorted order, R's default
+  ``factor`` coding), the intercept first (metafor's ``intrcpt``).
 * :func:`metareg` fits the model and returns a :class:`MetaRegResult`: a tidy coefficient
   table, tau^2 with its Q-profile CI, residual I^2 / H^2, the pseudo-R^2 (proportion of
   heterogeneity accounted for), the omnibus test of the moderators (QM) and the test for
@@ -56,7 +57,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -64,6 +65,8 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from hairtrial.models.formula import INTERCEPT, is_categorical
+from hairtrial.models.formula import design_matrix as formula_design
 from hairtrial.models.tau2 import as_design, estimate_tau2, validate_inputs
 from hairtrial.models.univariate import CI_METHODS, METHODS, MetaResult, fit
 
@@ -93,7 +96,6 @@ COEF_COLUMNS: tuple[str, ...] = (
 )
 #: Columns of :func:`predict` after the moderator / design columns.
 PREDICT_COLUMNS: tuple[str, ...] = ("pred", "se", "ci_lower", "ci_upper", "pi_lower", "pi_upper")
-INTERCEPT = "intrcpt"  # metafor's name of the intercept term
 
 _NAN = float("nan")
 _EPS = float(np.finfo(float).eps)
@@ -118,7 +120,8 @@ class DesignSpec:
         Levels of each categorical moderator (first = reference); ``()`` for numeric ones.
     terms : tuple of str
         Column names of the design matrix: ``"intrcpt"``, numeric moderators by name,
-        dummies as ``f"{moderator}{level}"`` (R's naming, e.g. ``allocrandom``).
+        dummies as ``f"{moderator}{level}"`` with the level as R prints it (R's naming, e.g.
+        ``allocrandom``, ``femaleTRUE``; built by :mod:`hairtrial.models.formula`).
     intercept : bool
         Whether the first column is the intercept.
     """
@@ -147,10 +150,7 @@ class DesignSpec:
         ValueError
             Missing column, missing value or unknown level (the message names the moderator).
         """
-        cols: dict[str, NDArray[np.float64]] = {}
-        n = len(data)
-        if self.intercept:
-            cols[INTERCEPT] = np.ones(n)
+        coded = data[[]].copy()
         for mod, kind, levels in zip(self.moderators, self.kinds, self.levels, strict=True):
             if mod not in data.columns:
                 raise ValueError(f"moderator {mod!r} is not a column of the data")
@@ -159,7 +159,7 @@ class DesignSpec:
                 bad = [str(i) for i in data.index[col.isna()]]
                 raise ValueError(f"moderator {mod!r} has missing values (rows {', '.join(bad)})")
             if kind == "numeric":
-                cols[mod] = pd.to_numeric(col, errors="raise").to_numpy(dtype=float)
+                coded[mod] = pd.to_numeric(col, errors="raise").to_numpy(dtype=float)
                 continue
             unknown = sorted({str(v) for v in col if v not in levels})
             if unknown:
@@ -167,13 +167,21 @@ class DesignSpec:
                     f"moderator {mod!r} has unknown level(s) {unknown}; known: "
                     f"{[str(v) for v in levels]}"
                 )
-            for lev in levels[1:]:
-                cols[f"{mod}{lev}"] = (col == lev).to_numpy(dtype=float)
-        return pd.DataFrame(cols, index=data.index, columns=list(self.terms))
+            coded[mod] = col.to_numpy(dtype=object)
+        categorical = {
+            m: lev for m, kind, lev in zip(self.moderators, self.kinds, self.levels, strict=True)
+            if kind == "categorical"
+        }  # fmt: skip
+        X, names = formula_design(self.formula, coded, levels=categorical)
+        if tuple(names) != self.terms:  # pragma: no cover - the coding is fixed by the spec
+            raise RuntimeError(f"design columns {names} differ from the model's {self.terms}")
+        return pd.DataFrame(X, index=data.index, columns=list(self.terms))
 
-
-def _is_categorical(col: pd.Series) -> bool:
-    return not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
+    @property
+    def formula(self) -> str:
+        """The model formula (``~ m1 + m2 ...``, names quoted for formulaic where needed)."""
+        quoted = [m if m.isidentifier() else f"`{m}`" for m in self.moderators]
+        return "~ " + " + ".join(quoted) if quoted else "~ 1"
 
 
 def design_spec(studies_df: pd.DataFrame, moderators: Sequence[str]) -> DesignSpec:
@@ -206,7 +214,6 @@ def design_spec(studies_df: pd.DataFrame, moderators: Sequence[str]) -> DesignSp
         raise ValueError(f"repeated moderator in {mods}")
     kinds: list[str] = []
     levels: list[tuple[Any, ...]] = []
-    terms = [INTERCEPT]
     for mod in mods:
         if mod not in studies_df.columns:
             raise ValueError(f"moderator {mod!r} is not a column of the study table")
@@ -217,7 +224,7 @@ def design_spec(studies_df: pd.DataFrame, moderators: Sequence[str]) -> DesignSp
                 f"moderator {mod!r} has missing values (rows {', '.join(bad)}); remove those "
                 "studies or impute explicitly"
             )
-        if _is_categorical(col):
+        if is_categorical(col):
             if isinstance(col.dtype, pd.CategoricalDtype):
                 present = set(col)
                 levs = tuple(c for c in col.cat.categories if c in present)
@@ -230,7 +237,6 @@ def design_spec(studies_df: pd.DataFrame, moderators: Sequence[str]) -> DesignSp
                 )
             kinds.append("categorical")
             levels.append(levs)
-            terms.extend(f"{mod}{lev}" for lev in levs[1:])
         else:
             values = col.to_numpy(dtype=float)
             if not np.all(np.isfinite(values)):
@@ -242,8 +248,13 @@ def design_spec(studies_df: pd.DataFrame, moderators: Sequence[str]) -> DesignSp
                 )
             kinds.append("numeric")
             levels.append(())
-            terms.append(mod)
-    return DesignSpec(tuple(mods), tuple(kinds), tuple(levels), tuple(terms))
+    spec = DesignSpec(tuple(mods), tuple(kinds), tuple(levels), ())
+    _, terms = formula_design(
+        spec.formula,
+        studies_df[mods],
+        levels={m: lev for m, kind, lev in zip(mods, kinds, levels, strict=True) if lev},
+    )
+    return replace(spec, terms=tuple(terms))
 
 
 def design_matrix(studies_df: pd.DataFrame, moderators: Sequence[str]) -> pd.DataFrame:

@@ -72,13 +72,10 @@ References
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import math
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property, wraps
+from functools import cache, cached_property, wraps
 from typing import Any
 
 import numpy as np
@@ -86,6 +83,9 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize, stats
+from threadpoolctl import ThreadpoolController
+
+from hairtrial.models.formula import design_matrix, level_label
 
 __all__ = [
     "STRUCTS",
@@ -111,56 +111,19 @@ FixedSpec = float | Sequence[float | None] | None
 
 # =============================================================================================
 # BLAS threads: the work is many tiny matrices; OpenBLAS threads only add contention (busy
-# waiting), which on a loaded 2-core machine made fits 5x slower. Limit to 1 thread during fits
-# (the same calls threadpoolctl makes; silently skipped when the library is not found).
+# waiting), which on a loaded 2-core machine made fits 5x slower. Fits run with 1 BLAS thread
+# (threadpoolctl; the controller is created once, at the first fit, after numpy/scipy loaded
+# their BLAS).
 # =============================================================================================
-_BLAS_SETTERS: list[tuple[Any, Any]] | None = None
-
-
-def _blas_setters() -> list[tuple[Any, Any]]:
-    global _BLAS_SETTERS
-    if _BLAS_SETTERS is None:
-        found: list[tuple[Any, Any]] = []
-        try:
-            with open("/proc/self/maps") as fh:
-                paths = {ln.split()[-1] for ln in fh if "openblas" in ln.lower() and ".so" in ln}
-            for path in sorted(paths):
-                lib = ctypes.CDLL(path)
-                for get_name, set_name in (
-                    ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
-                    ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
-                    ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
-                    ("openblas_get_num_threads", "openblas_set_num_threads"),
-                ):
-                    get, set_ = getattr(lib, get_name, None), getattr(lib, set_name, None)
-                    if get is not None and set_ is not None:
-                        get.restype = ctypes.c_int
-                        set_.argtypes = [ctypes.c_int]
-                        found.append((get, set_))
-                        break
-        except OSError:
-            found = []
-        _BLAS_SETTERS = found
-    return _BLAS_SETTERS
-
-
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    setters = _blas_setters()
-    old = [get() for get, _ in setters]
-    try:
-        for _, set_ in setters:
-            set_(1)
-        yield
-    finally:
-        for (_, set_), n in zip(setters, old, strict=True):
-            set_(n)
+@cache
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
 def _single_threaded(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _one_blas_thread():
+        with _blas_controller().limit(limits=1, user_api="blas"):
             return fn(*args, **kwargs)
 
     return wrapper
@@ -259,158 +222,8 @@ def parse_random(formula: str, *, struct: str = "CS", **fixed: FixedSpec) -> Ran
 
 
 # =============================================================================================
-# formula -> design matrix
+# design matrix (formulas: hairtrial.models.formula, on formulaic)
 # =============================================================================================
-def _split_top(text: str, sep: str) -> list[str]:
-    out, depth, cur = [], 0, []
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == sep and depth == 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return out
-
-
-def _level_str(v: Any) -> str:
-    if isinstance(v, (bool, np.bool_)):
-        return "TRUE" if v else "FALSE"
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    if isinstance(v, (float, np.floating)):
-        return str(int(v)) if float(v).is_integer() else repr(float(v))
-    return str(v)
-
-
-def _is_categorical(s: pd.Series) -> bool:
-    return not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
-
-
-def design_matrix(formula: str, data: pd.DataFrame) -> tuple[_FArr, list[str]]:
-    """Model matrix for a small R-style formula (no patsy needed).
-
-    Supported: ``+`` between terms, ``a * b`` (= ``a + b + a:b``), ``a:b`` interactions,
-    ``C(x)`` to treat a column as categorical, numeric columns as they are, string / bool /
-    categorical columns as factors, an intercept by default and ``- 1`` (or ``+ 0``) to drop
-    it. Factors use treatment coding with levels in sorted order (first level = reference).
-    As in R, a factor in a term is coded by contrasts when the term without that factor is in
-    the model (the intercept counting as the empty term), otherwise by a full set of
-    dummies. Terms are ordered by their order (main effects, then two-way, ...), and within an
-    interaction the first factor varies fastest.
-
-    Column names follow R's ``model.matrix`` with metafor's intercept name: ``intrcpt``,
-    ``x``, ``treatmentlow``, ``C(week)8``, ``treatmentlow:C(week)8``.
-
-    Parameters
-    ----------
-    formula : str
-        For example ``"~ treatment * C(week)"`` or ``"~ outcome - 1"``.
-    data : pandas.DataFrame
-        Columns referenced by the formula.
-
-    Returns
-    -------
-    X : ndarray, shape (n, p)
-    names : list of str
-
-    Examples
-    --------
-    >>> d = pd.DataFrame({"trt": ["c", "e", "c", "e"], "week": [4, 4, 8, 8]})
-    >>> design_matrix("~ trt * C(week)", d)[1]
-    ['intrcpt', 'trte', 'C(week)8', 'trte:C(week)8']
-    """
-    text = formula.strip()
-    if text.startswith("~"):
-        text = text[1:]
-    text = re.sub(r"\s+", "", text)
-    intercept = True
-    # handle "-1" / "+0" / "0+"
-    pieces = re.split(r"(?=[+-])", text)
-    terms_raw: list[str] = []
-    for piece in pieces:
-        if not piece:
-            continue
-        sign = "-" if piece[0] == "-" else "+"
-        body = piece.lstrip("+-")
-        if body in ("1", "0"):
-            if (sign == "-" and body == "1") or body == "0":
-                intercept = False
-            continue
-        if sign == "-":
-            raise ValueError(f"only '- 1' may be subtracted in a formula: {formula!r}")
-        terms_raw.append(body)
-    terms: list[tuple[str, ...]] = []
-    for t in terms_raw:
-        star = [s for s in _split_top(t, "*") if s]
-        expanded: list[tuple[str, ...]] = []
-        for part in star:
-            factors = tuple(f for f in _split_top(part, ":") if f)
-            new = [factors]
-            for prev in expanded:
-                new.append(prev + tuple(f for f in factors if f not in prev))
-            expanded.extend(new)
-        for e in expanded:
-            if not any(set(e) == set(x) for x in terms):
-                terms.append(e)
-    terms.sort(key=len)  # stable: by order, formula order within order
-    n = len(data)
-    cols: list[_FArr] = []
-    names: list[str] = []
-    if intercept:
-        cols.append(np.ones(n))
-        names.append("intrcpt")
-    present: list[frozenset[str]] = [frozenset()] if intercept else []
-
-    def var_codes(tok: str) -> tuple[bool, Any, list[str]]:
-        m = re.fullmatch(r"C\((.+)\)", tok)
-        col = m.group(1) if m else tok
-        if col not in data.columns:
-            raise KeyError(f"column {col!r} (formula {formula!r}) not in data")
-        s = data[col]
-        if m or _is_categorical(s):
-            if s.isna().any():
-                raise ValueError(f"missing values in {col!r}")
-            levels = sorted(pd.unique(s.to_numpy()))
-            codes = pd.Categorical(s.to_numpy(), categories=levels).codes
-            return True, codes, [_level_str(v) for v in levels]
-        return False, s.to_numpy(dtype=float), []
-
-    for term in terms:
-        blocks: list[tuple[list[_FArr], list[str]]] = []
-        for tok in term:
-            is_cat, vals, levels = var_codes(tok)
-            if not is_cat:
-                blocks.append(([vals], [tok]))
-                continue
-            rest = frozenset(term) - {tok}
-            use_contrasts = rest in present
-            keep = range(1, len(levels)) if use_contrasts else range(len(levels))
-            blocks.append(
-                (
-                    [(vals == j).astype(float) for j in keep],
-                    [f"{tok}{levels[j]}" for j in keep],
-                )
-            )
-        tcols, tnames = [np.ones(n)], [""]
-        for bcols, bnames in blocks:  # first factor varies fastest
-            tcols = [c1 * c0 for c1 in bcols for c0 in tcols]
-            tnames = [f"{n0}:{n1}" if n0 else n1 for n1 in bnames for n0 in tnames]
-        cols.extend(tcols)
-        names.extend(tnames)
-        present.append(frozenset(term))
-    if not cols:
-        raise ValueError("model has no columns")
-    X = np.column_stack(cols).astype(float)
-    if not np.all(np.isfinite(X)):
-        raise ValueError("non-finite values in the design matrix")
-    return X, names
-
-
 def _drop_dependent(X: _FArr, names: list[str], tol: float = 1e-7) -> tuple[_FArr, list[str]]:
     """Drop columns linearly dependent on earlier ones (pivot order as R's lm)."""
     keep: list[int] = []
@@ -436,7 +249,7 @@ def _codes(values: NDArray[Any]) -> tuple[NDArray[np.int64], list[str]]:
     codes, uniq = pd.factorize(pd.Series(values), sort=True)
     if (codes < 0).any():
         raise ValueError("missing values in a random-effects factor")
-    return codes.astype(np.int64), [_level_str(v) for v in uniq]
+    return codes.astype(np.int64), [level_label(v) for v in uniq]
 
 
 def _factor_column(data: pd.DataFrame, spec: str) -> tuple[NDArray[np.int64], list[str]]:
