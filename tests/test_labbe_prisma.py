@@ -26,7 +26,8 @@ from hairtrial.data.prisma import (  # noqa: E402
     read_prisma,
 )
 from hairtrial.plots import save_figure  # noqa: E402
-from hairtrial.plots.labbe import _nice_sizes, labbe_plot  # noqa: E402
+from hairtrial.plots.labbe import labbe_plot  # noqa: E402
+from hairtrial.plots.layout import nice_sizes  # noqa: E402
 from hairtrial.plots.prisma import prisma_diagram  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,10 +174,10 @@ def test_labbe_input_errors() -> None:
     assert "Not drawn (arm means or n missing): Kumar 2018." in [t.get_text() for t in _texts(fig)]
 
 
-def test_nice_sizes() -> None:
-    assert _nice_sizes(np.array([36.0, 68.0, 100.0])) == [20, 50, 100]
-    assert _nice_sizes(np.array([36.0])) == [20, 50]
-    assert _nice_sizes(np.array([400.0, 1200.0])) == [200, 500, 1000]
+def testnice_sizes() -> None:
+    assert nice_sizes(np.array([36.0, 68.0, 100.0])) == [20, 50, 100]
+    assert nice_sizes(np.array([36.0])) == [20, 50]
+    assert nice_sizes(np.array([400.0, 1200.0])) == [200, 500, 1000]
 
 
 def test_labbe_default_results(default_results) -> None:

@@ -23,7 +23,7 @@ from matplotlib.text import Text  # noqa: E402
 from scipy import optimize, stats  # noqa: E402
 
 from hairtrial import plots  # noqa: E402
-from hairtrial.plots import forest as forest_mod  # noqa: E402
+from hairtrial.plots import layout as layout_mod  # noqa: E402
 from hairtrial.plots import style as style_mod  # noqa: E402
 
 # --------------------------------------------------------------------------
@@ -440,7 +440,7 @@ def test_smd_uses_two_decimals():
 
 
 def test_method_line():
-    line = forest_mod._method_text(
+    line = layout_mod.method_text(
         {
             "method": "REML",
             "ci_method": "adhoc",
@@ -459,9 +459,9 @@ def test_method_line():
         "Heterogeneity: \u03c4\u00b2 = 123.4 [Q-profile 95% CI 12.3, 4567.8]; I\u00b2 = 88%; "
         "Q = 16.70 (df = 2), p < 0.001",
     ]
-    fe = forest_mod._method_text({"method": "FE", "ci_method": "z", "tau2": 0.0, "I2": 0})
+    fe = layout_mod.method_text({"method": "FE", "ci_method": "z", "tau2": 0.0, "I2": 0})
     assert fe[0].startswith("Common effect") and "\u03c4" not in " ".join(fe)
-    assert style_mod._fmt_p(0.0475) == "p = 0.048" and style_mod._fmt_p(0.12) == "p = 0.12"
+    assert style_mod.fmt_p(0.0475) == "p = 0.048" and style_mod.fmt_p(0.12) == "p = 0.12"
 
 
 # --------------------------------------------------------------------------

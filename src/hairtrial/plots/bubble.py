@@ -22,8 +22,8 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import Bbox
 
 from hairtrial.data.provenance import PROVENANCE
-from hairtrial.plots.forest import _clean_text, _Measurer, _parse_codes
-from hairtrial.plots.style import _BLUE, _GREY, _VERMILLION, use_style
+from hairtrial.plots.layout import Measurer, clean_text, parse_codes
+from hairtrial.plots.style import BLUE, GREY, VERMILLION, use_style
 
 __all__ = ["bubble_plot"]
 
@@ -35,7 +35,7 @@ _PRED_COLS = ("pred", "ci_lower", "ci_upper", "pi_lower", "pi_upper")
 
 
 def _derived_codes(value: Any) -> list[str]:
-    return [c for c in _parse_codes(value) if c not in _NO_MARK]
+    return [c for c in parse_codes(value) if c not in _NO_MARK]
 
 
 def bubble_plot(
@@ -146,15 +146,15 @@ def bubble_plot(
         used_codes.extend(c for c in cs if c not in used_codes)
 
     with use_style():
-        m = _Measurer("DejaVu Sans")
+        m = Measurer("DejaVu Sans")
         # footer: annotation + provenance explanation, wrapped to the figure width
         foot_w = width - 0.2
         foot: list[str] = []
         if annotation:
-            foot.extend(m.wrap(_clean_text(annotation), foot_w, _FS))
+            foot.extend(m.wrap(clean_text(annotation), foot_w, _FS))
         if used_codes:
             text = "Hollow markers: studies with derived numbers \u2014 " + "; ".join(
-                _clean_text(labels_map.get(c, c)) for c in used_codes
+                clean_text(labels_map.get(c, c)) for c in used_codes
             )
             foot.extend(m.wrap(text, foot_w, _FS))
         foot.append(
@@ -179,7 +179,7 @@ def bubble_plot(
             fig.text(
                 0.1 / width,
                 1 - 0.08 / fig_h,
-                _clean_text(title),
+                clean_text(title),
                 ha="left",
                 va="top",
                 fontsize=_FS_TITLE,
@@ -187,9 +187,9 @@ def bubble_plot(
             )
         pi_l, pi_u = pf["pi_lower"].to_numpy(float), pf["pi_upper"].to_numpy(float)
         ci_l, ci_u = pf["ci_lower"].to_numpy(float), pf["ci_upper"].to_numpy(float)
-        ax.fill_between(gx, pi_l, pi_u, color=_BLUE, alpha=0.10, lw=0, zorder=1)
-        ax.fill_between(gx, ci_l, ci_u, color=_BLUE, alpha=0.25, lw=0, zorder=2)
-        ax.plot(gx, pf["pred"].to_numpy(float), color=_BLUE, lw=1.2, zorder=3)
+        ax.fill_between(gx, pi_l, pi_u, color=BLUE, alpha=0.10, lw=0, zorder=1)
+        ax.fill_between(gx, ci_l, ci_u, color=BLUE, alpha=0.25, lw=0, zorder=2)
+        ax.plot(gx, pf["pred"].to_numpy(float), color=BLUE, lw=1.2, zorder=3)
         if reference_line is not None:
             ax.axhline(reference_line, color="black", lw=0.6, ls=(0, (4, 3)), zorder=0)
         # marker area proportional to weight: s in points^2
@@ -203,8 +203,8 @@ def bubble_plot(
                 x[sel],
                 yi[sel],
                 s=s[sel],
-                facecolors=_VERMILLION if filled else "white",
-                edgecolors=_VERMILLION,
+                facecolors=VERMILLION if filled else "white",
+                edgecolors=VERMILLION,
                 linewidths=0.8,
                 alpha=0.85 if filled else 1.0,
                 zorder=4,
@@ -217,18 +217,18 @@ def bubble_plot(
         xs = np.concatenate([x, gx])
         xpad = 0.04 * (xs.max() - xs.min() or 1.0)
         ax.set_xlim(xs.min() - xpad, xs.max() + xpad)
-        ax.set_xlabel(_clean_text(xlabel))
-        ax.set_ylabel(_clean_text(ylabel))
+        ax.set_xlabel(clean_text(xlabel))
+        ax.set_ylabel(clean_text(ylabel))
         handles = [
-            Line2D([], [], color=_BLUE, lw=1.2, label="Fitted line"),
-            Patch(facecolor=_BLUE, alpha=0.25, lw=0, label="95% CI"),
-            Patch(facecolor=_BLUE, alpha=0.10, lw=0, label="95% prediction interval"),
-            Line2D([], [], ls="none", marker="o", ms=6, mfc=_VERMILLION, mec=_VERMILLION,
+            Line2D([], [], color=BLUE, lw=1.2, label="Fitted line"),
+            Patch(facecolor=BLUE, alpha=0.25, lw=0, label="95% CI"),
+            Patch(facecolor=BLUE, alpha=0.10, lw=0, label="95% prediction interval"),
+            Line2D([], [], ls="none", marker="o", ms=6, mfc=VERMILLION, mec=VERMILLION,
                    label="Study (reported numbers)"),
         ]  # fmt: skip
         if derived.any():
             handles.append(
-                Line2D([], [], ls="none", marker="o", ms=6, mfc="white", mec=_VERMILLION,
+                Line2D([], [], ls="none", marker="o", ms=6, mfc="white", mec=VERMILLION,
                        label="Study (derived numbers)")
             )  # fmt: skip
         ax.legend(
@@ -247,7 +247,7 @@ def bubble_plot(
                 ha="left",
                 va="center",
                 fontsize=_FS,
-                color="black" if i < len(foot) - 1 else _GREY,
+                color="black" if i < len(foot) - 1 else GREY,
             )
         fig.hairtrial_labelled = (  # type: ignore[attr-defined]
             _place_labels(fig, ax, st, x, yi, s, reference_line) if show_labels else []
@@ -286,9 +286,9 @@ def _place_labels(
     for i in order:
         name = ""
         if "label" in st.columns:
-            name = _clean_text(st["label"].iloc[i])
+            name = clean_text(st["label"].iloc[i])
         if not name and "study" in st.columns:
-            name = _clean_text(st["study"].iloc[i])
+            name = clean_text(st["study"].iloc[i])
         if not name or not (math.isfinite(x[i]) and math.isfinite(y[i])):
             continue
         cx, cy = centres[i]

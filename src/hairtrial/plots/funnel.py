@@ -36,8 +36,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from scipy import stats
 
 from hairtrial.diagnostics.smallstudy import MIN_K_INFORMATIVE, RegTestResult, TrimFillResult
-from hairtrial.plots.forest import _Measurer
-from hairtrial.plots.style import _BLUE, _GREY, _MINUS, _VERMILLION, _as_float, use_style
+from hairtrial.plots.layout import Measurer
+from hairtrial.plots.style import BLUE, GREY, MINUS, VERMILLION, as_float, use_style
 
 __all__ = ["CONTOUR_SHADES", "funnel_plot"]
 
@@ -62,11 +62,11 @@ def _pooled(estimate: float | Mapping[str, Any] | pd.Series | None) -> tuple[flo
     if estimate is None:
         return math.nan, ""
     if isinstance(estimate, Mapping | pd.Series):
-        value = _as_float(estimate.get("estimate"))
+        value = as_float(estimate.get("estimate"))
         method = estimate.get("method")
         name = "common effect" if method == "FE" else (str(method) if method else "")
         return value, name
-    return _as_float(estimate), ""
+    return as_float(estimate), ""
 
 
 def _p_text(alpha: float) -> str:
@@ -75,7 +75,7 @@ def _p_text(alpha: float) -> str:
 
 def _num(x: float, _pos: Any = None) -> str:
     s = f"{x:g}"
-    return s.replace("-", _MINUS)
+    return s.replace("-", MINUS)
 
 
 def funnel_plot(
@@ -251,7 +251,7 @@ def funnel_plot(
                 edgecolor="none",
                 zorder=0.5,
             )
-        ax.axvline(refline, color=_GREY, lw=0.5, ls=":", zorder=1)
+        ax.axvline(refline, color=GREY, lw=0.5, ls=":", zorder=1)
 
         # --- pooled estimate and pseudo confidence funnel ------------------------------------
         if math.isfinite(est):
@@ -265,13 +265,13 @@ def funnel_plot(
                 zorder=2,
             )
         if has_fill:
-            ax.axvline(trimfill.estimate, color=_GREY, lw=0.8, ls=(0, (1.5, 1.5)), zorder=2)
+            ax.axvline(trimfill.estimate, color=GREY, lw=0.8, ls=(0, (1.5, 1.5)), zorder=2)
 
         # --- Egger line --------------------------------------------------------------------
         if _egger_drawable(egger):
             s = np.linspace(0.0, se_top, 101)
             x = egger.intercept + egger.slope * (s if egger.predictor == "sei" else s**2)
-            ax.plot(x, s, color=_VERMILLION, lw=0.9, zorder=2.5)
+            ax.plot(x, s, color=VERMILLION, lw=0.9, zorder=2.5)
 
         # --- points ------------------------------------------------------------------------
         if has_fill:
@@ -281,14 +281,14 @@ def funnel_plot(
                 marker="D",
                 s=16,
                 facecolors="white",
-                edgecolors=_GREY,
+                edgecolors=GREY,
                 linewidths=0.7,
                 zorder=3,
             )
         rep = ok & ~derived
         der = ok & derived
         ax.scatter(
-            yi[rep], sei[rep], marker="o", s=18, color=_BLUE, linewidths=0, zorder=4, clip_on=clip
+            yi[rep], sei[rep], marker="o", s=18, color=BLUE, linewidths=0, zorder=4, clip_on=clip
         )
         ax.scatter(
             yi[der],
@@ -296,7 +296,7 @@ def funnel_plot(
             marker="o",
             s=18,
             facecolors="white",
-            edgecolors=_BLUE,
+            edgecolors=BLUE,
             linewidths=1.0,
             zorder=4,
             clip_on=clip,
@@ -307,7 +307,7 @@ def funnel_plot(
             # the axes there.
             x0, x1 = xlim
             per_inch = (x1 - x0) / (width - _LEFT - _RIGHT)
-            measure = _Measurer("DejaVu Sans")
+            measure = Measurer("DejaVu Sans")
             centre = est if math.isfinite(est) else (x0 + x1) / 2
             for i in np.flatnonzero(ok):
                 need = (measure.width(labels[i], _LABEL_SIZE) + 8 / 72) * per_inch
@@ -414,7 +414,7 @@ def _layout(
         ncol -= 1
     legend_h = box.height / dpi
     note_size = 6.5
-    lines = _Measurer("DejaVu Sans").wrap(note, width - x_legend - 0.1, note_size) if note else []
+    lines = Measurer("DejaVu Sans").wrap(note, width - x_legend - 0.1, note_size) if note else []
     note_h = len(lines) * note_size * 1.3 / 72
     gap = 0.10
     height = top + plot_h + depth + gap + legend_h + (gap + note_h if lines else 0.0) + 0.06
@@ -429,7 +429,7 @@ def _layout(
             ha="left",
             va="top",
             fontsize=note_size,
-            color=_GREY,
+            color=GREY,
             linespacing=1.3,
         )
 
@@ -463,13 +463,13 @@ def _legend_entries(
     handles: list[Any] = []
     names: list[str] = []
     if any_reported:
-        handles.append(Line2D([], [], ls="", marker="o", ms=4.2, color=_BLUE, mew=0))
+        handles.append(Line2D([], [], ls="", marker="o", ms=4.2, color=BLUE, mew=0))
         names.append("Study")
     if any_derived:
-        handles.append(Line2D([], [], ls="", marker="o", ms=4.2, mfc="white", mec=_BLUE, mew=1.0))
+        handles.append(Line2D([], [], ls="", marker="o", ms=4.2, mfc="white", mec=BLUE, mew=1.0))
         names.append("Study with derived numbers")
     if trimfill is not None:
-        handles.append(Line2D([], [], ls="", marker="D", ms=3.6, mfc="white", mec=_GREY, mew=0.7))
+        handles.append(Line2D([], [], ls="", marker="D", ms=3.6, mfc="white", mec=GREY, mew=0.7))
         names.append(f"Imputed (trim-and-fill {trimfill.estimator}, k0 = {trimfill.k0})")
     if has_est:
         handles.append(Line2D([], [], color="black", lw=0.8))
@@ -477,10 +477,10 @@ def _legend_entries(
         handles.append(Line2D([], [], color="black", lw=0.6, ls=(0, (4, 2))))
         names.append("Pseudo 95% CI")
     if trimfill is not None:
-        handles.append(Line2D([], [], color=_GREY, lw=0.8, ls=(0, (1.5, 1.5))))
+        handles.append(Line2D([], [], color=GREY, lw=0.8, ls=(0, (1.5, 1.5))))
         names.append("Trim-and-fill estimate")
     if egger is not None:
-        handles.append(Line2D([], [], color=_VERMILLION, lw=0.9))
+        handles.append(Line2D([], [], color=VERMILLION, lw=0.9))
         names.append("Egger regression line")
     alphas = [1 - lv for lv in sorted(levels)]  # e.g. 0.10, 0.05, 0.01
     bounds = [*alphas]

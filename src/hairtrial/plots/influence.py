@@ -37,71 +37,47 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Polygon
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
-from matplotlib.transforms import Affine2D, Bbox, Transform
+from matplotlib.transforms import Bbox
 
 from hairtrial.data.provenance import PROVENANCE
-from hairtrial.plots.forest import (
-    _axis_limits,
-    _clean_text,
-    _ForestPlot,
-    _mapping,
-    _Measurer,
-    _method_text,
-    _parse_codes,
-    _tick_decimals,
+from hairtrial.plots.intervals import FS as _FS
+from hairtrial.plots.intervals import FS_TITLE as _FS_TITLE
+from hairtrial.plots.intervals import LINE_H as _LINE_H
+from hairtrial.plots.intervals import MARGIN as _MARGIN
+from hairtrial.plots.intervals import ROW_H as _ROW_H
+from hairtrial.plots.intervals import Table
+from hairtrial.plots.layout import (
+    Measurer,
+    as_mapping,
+    axis_limits,
+    clean_text,
+    derived_codes,
+    family,
+    fit_ticks,
+    method_text,
+    tick_decimals,
+    top_transform,
 )
 from hairtrial.plots.style import (
-    _BLUE,
-    _DASH,
-    _GREY,
-    _VERMILLION,
-    _as_float,
-    _fmt,
-    _sig_decimals,
+    BLUE,
+    DASH,
+    GREY,
+    VERMILLION,
+    as_float,
+    fmt,
     format_decimals,
+    sig_decimals,
     use_style,
 )
 
 __all__ = ["baujat_plot", "cumulative_plot", "influence_plot", "leave_one_out_plot"]
 
-# Geometry (inches) and type sizes (points), as in the forest plot.
-_FS = 7.0
-_FS_TITLE = 9.0
+# Geometry (inches) and type sizes (points) beside the forest engine's.
 _FS_PANEL = 8.0
-_MARGIN = 0.08
 _GAP = 0.14
-_ROW_H = 0.17
-_LINE_H = _FS * 1.3 / 72
 _MIN_PLOT_W = 2.0
 _MAX_LABEL_W = 2.0
-_NO_MARK_CODES = frozenset({"reported", ""})
-
-
-def _top(fig: Figure, height: float) -> Transform:
-    """Figure coordinates in inches from the top-left corner."""
-    return Affine2D().scale(1.0, -1.0).translate(0.0, height) + fig.dpi_scale_trans
-
-
-def _family() -> str:
-    return str(mpl.rcParams["font.sans-serif"][0])
-
-
-def _ticks(lo: float, hi: float, plot_w: float, m: _Measurer) -> list[float]:
-    """Round ticks in [lo, hi], as many as fit without crowding the labels."""
-    ticks: list[float] = [lo, hi]
-    for nbins in (6, 5, 4, 3, 2):
-        ticks = list(MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi))
-        while len(ticks) > 2 and ticks[1] <= lo:
-            ticks.pop(0)
-        while len(ticks) > 2 and ticks[-2] >= hi:
-            ticks.pop()
-        labels = [_fmt(t, _tick_decimals(ticks)) for t in ticks]
-        widest = max(m.width(s, _FS) for s in labels)
-        if widest + 0.08 <= plot_w / max(len(ticks) - 1, 1):
-            return ticks
-    return ticks
 
 
 # --------------------------------------------------------------------------
@@ -120,14 +96,14 @@ class _FRow:
 
 
 def _i2_text(x: Any) -> str:
-    v = _as_float(x)
-    return f"{v:.0f}%" if math.isfinite(v) else _DASH
+    v = as_float(x)
+    return f"{v:.0f}%" if math.isfinite(v) else DASH
 
 
 def _tau2_decimals(values: Sequence[Any]) -> int:
     """One number of decimals for a tau^2 column, from its largest value."""
-    finite = [abs(_as_float(v)) for v in values if math.isfinite(_as_float(v))]
-    return _sig_decimals(max(finite)) if finite else 2
+    finite = [abs(as_float(v)) for v in values if math.isfinite(as_float(v))]
+    return sig_decimals(max(finite)) if finite else 2
 
 
 def _model_rows(
@@ -136,23 +112,23 @@ def _model_rows(
     rows: list[_FRow] = []
     notes: list[str] = []
     for label, (_, r) in zip(labels, table.iterrows(), strict=True):
-        est, lo, hi = (_as_float(r[c]) for c in ("estimate", "ci_lower", "ci_upper"))
+        est, lo, hi = (as_float(r[c]) for c in ("estimate", "ci_lower", "ci_upper"))
         row = _FRow(label, est=est, lo=lo, hi=hi)
         if not math.isfinite(est):
             row.cells["effect"] = "not estimable"
             notes.append("not estimable")
         elif math.isfinite(lo) and math.isfinite(hi):
-            row.cells["effect"] = f"{_fmt(est, dec)} [{_fmt(lo, dec)}, {_fmt(hi, dec)}]"
+            row.cells["effect"] = f"{fmt(est, dec)} [{fmt(lo, dec)}, {fmt(hi, dec)}]"
         else:
-            row.cells["effect"] = f"{_fmt(est, dec)} [{_DASH}]"
-        tau2 = _as_float(r.get("tau2"))
-        single = _as_float(r.get("k")) == 1  # tau2 fixed at 0, not estimated
+            row.cells["effect"] = f"{fmt(est, dec)} [{DASH}]"
+        tau2 = as_float(r.get("tau2"))
+        single = as_float(r.get("k")) == 1  # tau2 fixed at 0, not estimated
         if show_tau2:
             row.cells["tau2"] = (
-                "" if not math.isfinite(est) else _DASH if single else _fmt(tau2, dec_tau2)
+                "" if not math.isfinite(est) else DASH if single else fmt(tau2, dec_tau2)
             )
         row.cells["i2"] = _i2_text(r.get("I2")) if math.isfinite(est) else ""
-        row.cells["k"] = str(int(r["k"])) if math.isfinite(_as_float(r.get("k"))) else ""
+        row.cells["k"] = str(int(r["k"])) if math.isfinite(as_float(r.get("k"))) else ""
         rows.append(row)
     return rows, notes
 
@@ -170,7 +146,7 @@ def _compact_forest(
     gid: str,
 ) -> Figure:
     """Draw rows of (label, estimate, CI) with the full-data reference; no statistics."""
-    m = _Measurer(_family())
+    m = Measurer(family())
     n = len(rows)
     # column widths from the measured text (header bold)
     widths: dict[str, float] = {}
@@ -208,17 +184,9 @@ def _compact_forest(
     foot_h = len(foot_lines) * _LINE_H + 0.08
     height = rows_top + rows_h + axis_h + foot_h
 
-    fig = Figure(figsize=(width, height), layout="none")
-    FigureCanvasAgg(fig)
-    tr = _top(fig, height)
-
-    def text(x: float, y: float, s: str, **kw: Any) -> None:
-        fig.text(
-            x, y, s, transform=tr, fontsize=kw.pop("fontsize", _FS), va=kw.pop("va", "center"), **kw
-        )
-
+    t = Table(width, height)
     if title:
-        text(_MARGIN, 0.2, title, fontsize=_FS_TITLE, fontweight="bold", gid="title")
+        t.title([title], [0.2], gid="title")
 
     # column x positions
     xpos: dict[str, float] = {}
@@ -237,105 +205,72 @@ def _compact_forest(
 
     header_y = rows_top - 0.1
     for key, header, align in left_cols + right_cols:
-        text(cell_x(key, align), header_y, header, ha=align, fontweight="bold")
+        t.text(cell_x(key, align), header_y, header, ha=align, weight="bold")
 
     slots = list(range(n - 1)) + [n] if has_pooled else list(range(n))
     for slot, r in zip(slots, rows, strict=True):
         y = rows_top + (slot + 0.5) * _ROW_H
         bold = "bold" if r.kind == "pooled" else "normal"
-        text(xpos[left_cols[0][0]], y, r.label, fontweight=bold)
+        t.text(xpos[left_cols[0][0]], y, r.label, weight=bold)
         for key, _, align in left_cols[1:] + right_cols:
             s = r.cells.get(key, "")
-            colour = _GREY if s in ("not estimable", "") else "black"
-            text(cell_x(key, align), y, s, ha=align, fontweight=bold, color=colour)
+            colour = GREY if s in ("not estimable", "") else "black"
+            t.text(cell_x(key, align), y, s, ha=align, weight=bold, color=colour)
 
-    # the plot
-    ax_bottom = height - rows_top - rows_h
-    ax = fig.add_axes((plot_x / width, ax_bottom / height, plot_w / width, rows_h / height))
-    ax.set_ylim(n_slots - 0.5, -0.5)
-    ax.set_yticks([])
-    for side in ("left", "right", "top"):
-        ax.spines[side].set_visible(False)
-    ax.patch.set_visible(False)
+    # the plot: y data are row slots
+    iv = t.interval_axes(plot_x, rows_top, plot_w, rows_top + rows_h, (n_slots - 0.5, -0.5))
+    ax = iv.ax
     ref_est, ref_lo, ref_hi = reference
     points = [r.est for r in rows] + [ref_est, ref_lo, ref_hi]
     intervals = [(r.lo, r.hi) for r in rows if r.kind != "pooled"]
-    lo, hi = _axis_limits(points, intervals)
-    ticks = _ticks(lo, hi, plot_w, m)
-    lo, hi = min(lo, ticks[0]), max(hi, ticks[-1])
-    ax.set_xlim(lo, hi)
-    ax.xaxis.set_major_locator(FixedLocator(ticks))
-    d_ticks = _tick_decimals(ticks)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: _fmt(v, d_ticks)))
-    ax.tick_params(axis="x", labelsize=_FS)
+    lo, hi = axis_limits(points, intervals)
+    ticks = fit_ticks(lo, hi, plot_w, m, _FS)
+    iv.scale(min(lo, ticks[0]), max(hi, ticks[-1]), ticks)
     ax.set_xlabel(xlabel, fontsize=_FS, labelpad=3)
-    ax.axvline(0.0, color="black", lw=0.6, zorder=1)
     if math.isfinite(ref_est):
         if math.isfinite(ref_lo) and math.isfinite(ref_hi):
-            ax.axvspan(ref_lo, ref_hi, color=_VERMILLION, alpha=0.10, lw=0, zorder=0)
-        ax.axvline(ref_est, color=_VERMILLION, lw=0.7, ls=(0, (4, 2)), zorder=1, gid="reference")
+            ax.axvspan(ref_lo, ref_hi, color=VERMILLION, alpha=0.10, lw=0, zorder=0)
+        ax.axvline(ref_est, color=VERMILLION, lw=0.7, ls=(0, (4, 2)), zorder=1, gid="reference")
     for slot, r in zip(slots, rows, strict=True):
         if not math.isfinite(r.est):
             continue
         if r.kind == "pooled":
             if math.isfinite(r.lo) and math.isfinite(r.hi):
-                h = 0.36
-                ax.add_patch(
-                    Polygon(
-                        [(r.lo, slot), (r.est, slot - h), (r.hi, slot), (r.est, slot + h)],
-                        closed=True,
-                        facecolor=_VERMILLION,
-                        edgecolor=_VERMILLION,
-                        lw=0.5,
-                        zorder=3,
-                        gid="full-data",
-                    )
-                )
+                iv.diamond(r.lo, r.est, r.hi, slot, 0.36, VERMILLION, gid="full-data")
             else:
-                ax.plot([r.est], [slot], marker="D", ms=4.5, color=_VERMILLION, ls="none", zorder=3)
+                ax.plot([r.est], [slot], marker="D", ms=4.5, color=VERMILLION, ls="none", zorder=3)
             continue
-        _ForestPlot._whisker(ax, r.lo, r.hi, float(slot), lo, hi, color="black", lw=0.8)
-        if lo <= r.est <= hi:
-            ax.plot(
-                [r.est],
-                [slot],
-                marker="s",
-                ms=4.0,
-                mfc=_BLUE,
-                mec=_BLUE,
-                mew=0,
-                ls="none",
-                zorder=3,
-            )
+        iv.whisker(r.lo, r.hi, float(slot))
+        iv.square(r.est, slot, 4.0)
 
     foot_y = height - foot_h + 0.02 + _LINE_H / 2
     for j, line in enumerate(foot_lines):
-        text(_MARGIN, foot_y + j * _LINE_H, line, color=_GREY, gid=f"{gid}-footer")
-    fig.set_gid(gid)
-    return fig
+        t.text(_MARGIN, foot_y + j * _LINE_H, line, color=GREY, gid=f"{gid}-footer")
+    t.fig.set_gid(gid)
+    return t.fig
 
 
 def _footer_common(pooled: dict[str, Any]) -> list[str]:
-    return _method_text(pooled) if pooled else []
+    return method_text(pooled) if pooled else []
 
 
 def _pooled_row(
     pooled: dict[str, Any], label: str, dec: int, show_tau2: bool, dec_tau2: int
 ) -> _FRow:
-    est = _as_float(pooled.get("estimate"))
-    lo, hi = _as_float(pooled.get("ci_lower")), _as_float(pooled.get("ci_upper"))
+    est = as_float(pooled.get("estimate"))
+    lo, hi = as_float(pooled.get("ci_lower")), as_float(pooled.get("ci_upper"))
     r = _FRow(label, est=est, lo=lo, hi=hi, kind="pooled")
     if not math.isfinite(est):
         r.cells["effect"] = "not estimable"
     elif math.isfinite(lo) and math.isfinite(hi):
-        r.cells["effect"] = f"{_fmt(est, dec)} [{_fmt(lo, dec)}, {_fmt(hi, dec)}]"
+        r.cells["effect"] = f"{fmt(est, dec)} [{fmt(lo, dec)}, {fmt(hi, dec)}]"
     else:
-        r.cells["effect"] = f"{_fmt(est, dec)} [{_DASH}]"
-    tau2 = _as_float(pooled.get("tau2"))
+        r.cells["effect"] = f"{fmt(est, dec)} [{DASH}]"
+    tau2 = as_float(pooled.get("tau2"))
     if show_tau2:
-        r.cells["tau2"] = _fmt(tau2, dec_tau2) if math.isfinite(tau2) else _DASH
+        r.cells["tau2"] = fmt(tau2, dec_tau2) if math.isfinite(tau2) else DASH
     r.cells["i2"] = _i2_text(pooled.get("I2"))
-    k = _as_float(pooled.get("k"))
+    k = as_float(pooled.get("k"))
     r.cells["k"] = str(int(k)) if math.isfinite(k) else ""
     return r
 
@@ -344,17 +279,17 @@ def _single_study_note(table: pd.DataFrame, pooled: dict[str, Any], what: str) -
     """Footnote for rows fitted to one study (heterogeneity and knha CI not defined)."""
     if not (pd.to_numeric(table["k"], errors="coerce") == 1).any():
         return []
-    ci = _clean_text(pooled.get("ci_method")).lower()
+    ci = clean_text(pooled.get("ci_method")).lower()
     extra = (
         "; no Hartung\u2013Knapp CI (no residual degrees of freedom)"
         if ci in ("knha", "adhoc")
         else ""
     )
-    return [f"Rows with k = 1 ({what}): \u03c4\u00b2 and I\u00b2 not defined ({_DASH}){extra}."]
+    return [f"Rows with k = 1 ({what}): \u03c4\u00b2 and I\u00b2 not defined ({DASH}){extra}."]
 
 
 def _is_fixed(pooled: dict[str, Any], table: pd.DataFrame) -> bool:
-    method = _clean_text(pooled.get("method")).upper()
+    method = clean_text(pooled.get("method")).upper()
     if method:
         return method in {"FE", "EE", "CE"}
     tau2 = pd.to_numeric(table.get("tau2", pd.Series(dtype=float)), errors="coerce")
@@ -410,16 +345,16 @@ def leave_one_out_plot(
     >>> float(fig.get_figwidth())
     7.0
     """
-    p = _mapping(pooled)
+    p = as_mapping(pooled)
     loo = loo.reset_index(drop=True)
-    labels = [_clean_text((study_labels or {}).get(s, s)) for s in loo["study"]]
+    labels = [clean_text((study_labels or {}).get(s, s)) for s in loo["study"]]
     vals = [*loo["estimate"], p.get("estimate", math.nan)]
-    dec = format_decimals(np.array([_as_float(x) for x in vals]))
+    dec = format_decimals(np.array([as_float(x) for x in vals]))
     show_tau2 = not _is_fixed(p, loo)
     dec_tau2 = _tau2_decimals([*loo["tau2"], p.get("tau2", math.nan)])
     with use_style():
         rows, notes = _model_rows(loo, labels, dec, show_tau2, dec_tau2)
-        k_full = _as_float(p.get("k"))
+        k_full = as_float(p.get("k"))
         all_label = f"All studies (k = {int(k_full)})" if math.isfinite(k_full) else "All studies"
         rows.append(_pooled_row(p, all_label, dec, show_tau2, dec_tau2))
         right = [("effect", effect_label, "left")]
@@ -437,9 +372,9 @@ def leave_one_out_plot(
         return _compact_forest(
             rows=rows,
             reference=(
-                _as_float(p.get("estimate")),
-                _as_float(p.get("ci_lower")),
-                _as_float(p.get("ci_upper")),
+                as_float(p.get("estimate")),
+                as_float(p.get("ci_lower")),
+                as_float(p.get("ci_upper")),
             ),
             left_cols=[("label", "Omitted study", "left")],
             right_cols=right,
@@ -502,23 +437,23 @@ def cumulative_plot(
         last = cum.iloc[-1]
         p: dict[str, Any] = {c: last[c] for c in cum.columns if c not in ("step", "study")}
     else:
-        p = _mapping(pooled)
-    names = [_clean_text((study_labels or {}).get(s, s)) for s in cum["study"]]
+        p = as_mapping(pooled)
+    names = [clean_text((study_labels or {}).get(s, s)) for s in cum["study"]]
     labels = [s if i == 0 else f"+ {s}" for i, s in enumerate(names)]
-    dec = format_decimals(np.array([_as_float(x) for x in cum["estimate"]]))
+    dec = format_decimals(np.array([as_float(x) for x in cum["estimate"]]))
     show_tau2 = not _is_fixed(p, cum)
     dec_tau2 = _tau2_decimals(list(cum["tau2"]))
     with use_style():
         rows, notes = _model_rows(cum, labels, dec, show_tau2, dec_tau2)
         for r, (_, c) in zip(rows, cum.iterrows(), strict=True):
             o = c.get("order")
-            ov = _as_float(o)
+            ov = as_float(o)
             if math.isfinite(ov) and float(ov).is_integer():
                 r.cells["order"] = str(int(ov))
             elif math.isfinite(ov):
-                r.cells["order"] = _fmt(ov, _sig_decimals(ov))
+                r.cells["order"] = fmt(ov, sig_decimals(ov))
             else:
-                r.cells["order"] = _clean_text(o)
+                r.cells["order"] = clean_text(o)
         left = [("label", "Study added", "left")]
         if order_label:
             left.append(("order", order_label, "right"))
@@ -539,9 +474,9 @@ def cumulative_plot(
         return _compact_forest(
             rows=rows,
             reference=(
-                _as_float(p.get("estimate")),
-                _as_float(p.get("ci_lower")),
-                _as_float(p.get("ci_upper")),
+                as_float(p.get("estimate")),
+                as_float(p.get("ci_lower")),
+                as_float(p.get("ci_upper")),
             ),
             left_cols=left,
             right_cols=right,
@@ -681,7 +616,7 @@ def _place_labels(
         assert best is not None
         _, radius, ha, va, bb, (dx, dy) = best
         leader = radius > _LABEL_RADII[1]
-        arrow = {"arrowstyle": "-", "color": _GREY, "lw": 0.5, "shrinkA": 1.0, "shrinkB": 3.0}
+        arrow = {"arrowstyle": "-", "color": GREY, "lw": 0.5, "shrinkA": 1.0, "shrinkB": 3.0}
         artists.append(
             ax.annotate(
                 labels[i],
@@ -702,27 +637,6 @@ def _place_labels(
             leaders.append((pts[i], (pts[i][0] + dx * px_per_pt, pts[i][1] + dy * px_per_pt)))
     probe.remove()
     return penalty, n_leaders, artists
-
-
-def _derived(codes: Any) -> list[str]:
-    return [c for c in _parse_codes(codes) if c not in _NO_MARK_CODES]
-
-
-def _key_lines(items: Sequence[str], width: float, m: _Measurer) -> list[str]:
-    """Key items ("1 Study A") joined on lines of the text width, never split."""
-    text_w = width - 2 * _MARGIN
-    lines: list[str] = []
-    current = ""
-    for item in items:
-        trial = f"{current}    {item}" if current else item
-        if current and m.width(trial, _FS) > text_w:
-            lines.append(current)
-            current = item
-        else:
-            current = trial
-    if current:
-        lines.append(current)
-    return lines
 
 
 def baujat_plot(
@@ -787,7 +701,7 @@ def baujat_plot(
         raise ValueError("point_labels must be 'auto', 'study' or 'id'")
     bj = bj.reset_index(drop=True)
     studies = [str(s) for s in bj["study"]]
-    names = [_clean_text((study_labels or {}).get(s, s)) for s in studies]
+    names = [clean_text((study_labels or {}).get(s, s)) for s in studies]
     if provenance is None and "provenance" in bj.columns:
         prov = [str(c) if isinstance(c, str) else "" for c in bj["provenance"]]
     elif isinstance(provenance, Mapping):
@@ -801,18 +715,18 @@ def baujat_plot(
     xs = pd.to_numeric(bj["x"], errors="coerce").to_numpy(float)
     ys = pd.to_numeric(bj["y"], errors="coerce").to_numpy(float)
     ok = np.isfinite(xs) & np.isfinite(ys)
-    derived = np.array([bool(_derived(c)) for c in prov], dtype=bool) & ok
+    derived = np.array([bool(derived_codes(c)) for c in prov], dtype=bool) & ok
     labels_map = {**PROVENANCE, **dict(provenance_labels or {})}
     xlabel = xlabel or bj.attrs.get("xlabel", "Contribution to heterogeneity")
     ylabel = ylabel or bj.attrs.get("ylabel", "Influence on overall result")
 
     with use_style():
-        m = _Measurer(_family())
+        m = Measurer(family())
         footer: list[str] = []
         if derived.any():
             codes: list[str] = []
             for c, d in zip(prov, derived, strict=True):
-                for code in _derived(c) if d else []:
+                for code in derived_codes(c) if d else []:
                     if code not in codes:
                         codes.append(code)
             expl = "; ".join(labels_map.get(c, c) for c in codes)
@@ -832,7 +746,7 @@ def baujat_plot(
         lines: list[str] = []
         for f in footer:
             lines.extend(m.wrap(f, width - 2 * _MARGIN, _FS))
-        key = _key_lines([f"{i + 1} {n}" for i, n in enumerate(names)], width, m)
+        key = m.join_items([f"{i + 1} {n}" for i, n in enumerate(names)], width - 2 * _MARGIN, _FS)
 
         def draw(use_ids: bool) -> tuple[Figure, float, int]:
             key_h = (0.06 + len(key) * _LINE_H) if use_ids else 0.0
@@ -843,7 +757,7 @@ def baujat_plot(
             fig = Figure(figsize=(width, H), layout="none")
             FigureCanvasAgg(fig)
             fig.set_gid("baujat")
-            tr = _top(fig, H)
+            tr = top_transform(fig, H)
             left, right = 0.62, 0.25
             plot_bottom = H - (key_h + foot_h + 0.5)  # inches from the top
             top = title_h + legend_h + 0.08
@@ -875,8 +789,8 @@ def baujat_plot(
                         ls="none",
                         marker="o",
                         ms=4.5,
-                        mec=_BLUE,
-                        mfc=_BLUE,
+                        mec=BLUE,
+                        mfc=BLUE,
                         label="Reported numbers",
                     )
                 ]
@@ -888,7 +802,7 @@ def baujat_plot(
                         ls="none",
                         marker="o",
                         ms=4.5,
-                        mec=_BLUE,
+                        mec=BLUE,
                         mfc="white",
                         mew=0.9,
                         label="Derived numbers",
@@ -919,8 +833,8 @@ def baujat_plot(
                             ls="none",
                             marker="o",
                             ms=4.5,
-                            mec=_BLUE,
-                            mfc="white" if d else _BLUE,
+                            mec=BLUE,
+                            mfc="white" if d else BLUE,
                             mew=0.9,
                             zorder=3,
                             gid="derived" if d else "reported",
@@ -938,7 +852,7 @@ def baujat_plot(
                     transform=ax.transAxes,
                     ha="center",
                     va="center",
-                    color=_GREY,
+                    color=GREY,
                 )
             y = H - key_h - foot_h + 0.06 + _LINE_H / 2
             if use_ids:
@@ -947,7 +861,7 @@ def baujat_plot(
                     y += _LINE_H
             y = H - foot_h + 0.1 + _LINE_H / 2 - 0.04
             for line in lines:
-                fig.text(_MARGIN, y, line, transform=tr, va="center", color=_GREY)
+                fig.text(_MARGIN, y, line, transform=tr, va="center", color=GREY)
                 y += _LINE_H
             return fig, penalty, n_leaders
 
@@ -1069,13 +983,15 @@ def influence_plot(
     infl = infl.reset_index(drop=True)
     attrs = dict(infl.attrs)
     k = len(infl)
-    names = [_clean_text((study_labels or {}).get(s, s)) for s in infl["study"]]
+    names = [clean_text((study_labels or {}).get(s, s)) for s in infl["study"]]
     is_inf = infl["inf"].fillna(False).astype(bool).to_numpy()
     idx = np.arange(1, k + 1)
 
     with use_style():
-        m = _Measurer(_family())
-        key_lines = _key_lines([f"{i} {n}" for i, n in zip(idx, names, strict=True)], width, m)
+        m = Measurer(family())
+        key_lines = m.join_items(
+            [f"{i} {n}" for i, n in zip(idx, names, strict=True)], width - 2 * _MARGIN, _FS
+        )
         text_w = width - 2 * _MARGIN
         p = attrs.get("p", math.nan)
         foot = [
@@ -1092,7 +1008,7 @@ def influence_plot(
         nan_rows = [
             n
             for n, (_, r) in zip(names, infl.iterrows(), strict=True)
-            if not math.isfinite(_as_float(r["dffits"]))
+            if not math.isfinite(as_float(r["dffits"]))
         ]
         if k == 2:
             foot.append(
@@ -1118,7 +1034,7 @@ def influence_plot(
         fig = Figure(figsize=(width, H), layout="none")
         FigureCanvasAgg(fig)
         fig.set_gid("influence")
-        tr = _top(fig, H)
+        tr = top_transform(fig, H)
         if title:
             fig.text(
                 _MARGIN,
@@ -1157,7 +1073,7 @@ def influence_plot(
                     transform=ax.transAxes,
                     ha="center",
                     va="center",
-                    color=_GREY,
+                    color=GREY,
                 )
                 continue
             dashed, dotted = _panel_lines(col, attrs)
@@ -1175,20 +1091,20 @@ def influence_plot(
                 ticks = _nice_log_ticks(lo / pad, hi * pad)
                 ax.yaxis.set_major_locator(FixedLocator(ticks))
                 ax.yaxis.set_minor_locator(NullLocator())
-                d = _tick_decimals(ticks)
-                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p, d=d: _fmt(v, d)))
+                d = tick_decimals(ticks)
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p, d=d: fmt(v, d)))
             else:
                 pad = 0.08 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 0.1
                 ax.set_ylim(lo - pad, hi + pad)
                 ax.yaxis.set_major_locator(MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]))
                 ticks = [t for t in ax.get_yticks() if lo - pad <= t <= hi + pad]
-                d = _tick_decimals(ticks) if ticks else 2
-                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p, d=d: _fmt(v, d)))
+                d = tick_decimals(ticks) if ticks else 2
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p, d=d: fmt(v, d)))
             for v in dashed:
-                ax.axhline(v, color=_GREY, lw=0.6, ls=(0, (4, 2)), zorder=1)
+                ax.axhline(v, color=GREY, lw=0.6, ls=(0, (4, 2)), zorder=1)
             for v in dotted:
                 ax.axhline(v, color="black", lw=0.6, ls=(0, (1, 1.5)), zorder=1)
-            ax.plot(idx[fin], vals[fin], color=_GREY, lw=0.6, zorder=2)
+            ax.plot(idx[fin], vals[fin], color=GREY, lw=0.6, zorder=2)
             normal = fin & ~is_inf
             ax.plot(
                 idx[normal],
@@ -1196,7 +1112,7 @@ def influence_plot(
                 ls="none",
                 marker="o",
                 ms=3.6,
-                mfc=_BLUE,
+                mfc=BLUE,
                 mec="white",
                 mew=0.4,
                 zorder=3,
@@ -1209,7 +1125,7 @@ def influence_plot(
                     ls="none",
                     marker="o",
                     ms=4.6,
-                    mfc=_VERMILLION,
+                    mfc=VERMILLION,
                     mec="white",
                     mew=0.4,
                     zorder=4,
@@ -1222,6 +1138,6 @@ def influence_plot(
             y += _LINE_H
         y += 0.06
         for line in foot_lines:
-            fig.text(_MARGIN, y, line, transform=tr, va="center", color=_GREY)
+            fig.text(_MARGIN, y, line, transform=tr, va="center", color=GREY)
             y += _LINE_H
     return fig

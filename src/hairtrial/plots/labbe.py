@@ -33,14 +33,14 @@ from matplotlib.text import Annotation, Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 from matplotlib.transforms import Bbox
 
-from hairtrial.plots.forest import _Measurer, _parse_codes, _tick_decimals
-from hairtrial.plots.style import _BLUE, _GREY, _VERMILLION, _fmt, format_decimals, use_style
+from hairtrial.plots.layout import Measurer, nice_sizes, parse_codes, tick_decimals
+from hairtrial.plots.style import BLUE, GREY, VERMILLION, fmt, format_decimals, use_style
 
 #: Codes that mean "as printed in the paper" (filled marker).
 REPORTED_CODES = frozenset({"reported", ""})
 
 #: Okabe-Ito colours for weeks (vermillion is kept for the pooled line).
-_WEEK_COLOURS = (_BLUE, "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#000000")
+_WEEK_COLOURS = (BLUE, "#009E73", "#E69F00", "#CC79A7", "#56B4E9", "#000000")
 
 # Geometry (inches) and type sizes (points).
 _FS = 7.0
@@ -165,29 +165,6 @@ def _num(s: pd.Series) -> np.ndarray:
     return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float)
 
 
-def _nice_sizes(ns: np.ndarray) -> list[int]:
-    """Up to three round reference n (1, 2, 5 x 10^k): the one nearest the largest n
-    (on a log scale), then smaller ones down to half the smallest n.
-
-    Examples
-    --------
-    >>> _nice_sizes(np.array([36.0, 68.0, 100.0]))
-    [20, 50, 100]
-    >>> _nice_sizes(np.array([36.0]))
-    [20, 50]
-    """
-    nmax, nmin = float(np.max(ns)), float(np.min(ns))
-    nice = sorted({m * 10**e for e in range(0, 7) for m in (1, 2, 5)}, reverse=True)
-    top = min(nice, key=lambda v: (abs(math.log(v / nmax)), v))
-    out = [top]
-    for v in nice:
-        if len(out) == 3 or v < nmin / 2:
-            break
-        if v < top and v <= out[-1] / 1.9:
-            out.append(v)
-    return sorted(int(v) for v in out)
-
-
 class _Labbe:
     """Layout and drawing of :func:`labbe_plot` (one instance per figure)."""
 
@@ -208,7 +185,7 @@ class _Labbe:
         self.unit = " ".join(str(unit_label).split())
         self.arm_labels = arm_labels
         self.family = str(mpl.rcParams["font.sans-serif"][0])
-        self.m = _Measurer(self.family)
+        self.m = Measurer(self.family)
         md = math.nan if pooled_md is None else float(pooled_md)
         self.md = md if math.isfinite(md) else None
         self.pooled_label = pooled_label
@@ -232,7 +209,7 @@ class _Labbe:
         codes_set = None if derived_codes is None else set(derived_codes)
         derived = []
         for v in df["provenance"] if "provenance" in df.columns else [""] * len(df):
-            codes = [c for c in _parse_codes(v) if c not in REPORTED_CODES]
+            codes = [c for c in parse_codes(v) if c not in REPORTED_CODES]
             if codes_set is not None:
                 codes = [c for c in codes if c in codes_set]
             derived.append(bool(codes))
@@ -266,8 +243,8 @@ class _Labbe:
         has_points = len(self.x) > 0
         self.n_ref = float(np.max(self.n)) if has_points else 1.0
         lo, hi, ticks = self._limits() if has_points else (-1.0, 1.0, [-1.0, 0.0, 1.0])
-        dec = _tick_decimals(ticks)
-        tick_txt = [_fmt(t, dec) for t in ticks]
+        dec = tick_decimals(ticks)
+        tick_txt = [fmt(t, dec) for t in ticks]
         tick_w = max(self.m.width(t, _FS) for t in tick_txt)
         tick_h = (3 + 2) / 72  # tick length + pad
 
@@ -322,7 +299,7 @@ class _Labbe:
         ax.set_aspect("equal", adjustable="box")
         for axis in (ax.xaxis, ax.yaxis):
             axis.set_major_locator(FixedLocator(ticks))
-            axis.set_major_formatter(FuncFormatter(lambda v, _p, d=dec: _fmt(v, d)))
+            axis.set_major_formatter(FuncFormatter(lambda v, _p, d=dec: fmt(v, d)))
         ax.tick_params(labelsize=_FS, labelfontfamily=self.family)
         ax.spines["top"].set_visible(True)
         ax.spines["right"].set_visible(True)
@@ -382,7 +359,7 @@ class _Labbe:
                 ha="left",
                 va="center",
                 fontsize=_FS,
-                color=_GREY,
+                color=GREY,
                 fontfamily=self.family,
             )
             y += _LINE_H
@@ -393,7 +370,7 @@ class _Labbe:
             ax.plot(
                 [lo, hi],
                 [lo + self.md, hi + self.md],
-                color=_VERMILLION,
+                color=VERMILLION,
                 lw=1.0,
                 ls=(0, (4, 2.5)),
                 zorder=1,
@@ -408,7 +385,7 @@ class _Labbe:
 
     def _points(self, ax: mpl.axes.Axes) -> None:
         colours = {w: _WEEK_COLOURS[i % len(_WEEK_COLOURS)] for i, w in enumerate(self.week_list)}
-        self.colour = [colours.get(w, _BLUE) if self.multi_week else _BLUE for w in self.weeks]
+        self.colour = [colours.get(w, BLUE) if self.multi_week else BLUE for w in self.weeks]
         self.trajectories: list[tuple[np.ndarray, np.ndarray]] = []
         if self.multi_week:
             for s in dict.fromkeys(self.study):
@@ -416,7 +393,7 @@ class _Labbe:
                 idx.sort(key=lambda i: self.weeks[i])
                 if len(idx) > 1:
                     self.trajectories.append((self.x[idx], self.y[idx]))
-                    ax.plot(self.x[idx], self.y[idx], color=_GREY, lw=0.5, alpha=0.7, zorder=2)
+                    ax.plot(self.x[idx], self.y[idx], color=GREY, lw=0.5, alpha=0.7, zorder=2)
         # big points first so small ones stay visible on top
         order = np.argsort(-self.n, kind="stable")
         for i in order:
@@ -462,7 +439,7 @@ class _Labbe:
     def _legends(self, fig: Figure) -> list[Legend]:
         out = []
         if len(self.n):
-            refs = _nice_sizes(self.n)
+            refs = nice_sizes(self.n)
             handles = [
                 Line2D(
                     [],
@@ -471,7 +448,7 @@ class _Labbe:
                     marker="o",
                     ms=math.sqrt(float(self._area(v))),
                     mfc="none",
-                    mec=_GREY,
+                    mec=GREY,
                     mew=0.8,
                 )
                 for v in refs
@@ -482,16 +459,16 @@ class _Labbe:
                 Line2D([], [], ls="none", marker="o", ms=6, mfc=c, mec=c)
                 for c in _WEEK_COLOURS[: len(self.week_list)]
             ]
-            names = [f"Week {_fmt(w, 0) if float(w).is_integer() else w}" for w in self.week_list]
+            names = [f"Week {fmt(w, 0) if float(w).is_integer() else w}" for w in self.week_list]
             out.append(self._legend(fig, handles, names, "Week"))
         if len(self.n):
             handles, names = [], []
             if (~self.derived).any():
-                handles.append(Line2D([], [], ls="none", marker="o", ms=6, mfc=_GREY, mec=_GREY))
+                handles.append(Line2D([], [], ls="none", marker="o", ms=6, mfc=GREY, mec=GREY))
                 names.append("All numbers as reported")
             if self.derived.any():
                 handles.append(
-                    Line2D([], [], ls="none", marker="o", ms=6, mfc="none", mec=_GREY, mew=1.1)
+                    Line2D([], [], ls="none", marker="o", ms=6, mfc="none", mec=GREY, mew=1.1)
                 )
                 names.append("Some numbers derived\n(see provenance)")
             out.append(self._legend(fig, handles, names, "Marker"))
@@ -545,8 +522,8 @@ class _Labbe:
         lines = [("No effect (y = x)", 0.0, "black", -1)]
         if md is not None:
             dec = format_decimals([md])
-            text = self.pooled_label or f"Pooled MD = {_fmt(md, dec)} {self.unit}".strip()
-            lines.append((text, md, _VERMILLION, 1 if md >= 0 else -1))
+            text = self.pooled_label or f"Pooled MD = {fmt(md, dec)} {self.unit}".strip()
+            lines.append((text, md, VERMILLION, 1 if md >= 0 else -1))
         # the no-effect label goes on the side away from the pooled line
         if md is not None and md < 0:
             lines[0] = ("No effect (y = x)", 0.0, "black", 1)
@@ -689,7 +666,7 @@ class _Labbe:
             if ring > 0:
                 props = {
                     "arrowstyle": "-",
-                    "color": _GREY,
+                    "color": GREY,
                     "lw": 0.4,
                     "shrinkA": 1.0,
                     "shrinkB": r_pt + 0.5,

@@ -27,8 +27,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from hairtrial.data.prisma import BOXES, PrismaCounts, read_prisma
-from hairtrial.plots.forest import _Measurer, _top_transform
-from hairtrial.plots.style import _GREY, _VERMILLION, use_style
+from hairtrial.plots.layout import Measurer, top_transform
+from hairtrial.plots.style import GREY, VERMILLION, use_style
 
 # Geometry (inches) and type sizes (points).
 _W = 7.0
@@ -194,7 +194,7 @@ class _Diagram:
         self.title = " ".join(str(title).split()) if title else ""
         self.width = width
         self.family = str(mpl.rcParams["font.sans-serif"][0])
-        self.m = _Measurer(self.family)
+        self.m = Measurer(self.family)
         self.other = counts.has_other_methods
         self.contents = _contents(counts)
 
@@ -288,12 +288,12 @@ class _Diagram:
                 (
                     f"n = {NOT_REPORTED}: the count is not documented (empty in the counts "
                     "file); it is not zero.",
-                    _GREY,
+                    GREY,
                 )
             )
         for p in self.c.problems:
             where = f"line {p.line}: " if p.line is not None else ""
-            foot.append((f"Counts do not add up ({where}{p.rule}).", _VERMILLION))
+            foot.append((f"Counts do not add up ({where}{p.rule}).", VERMILLION))
         foot_lines: list[tuple[str, str]] = []
         for text, colour in foot:
             foot_lines += [(ln, colour) for ln in self.m.wrap(text, full_w, _FS)]
@@ -309,7 +309,7 @@ class _Diagram:
             layout=PlaceHolderLayoutEngine(adjust_compatible=True, colorbar_gridspec=True),
         )
         FigureCanvasAgg(fig)
-        self.fig, self.tr = fig, _top_transform(fig, height)
+        self.fig, self.tr = fig, top_transform(fig, height)
 
         for line, ty in zip(title_lines, title_y, strict=True):
             self._text(_MARGIN, ty, line, size=_FS_TITLE, weight="bold")

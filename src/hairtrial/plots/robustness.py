@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from hairtrial.plots.style import _BLUE, _GREY, _VERMILLION, _fmt, format_decimals, use_style
+from hairtrial.plots.style import BLUE, GREY, VERMILLION, fmt, format_decimals, use_style
 
 SAME_AS_PRIMARY = "same as primary"
 
@@ -65,8 +65,8 @@ def robustness_plot(rows: pd.DataFrame, *, xlabel: str, title: str | None = None
         prim = shown[shown["primary"].astype(bool)]
         if len(prim) and math.isfinite(prim["ci_lower"].iloc[0]):
             p = prim.iloc[0]
-            ax.axvspan(p["ci_lower"], p["ci_upper"], color=_BLUE, alpha=0.10, lw=0)
-            ax.axvline(p["estimate"], color=_BLUE, lw=0.6, ls="--")
+            ax.axvspan(p["ci_lower"], p["ci_upper"], color=BLUE, alpha=0.10, lw=0)
+            ax.axvline(p["estimate"], color=BLUE, lw=0.6, ls="--")
         ax.set_yticks([])
         ax.spines["left"].set_visible(False)
         ax.set_xlabel(xlabel)
@@ -80,16 +80,16 @@ def robustness_plot(rows: pd.DataFrame, *, xlabel: str, title: str | None = None
             fig.text(0.31, y_fig, f"{int(r['k'])}", transform=tx, va="center", ha="right")
             est, cl, cu = (float(r[c]) for c in ("estimate", "ci_lower", "ci_upper"))
             if not math.isfinite(est):
-                fig.text(0.78, y_fig, "not estimable", transform=tx, va="center", color=_GREY)
+                fig.text(0.78, y_fig, "not estimable", transform=tx, va="center", color=GREY)
                 continue
-            colour = _VERMILLION if bool(r["primary"]) else "black"
+            colour = VERMILLION if bool(r["primary"]) else "black"
             if math.isfinite(cl) and math.isfinite(cu):
                 ax.plot([cl, cu], [i, i], color=colour, lw=0.9, solid_capstyle="butt")
-                ci_txt = f"[{_fmt(cl, dec)}, {_fmt(cu, dec)}]"
+                ci_txt = f"[{fmt(cl, dec)}, {fmt(cu, dec)}]"
             else:
                 ci_txt = "[CI not defined]"
             ax.plot([est], [i], marker="D" if bool(r["primary"]) else "s", ms=4, color=colour)
-            fig.text(0.78, y_fig, f"{_fmt(est, dec)}  {ci_txt}", transform=tx, va="center")
+            fig.text(0.78, y_fig, f"{fmt(est, dec)}  {ci_txt}", transform=tx, va="center")
         top = 1 - 0.42 / height
         fig.text(0.02, top, "Scenario", transform=tx, fontweight="bold", va="bottom")
         fig.text(0.31, top, "k", transform=tx, fontweight="bold", ha="right", va="bottom")
@@ -105,5 +105,5 @@ def robustness_plot(rows: pd.DataFrame, *, xlabel: str, title: str | None = None
             foot_lines.append(f"Not drawn (no trial here uses the assumption varied): {names}.")
         for j, text in enumerate(foot_lines):
             fig.text(0.02, (foot - 0.12 - 0.14 * j) / height, text, transform=tx,
-                     color=_GREY, va="top")  # fmt: skip
+                     color=GREY, va="top")  # fmt: skip
     return fig

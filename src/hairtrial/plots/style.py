@@ -27,10 +27,12 @@ from matplotlib.figure import Figure
 
 STYLE_FILE = "hairtrial.mplstyle"
 
-#: Okabe-Ito colours used by the forest plot (same order as the style cycle).
-_BLUE = "#0072B2"
-_VERMILLION = "#D55E00"
-_GREY = "#595959"
+#: Okabe-Ito blue: study markers (same order as the style cycle).
+BLUE = "#0072B2"
+#: Okabe-Ito vermillion: pooled estimates and model lines.
+VERMILLION = "#D55E00"
+#: Dark grey: secondary text, reference lines and leader lines.
+GREY = "#595959"
 
 
 @functools.cache
@@ -177,8 +179,10 @@ def show(fig: Figure, dpi: int = 150) -> Any:
 # Number formatting
 # --------------------------------------------------------------------------
 
-_MINUS = "\u2212"
-_DASH = "\u2013"
+#: Typographic minus sign.
+MINUS = "\u2212"
+#: En dash, printed for a missing number.
+DASH = "\u2013"
 
 
 def format_decimals(values: Sequence[float] | np.ndarray) -> int:
@@ -211,29 +215,43 @@ def format_decimals(values: Sequence[float] | np.ndarray) -> int:
     return 0
 
 
-def _fmt(x: Any, decimals: int) -> str:
-    """Format a number with a typographic minus; en dash for missing."""
-    x = _as_float(x)
+def fmt(x: Any, decimals: int) -> str:
+    """Format a number with a typographic minus; en dash for missing.
+
+    Parameters
+    ----------
+    x : object
+        A number (anything :func:`as_float` reads).
+    decimals : int
+        Decimals after the point.
+
+    Returns
+    -------
+    str
+        E.g. ``"\u22121.50"``; ``"\u221e"`` for infinity, :data:`DASH` for NaN, never ``-0``.
+    """
+    x = as_float(x)
     if not math.isfinite(x):
         if math.isinf(x):
-            return "\u221e" if x > 0 else f"{_MINUS}\u221e"
-        return _DASH
+            return "\u221e" if x > 0 else f"{MINUS}\u221e"
+        return DASH
     s = f"{x:.{decimals}f}"
     if float(s) == 0:  # no "-0.0"
         s = s.lstrip("-")
-    return s.replace("-", _MINUS)
+    return s.replace("-", MINUS)
 
 
-def _fmt_count(x: Any) -> str:
-    x = _as_float(x)
+def fmt_count(x: Any) -> str:
+    """A count: an integer as such, another number with one decimal, :data:`DASH` for NaN."""
+    x = as_float(x)
     if not math.isfinite(x):
-        return _DASH
+        return DASH
     return str(int(round(x))) if float(x).is_integer() else f"{x:.1f}"
 
 
-def _sig_decimals(x: Any) -> int:
+def sig_decimals(x: Any) -> int:
     """Decimals for a statistic: 1 from 100, 2 from 1, else 3 significant digits."""
-    a = abs(_as_float(x))
+    a = abs(as_float(x))
     if not math.isfinite(a) or a >= 100:
         return 1
     if a >= 1:
@@ -243,16 +261,16 @@ def _sig_decimals(x: Any) -> int:
     return max(2, 2 - math.floor(math.log10(a)))
 
 
-def _fmt_sig(x: Any) -> str:
-    """Format a heterogeneity statistic with :func:`_sig_decimals`."""
-    return _fmt(x, _sig_decimals(x))
+def fmt_sig(x: Any) -> str:
+    """Format a heterogeneity statistic with :func:`sig_decimals`."""
+    return fmt(x, sig_decimals(x))
 
 
-def _fmt_p(p: Any) -> str:
+def fmt_p(p: Any) -> str:
     """Two significant digits, ``p < 0.001`` and ``p > 0.99`` at the ends (0.048, 0.12)."""
-    p = _as_float(p)
+    p = as_float(p)
     if not math.isfinite(p):
-        return f"p = {_DASH}"
+        return f"p = {DASH}"
     if p < 0.001:
         return "p < 0.001"
     if p > 0.99:
@@ -261,7 +279,8 @@ def _fmt_p(p: Any) -> str:
     return f"p = {p:.{decimals}f}"
 
 
-def _as_float(x: Any) -> float:
+def as_float(x: Any) -> float:
+    """``float(x)``, or NaN where that fails (None, text)."""
     try:
         return float(x)
     except (TypeError, ValueError):

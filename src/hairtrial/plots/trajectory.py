@@ -33,15 +33,14 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
-from hairtrial.plots.forest import _Measurer, _parse_codes, _tick_decimals
-from hairtrial.plots.labbe import _nice_sizes
+from hairtrial.plots.layout import Measurer, nice_sizes, parse_codes, tick_decimals
 from hairtrial.plots.style import (
-    _BLUE,
-    _GREY,
-    _MINUS,
-    _VERMILLION,
-    _fmt,
-    _fmt_p,
+    BLUE,
+    GREY,
+    MINUS,
+    VERMILLION,
+    fmt,
+    fmt_p,
     format_decimals,
     use_style,
 )
@@ -55,7 +54,7 @@ TREATMENTS = ("experimental", "control")
 #: Label of the legend entry of hollow markers (tests look for it).
 DERIVED_LABEL = "Derived numbers (see provenance)"
 
-_COLOURS = {"experimental": _VERMILLION, "control": _BLUE}
+_COLOURS = {"experimental": VERMILLION, "control": BLUE}
 
 # Geometry (inches) and type sizes (points).
 _FS = 7.0
@@ -201,7 +200,7 @@ def _clean(value: object) -> str:
 
 
 def _week_text(w: float) -> str:
-    return str(int(w)) if float(w).is_integer() else _fmt(w, 1)
+    return str(int(w)) if float(w).is_integer() else fmt(w, 1)
 
 
 def _runs(ok: np.ndarray) -> list[np.ndarray]:
@@ -314,7 +313,7 @@ class _Trajectory:
         self.unit = _clean(unit_label)
         self.names = {"experimental": arm_labels[0], "control": arm_labels[1]}
         self.family = str(mpl.rcParams["font.sans-serif"][0])
-        self.m = _Measurer(self.family)
+        self.m = Measurer(self.family)
         self.notes: list[str] = []
         self._read_observed(observed)
         self._read_means(means)
@@ -334,7 +333,7 @@ class _Trajectory:
         arm = [_clean(a) for a in df["arm"]] if "arm" in df.columns else [""] * len(df)
         prov = df["provenance"] if "provenance" in df.columns else pd.Series([""] * len(df))
         derived = np.array(
-            [any(c not in REPORTED_CODES for c in _parse_codes(v)) for v in prov], dtype=bool
+            [any(c not in REPORTED_CODES for c in parse_codes(v)) for v in prov], dtype=bool
         )
         is_treat = np.isin(treat, TREATMENTS)
         ok = is_treat & np.isfinite(week) & np.isfinite(mean) & np.isfinite(n) & (n > 0)
@@ -501,13 +500,13 @@ class _Trajectory:
         weeks = self._weeks()
         wmax = max(weeks) if max(weeks) > 0 else 1.0
         ylo, yhi, yticks = self._ylim()
-        ydec = _tick_decimals(yticks)
-        ytxt = [_fmt(t, ydec) for t in yticks]
+        ydec = tick_decimals(yticks)
+        ytxt = [fmt(t, ydec) for t in yticks]
         has_diff = self.diff is not None
         if has_diff:
             dlo, dhi, dticks = self._dlim()
-            ddec = _tick_decimals(dticks)
-            ytxt += [_fmt(t, ddec) for t in dticks]
+            ddec = tick_decimals(dticks)
+            ytxt += [fmt(t, ddec) for t in dticks]
         tick_w = max(self.m.width(t, _FS) for t in ytxt)
         tick_h = (3 + 2) / 72  # tick length + pad
 
@@ -637,7 +636,7 @@ class _Trajectory:
         self._draw_labels(ax, placements)
         if has_diff:
             heading = (
-                f"Difference, {self.names['experimental']} {_MINUS} "
+                f"Difference, {self.names['experimental']} {MINUS} "
                 f"{self.names['control']} (model-based, 95% CI)"
             )
             fig.text(
@@ -676,7 +675,7 @@ class _Trajectory:
                 ha="left",
                 va="center",
                 fontsize=_FS_SMALL,
-                color=_GREY,
+                color=GREY,
                 fontfamily=self.family,
             )
             y += _SMALL_H
@@ -705,9 +704,9 @@ class _Trajectory:
     def _axis(self, ax: Axes, weeks: list[float], yticks: list[float], dec: int) -> None:
         ax.xaxis.set_major_locator(FixedLocator(weeks))
         ax.yaxis.set_major_locator(FixedLocator(yticks))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p, d=dec: _fmt(v, d)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p, d=dec: fmt(v, d)))
         ax.tick_params(labelsize=_FS, labelfontfamily=self.family)
-        ax.axhline(0.0, color=_GREY, lw=0.5, zorder=0.5)
+        ax.axhline(0.0, color=GREY, lw=0.5, zorder=0.5)
 
     def _draw_main(self, ax: Axes, xlim: tuple[float, float], axw: float) -> None:
         per_in = (xlim[1] - xlim[0]) / axw
@@ -829,9 +828,9 @@ class _Trajectory:
         nxt = np.r_[x_in[1:], axw]
         prv = np.r_[0.0, x_in[:-1]]
         for i in range(len(d)):
-            text = _fmt(est[i], dec)
+            text = fmt(est[i], dec)
             if len(d) == 1 and ok[i]:
-                text += f" (95% CI {_fmt(lo[i], dec)} to {_fmt(hi[i], dec)})"
+                text += f" (95% CI {fmt(lo[i], dec)} to {fmt(hi[i], dec)})"
             tw = self.m.width(text, _FS_SMALL) + 0.08
             if tw < nxt[i] - x_in[i] - 0.05:
                 side = 1
@@ -855,7 +854,7 @@ class _Trajectory:
             )
         # p-values in a row along the top of the panel, when they fit between weeks
         if self.diff_has_p:
-            texts = [_fmt_p(v) if math.isfinite(v) else "" for v in p]
+            texts = [fmt_p(v) if math.isfinite(v) else "" for v in p]
             widths = np.array([self.m.width(t, _FS_SMALL) for t in texts])
             room = np.r_[np.diff(x_in), np.inf]
             half_edge = axw - x_in
@@ -872,7 +871,7 @@ class _Trajectory:
                         ha="center",
                         va="top",
                         fontsize=_FS_SMALL,
-                        color=_GREY,
+                        color=GREY,
                         fontfamily=self.family,
                         zorder=5,
                     )
@@ -1061,15 +1060,15 @@ class _Trajectory:
         if self.paths:
             handles, names = [], []
             if self.any_reported:
-                handles.append(Line2D([], [], ls="none", marker="o", ms=5, mfc=_GREY, mec=_GREY))
+                handles.append(Line2D([], [], ls="none", marker="o", ms=5, mfc=GREY, mec=GREY))
                 names.append("As reported")
             if self.any_derived:
                 handles.append(
-                    Line2D([], [], ls="none", marker="o", ms=5, mfc="white", mec=_GREY, mew=1.0)
+                    Line2D([], [], ls="none", marker="o", ms=5, mfc="white", mec=GREY, mew=1.0)
                 )
                 names.append(DERIVED_LABEL)
             out.append(self._legend(fig, handles, names, "Arm means"))
-            refs = _nice_sizes(self.all_n)
+            refs = nice_sizes(self.all_n)
             handles = [
                 Line2D(
                     [],
@@ -1078,7 +1077,7 @@ class _Trajectory:
                     marker="o",
                     ms=math.sqrt(float(self._area(v))),
                     mfc="none",
-                    mec=_GREY,
+                    mec=GREY,
                     mew=0.7,
                 )
                 for v in refs

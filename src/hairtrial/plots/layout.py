@@ -1,0 +1,476 @@
+"""Layout helpers shared by every figure: text measurement, ticks, codes and fixed figures.
+
+Nothing here draws data. The figures of :mod:`hairtrial.plots` compute their geometry in
+inches from measured text; this module holds what they share for it: a text measurer
+(:class:`Measurer`), tick choice (:func:`tick_decimals`, :func:`fit_ticks`,
+:func:`axis_limits`), provenance-code parsing (:func:`parse_codes`, :func:`derived_codes`),
+display text (:func:`clean_text`, :func:`method_text`), and figures whose geometry is fixed
+by the caller (:func:`fixed_figure`, :func:`top_transform`, :func:`wrap_title`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.layout_engine import PlaceHolderLayoutEngine
+from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import Affine2D, Transform
+
+from hairtrial.plots.style import as_float, fmt, fmt_count, fmt_p, fmt_sig, sig_decimals
+
+__all__ = [
+    "NO_MARK_CODES",
+    "Measurer",
+    "as_mapping",
+    "axis_limits",
+    "clean_text",
+    "derived_codes",
+    "family",
+    "fit_ticks",
+    "fixed_figure",
+    "mark_symbol",
+    "method_text",
+    "nice_sizes",
+    "parse_codes",
+    "tick_decimals",
+    "top_transform",
+    "wrap_title",
+]
+
+#: Provenance codes that mean "as printed in the paper": never marked, drawn filled.
+NO_MARK_CODES = frozenset({"reported", ""})
+
+_MEASURE_DPI = 300.0
+
+# --------------------------------------------------------------------------
+# Provenance codes and display text
+# --------------------------------------------------------------------------
+
+
+def parse_codes(value: Any) -> list[str]:
+    """Provenance codes of a ``;``-joined cell, in order, without repeats.
+
+    Parameters
+    ----------
+    value : object
+        The cell (None or NaN: no codes).
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> parse_codes("from_se; reported;from_se")
+    ['from_se', 'reported']
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    out: list[str] = []
+    for part in str(value).split(";"):
+        code = part.strip()
+        if code and code not in out:
+            out.append(code)
+    return out
+
+
+def derived_codes(value: Any) -> list[str]:
+    """The codes of a cell that mark a derived number (all but :data:`NO_MARK_CODES`).
+
+    Examples
+    --------
+    >>> derived_codes("reported;from_se")
+    ['from_se']
+    """
+    return [c for c in parse_codes(value) if c not in NO_MARK_CODES]
+
+
+def mark_symbol(i: int) -> str:
+    """Footnote mark number `i` (from 0): a, b, ..., z, aa, ab, ...
+
+    Examples
+    --------
+    >>> [mark_symbol(i) for i in (0, 25, 26)]
+    ['a', 'z', 'aa']
+    """
+    s = ""
+    i += 1
+    while i > 0:
+        i, r = divmod(i - 1, 26)
+        s = chr(ord("a") + r) + s
+    return s
+
+
+def clean_text(value: Any) -> str:
+    """Single-line display text from any value (``""`` for missing).
+
+    Examples
+    --------
+    >>> clean_text("  Smith\\n 2019 ")
+    'Smith 2019'
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if value is pd.NA or value is pd.NaT:
+        return ""
+    return " ".join(str(value).split())
+
+
+def as_mapping(row: Mapping[str, Any] | pd.Series | pd.DataFrame | None) -> dict[str, Any]:
+    """One table row (mapping, Series or one-row DataFrame) as a dict; None gives ``{}``.
+
+    Raises
+    ------
+    ValueError
+        For a DataFrame with other than one row.
+    """
+    if row is None:
+        return {}
+    if isinstance(row, pd.DataFrame):
+        if len(row) != 1:
+            raise ValueError(f"pooled must be one row, got a table of {len(row)} rows")
+        row = row.iloc[0]
+    return dict(row.items())
+
+
+_FIXED_METHODS = {"FE", "EE", "CE"}
+_TAU2_METHODS = {
+    "REML": "REML",
+    "ML": "ML",
+    "DL": "DerSimonian\u2013Laird",
+    "PM": "Paule\u2013Mandel",
+    "PMM": "median-unbiased Paule\u2013Mandel",
+    "HE": "Hedges",
+    "HS": "Hunter\u2013Schmidt",
+    "HSK": "Hunter\u2013Schmidt (small-sample corrected)",
+    "SJ": "Sidik\u2013Jonkman",
+    "EB": "empirical Bayes",
+    "GENQ": "generalised Q-statistic",
+}
+_CI_METHODS = {
+    "z": "Wald-type (normal)",
+    "t": "t distribution",
+    "knha": "Hartung\u2013Knapp",
+    "adhoc": "Hartung\u2013Knapp (ad hoc)",
+}
+
+
+def method_text(p: Mapping[str, Any]) -> list[str]:
+    """Model and heterogeneity lines for the footer of a pooled forest plot.
+
+    Parameters
+    ----------
+    p : mapping
+        One row of the meta-analysis table (``method``, ``ci_method``, ``pvalue``,
+        ``pi_lower``, ``tau2``, ``tau2_ci_lower``, ``tau2_ci_upper``, ``I2``, ``Q``,
+        ``Q_df``, ``Q_pvalue``; optional ``tau2_ci_method``).
+
+    Returns
+    -------
+    list of str
+        Up to two lines, e.g. ``"Random effects, REML; 95% CI: Hartung–Knapp (ad hoc);
+        test for overall effect p = 0.04"`` and ``"Heterogeneity: τ² = 123.4 [Q-profile
+        95% CI 12.3, 4567.8]; I² = 88%; Q = 16.70 (df = 2), p < 0.001"``; parts whose
+        numbers are missing are left out.
+    """
+    model: list[str] = []
+    method = clean_text(p.get("method"))
+    fixed = method.upper() in _FIXED_METHODS
+    if fixed:
+        model.append("Common effect (inverse variance)")
+    elif method:
+        model.append(f"Random effects, {_TAU2_METHODS.get(method.upper(), method)}")
+    ci = clean_text(p.get("ci_method"))
+    if ci:
+        model.append(f"95% CI: {_CI_METHODS.get(ci.lower(), ci)}")
+    pv = as_float(p.get("pvalue"))
+    if math.isfinite(pv):
+        model.append(f"test for overall effect {fmt_p(pv)}")
+    if not fixed and method and math.isnan(as_float(p.get("pi_lower"))):
+        model.append("prediction interval not estimable")
+
+    het: list[str] = []
+    tau2 = as_float(p.get("tau2"))
+    if not fixed and math.isfinite(tau2):
+        d = sig_decimals(tau2)
+        s = f"\u03c4\u00b2 = {fmt(tau2, d)}"
+        lo, hi = as_float(p.get("tau2_ci_lower")), as_float(p.get("tau2_ci_upper"))
+        if not (math.isnan(lo) or math.isnan(hi)):
+            how = clean_text(p.get("tau2_ci_method", "Q-profile"))
+            how = f"{how} " if how else ""
+            s += f" [{how}95% CI {fmt(lo, d)}, {fmt(hi, d)}]"
+        het.append(s)
+    i2 = as_float(p.get("I2"))
+    if math.isfinite(i2):
+        het.append(f"I\u00b2 = {i2:.0f}%")
+    q, qdf = as_float(p.get("Q")), as_float(p.get("Q_df"))
+    if math.isfinite(q):
+        s = f"Q = {fmt_sig(q)}"
+        if math.isfinite(qdf):
+            s += f" (df = {fmt_count(qdf)})"
+        qp = as_float(p.get("Q_pvalue"))
+        if math.isfinite(qp):
+            s += f", {fmt_p(qp)}"
+        het.append(s)
+    lines = []
+    if model:
+        text = "; ".join(model)
+        lines.append(text[0].upper() + text[1:])
+    if het:
+        lines.append("Heterogeneity: " + "; ".join(het))
+    return lines
+
+
+# --------------------------------------------------------------------------
+# Text measurement
+# --------------------------------------------------------------------------
+
+
+def family() -> str:
+    """The house sans-serif font family (first of ``font.sans-serif``)."""
+    return str(mpl.rcParams["font.sans-serif"][0])
+
+
+class Measurer:
+    """Width of single-line text in inches, as Agg lays it out.
+
+    Parameters
+    ----------
+    family : str
+        Font family of the measured text.
+    """
+
+    def __init__(self, family: str) -> None:
+        self.family = family
+        self._renderer = RendererAgg(10, 10, _MEASURE_DPI)
+        self._cache: dict[tuple[str, float, str, str], float] = {}
+
+    def prop(self, size: float, weight: str = "normal", style: str = "normal") -> FontProperties:
+        """Font properties of text of this family at `size` points."""
+        return FontProperties(family=self.family, size=size, weight=weight, style=style)
+
+    def width(self, text: str, size: float, weight: str = "normal", style: str = "normal") -> float:
+        """Width of `text` in inches (0 for empty text)."""
+        if not text:
+            return 0.0
+        key = (text, size, weight, style)
+        if key not in self._cache:
+            w, _, _ = self._renderer.get_text_width_height_descent(
+                text, self.prop(size, weight, style), ismath=False
+            )
+            self._cache[key] = w / _MEASURE_DPI
+        return self._cache[key]
+
+    def ellipsize(self, text: str, max_w: float, size: float, weight: str = "normal") -> str:
+        """`text`, cut and ended with an ellipsis where it is wider than `max_w` inches."""
+        if self.width(text, size, weight) <= max_w:
+            return text
+        lo, hi = 0, len(text)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.width(text[:mid].rstrip() + "\u2026", size, weight) <= max_w:
+                lo = mid
+            else:
+                hi = mid - 1
+        return text[:lo].rstrip() + "\u2026"
+
+    def wrap(
+        self,
+        text: str,
+        max_w: float,
+        size: float,
+        style: str = "normal",
+        weight: str = "normal",
+    ) -> list[str]:
+        """Greedy word wrap; words longer than a line are cut with an ellipsis."""
+        lines: list[str] = []
+        current = ""
+        for word in text.split():
+            trial = f"{current} {word}" if current else word
+            if self.width(trial, size, weight, style) <= max_w:
+                current = trial
+                continue
+            if current:
+                lines.append(current)
+            current = word
+            if self.width(current, size, weight, style) > max_w:
+                current = self.ellipsize(current, max_w, size, weight)
+        if current or not lines:
+            lines.append(current)
+        return lines
+
+    def join_items(self, items: Sequence[str], max_w: float, size: float) -> list[str]:
+        """Key items (``"1 Study A"``) joined on lines of `max_w` inches, never split."""
+        lines: list[str] = []
+        current = ""
+        for item in items:
+            trial = f"{current}    {item}" if current else item
+            if current and self.width(trial, size) > max_w:
+                lines.append(current)
+                current = item
+            else:
+                current = trial
+        if current:
+            lines.append(current)
+        return lines
+
+
+# --------------------------------------------------------------------------
+# Figures of fixed geometry
+# --------------------------------------------------------------------------
+
+
+def fixed_figure(width: float, height: float) -> Figure:
+    """An Agg-backed figure whose geometry the caller computes (no automatic layout).
+
+    A no-op layout engine rather than None: matplotlib restores None after savefig as
+    "whatever rcParams say", which is constrained layout in the house style and would
+    fight the computed geometry.
+    """
+    fig = Figure(
+        figsize=(width, height),
+        layout=PlaceHolderLayoutEngine(adjust_compatible=True, colorbar_gridspec=True),
+    )
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def top_transform(fig: Figure, height: float) -> Transform:
+    """Figure coordinates in inches measured from the top-left corner."""
+    return Affine2D().scale(1.0, -1.0).translate(0.0, height) + fig.dpi_scale_trans
+
+
+def wrap_title(
+    m: Measurer, title: str, width: float, y: float, size: float, gap: float
+) -> tuple[list[str], list[float], float]:
+    """A bold title wrapped to `width` inches, from `y` inches below the top.
+
+    Returns
+    -------
+    tuple
+        The lines, their centres (inches from the top) and the y below them (plus `gap`
+        when there is a title).
+    """
+    lines = m.wrap(title, width, size, weight="bold") if title else []
+    centres = []
+    for _ in lines:
+        centres.append(y + size * 1.3 / 72 / 2)
+        y += size * 1.3 / 72
+    if lines:
+        y += gap
+    return lines, centres, y
+
+
+# --------------------------------------------------------------------------
+# Scales and ticks
+# --------------------------------------------------------------------------
+
+
+def tick_decimals(ticks: Sequence[float]) -> int:
+    """Fewest decimals (up to 3) that print every tick exactly.
+
+    Examples
+    --------
+    >>> tick_decimals([0.0, 0.5, 1.0])
+    1
+    """
+    for d in range(0, 4):
+        if all(abs(round(t, d) - t) < 1e-9 for t in ticks):
+            return d
+    return 3
+
+
+def fit_ticks(lo: float, hi: float, plot_w: float, m: Measurer, size: float) -> list[float]:
+    """Round ticks covering [lo, hi], as many as fit `plot_w` inches without crowding.
+
+    Parameters
+    ----------
+    lo, hi : float
+        The data range.
+    plot_w : float
+        Axis length in inches.
+    m : Measurer
+        Measures the tick labels.
+    size : float
+        Tick label size in points.
+
+    Returns
+    -------
+    list of float
+    """
+    ticks: list[float] = [lo, hi]
+    for nbins in (6, 5, 4, 3, 2):
+        ticks = list(MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi))
+        while len(ticks) > 2 and ticks[1] <= lo:
+            ticks.pop(0)
+        while len(ticks) > 2 and ticks[-2] >= hi:
+            ticks.pop()
+        labels = [fmt(t, tick_decimals(ticks)) for t in ticks]
+        widest = max(m.width(s, size) for s in labels)
+        if widest + 0.08 <= plot_w / max(len(ticks) - 1, 1):
+            return ticks
+    return ticks
+
+
+def axis_limits(points: list[float], intervals: list[tuple[float, float]]) -> tuple[float, float]:
+    """Data range to show: all points and 0, intervals capped at one core span beyond.
+
+    `points` (study estimates, pooled estimate and CI, 0) are always shown. Interval ends
+    beyond ``core ± span`` are cut and drawn with an arrow, so one very wide CI does not
+    squeeze the others.
+
+    Examples
+    --------
+    >>> axis_limits([1.0, 2.0], [(0.5, 9.0)])
+    (-0.24, 4.0)
+    """
+    pts = [v for v in points if math.isfinite(v)] + [0.0]
+    core_lo, core_hi = min(pts), max(pts)
+    ends = [v for pair in intervals for v in pair if math.isfinite(v)]
+    span = core_hi - core_lo
+    if span <= 0:
+        widths = [abs(b - a) for a, b in intervals if math.isfinite(a) and math.isfinite(b)]
+        span = float(np.median(widths)) if widths else 1.0
+        span = span if span > 0 else 1.0
+    lo = max(min([core_lo, *ends]), core_lo - span)
+    hi = min(max([core_hi, *ends]), core_hi + span)
+    # keep the line of no effect off the frame edge, so both 'favours' sides exist
+    pad = 0.08 * (hi - lo) if hi > lo else span
+    if lo >= -pad:
+        lo = -pad
+    if hi <= pad:
+        hi = pad
+    return lo, hi
+
+
+def nice_sizes(ns: np.ndarray) -> list[int]:
+    """Up to three round reference n (1, 2, 5 x 10^k) for a marker-size legend.
+
+    The one nearest the largest n (on a log scale), then smaller ones down to half the
+    smallest n.
+
+    Examples
+    --------
+    >>> nice_sizes(np.array([36.0, 68.0, 100.0]))
+    [20, 50, 100]
+    >>> nice_sizes(np.array([36.0]))
+    [20, 50]
+    """
+    nmax, nmin = float(np.max(ns)), float(np.min(ns))
+    nice = sorted({m * 10**e for e in range(0, 7) for m in (1, 2, 5)}, reverse=True)
+    top = min(nice, key=lambda v: (abs(math.log(v / nmax)), v))
+    out = [top]
+    for v in nice:
+        if len(out) == 3 or v < nmin / 2:
+            break
+        if v < top and v <= out[-1] / 1.9:
+            out.append(v)
+    return sorted(int(v) for v in out)
