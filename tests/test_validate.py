@@ -50,7 +50,7 @@ def test_default_data_is_valid():
         (0, "p_relation", ">", "must be one of =, <"),
         (0, "study", "nosuch2020", "study is not listed in studies.csv"),
         (0, "mean", "", "each row needs a mean"),
-        (0, "treatment", "Minoxidil", "must be a lower-case code"),
+        (0, "outcome", "Hair density", "must be a lower-case code"),
     ],
 )
 def test_cell_rule_is_named(data_dir, row, column, value, rule):
@@ -127,7 +127,7 @@ def test_missing_file(tmp_path):
 
 def test_not_a_csv(data_dir):
     (data_dir / "arms.csv").write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(DataValidationError, match="not a readable UTF-8 CSV"):
+    with pytest.raises(DataValidationError, match="arms.csv, line 1: byte ff is not UTF-8"):
         read_inputs(data_dir / "arms.csv", data_dir / "studies.csv")
 
 

@@ -119,9 +119,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
-from hairtrial.data.validate import DataValidationError, Problem
+from hairtrial.data.csvread import DataValidationError, Problem, parse_number, read_table
 
 # --------------------------------------------------------------------------
 # Box specifications
@@ -329,9 +327,8 @@ def _parse_count(raw: str) -> tuple[int | None, str | None]:
     s = raw.strip()
     if s == "":
         return None, None
-    try:
-        x = float(s)
-    except ValueError:
+    x = parse_number(s)
+    if x is None:
         return None, "count must be a whole number >= 0 (or empty when not known)"
     if not math.isfinite(x) or x != int(x) or not s.lstrip("+-").isdigit():
         if math.isfinite(x) and x == int(x) and x >= 0:
@@ -388,13 +385,9 @@ def read_prisma(path: str | Path, *, strict: bool = False) -> PrismaCounts:
     path = Path(path)
     fname = str(path)
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
-    except FileNotFoundError:
-        raise PrismaValidationError([Problem(fname, None, None, None, "file not found")]) from None
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise PrismaValidationError(
-            [Problem(fname, None, None, None, f"not a readable UTF-8 CSV file ({err})")]
-        ) from None
+        raw = read_table(path)
+    except DataValidationError as err:
+        raise PrismaValidationError(err.problems) from None
 
     problems: list[Problem] = []
     header = [str(c) for c in raw.columns]
@@ -412,7 +405,7 @@ def read_prisma(path: str | Path, *, strict: bool = False) -> PrismaCounts:
     out = PrismaCounts(source=fname)
     seen_label: dict[tuple[str, str], int] = {}
     for i, row in raw.iterrows():
-        line = int(str(i)) + 2
+        line = int(str(i))
         box = row["box"].strip()
         label = " ".join(row["label"].split()) if "label" in raw.columns else ""
         count, rule = _parse_count(row["count"])

@@ -11,48 +11,29 @@ below are its single source of truth.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from hairtrial.data import units
+from hairtrial.data.csvread import DataValidationError, Problem, parse_number, read_table
+
+__all__ = [
+    "ARM_COLUMNS",
+    "STUDY_COLUMNS",
+    "Column",
+    "DataValidationError",
+    "Problem",
+    "read_arms",
+    "read_inputs",
+    "read_studies",
+]
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One broken rule in one cell (or row) of an input file."""
-
-    file: str
-    line: int | None
-    column: str | None
-    value: object
-    rule: str
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f", line {self.line}"
-        if self.column is not None:
-            where += f", column '{self.column}'"
-        value = "" if self.value is None else f": value {self.value!r}"
-        return f"{where}{value}: {self.rule}"
-
-
-class DataValidationError(ValueError):
-    """Raised when an input file breaks the contract; lists every problem."""
-
-    def __init__(self, problems: Iterable[Problem]):
-        self.problems = list(problems)
-        n = len(self.problems)
-        head = f"{n} problem{'s' if n != 1 else ''} in the input data:"
-        super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
 
 
 @dataclass(frozen=True)
@@ -83,7 +64,12 @@ def _open_unit(x: float) -> bool:
 ARM_COLUMNS: tuple[Column, ...] = (
     Column("study", "id", True, "Study identifier; must appear in studies.csv."),
     Column("arm", "text", True, "Arm label, unique within the study."),
-    Column("treatment", "code", True, "Treatment code; the config names control/experimental."),
+    Column(
+        "treatment",
+        "text",
+        True,
+        "Treatment label (any text, e.g. MN+MX); the config names control/experimental.",
+    ),
     Column(
         "week", "int", True, "Week of measurement (0 = baseline).", check=_nonneg, check_rule=">= 0"
     ),
@@ -140,7 +126,12 @@ ARM_COLUMNS: tuple[Column, ...] = (
 STUDY_COLUMNS: tuple[Column, ...] = (
     Column("study", "id", True, "Study identifier (unique)."),
     Column(
-        "year", "int", True, "Publication year.", check=lambda y: 1900 <= y <= 2100, check_rule=""
+        "year",
+        "int",
+        True,
+        "Publication year.",
+        check=lambda y: 1900 <= y <= 2100,
+        check_rule="between 1900 and 2100",
     ),
     Column("first_author", "text", False, "First author."),
     Column("title", "text", False, "Title."),
@@ -209,28 +200,6 @@ STUDY_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def _parse_number(raw: str) -> float | None:
-    try:
-        x = float(raw)
-    except ValueError:
-        return None
-    return x if math.isfinite(x) else None
-
-
-def _read_raw(path: Path) -> pd.DataFrame:
-    """Read a CSV as strings, empty cells as ''."""
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
-    except FileNotFoundError:
-        raise DataValidationError(
-            [Problem(str(path), None, None, None, "file not found")]
-        ) from None
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise DataValidationError(
-            [Problem(str(path), None, None, None, f"not a readable UTF-8 CSV file ({err})")]
-        ) from None
-
-
 def _check_table(
     raw: pd.DataFrame, spec: tuple[Column, ...], fname: str
 ) -> tuple[pd.DataFrame, list[Problem]]:
@@ -265,7 +234,7 @@ def _check_table(
             continue
         values: list[object] = []
         for i, cell in raw[c.name].items():
-            line = int(i) + 2
+            line = int(i)
             text = cell.strip()
             if text == "":
                 if c.required:
@@ -273,9 +242,18 @@ def _check_table(
                 values.append(None)
                 continue
             if c.kind in ("int", "number"):
-                x = _parse_number(text)
+                x = parse_number(text)
                 if x is None:
-                    problems.append(Problem(fname, line, c.name, cell, "must be a finite number"))
+                    problems.append(
+                        Problem(
+                            fname,
+                            line,
+                            c.name,
+                            cell,
+                            "must be a finite number (ASCII digits, optional sign, decimal point "
+                            "and exponent, e.g. -1.5e3)",
+                        )
+                    )
                     values.append(None)
                     continue
                 if c.kind == "int" and x != int(x):
@@ -350,17 +328,17 @@ def read_studies(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     fname = str(path)
-    df, problems = _check_table(_read_raw(path), STUDY_COLUMNS, fname)
+    df, problems = _check_table(read_table(path), STUDY_COLUMNS, fname)
     if problems:
         raise DataValidationError(problems)
     seen: dict[str, int] = {}
     for i, s in df["study"].items():
         if s in seen:
             problems.append(
-                Problem(fname, int(i) + 2, "study", s, f"duplicate study (first on line {seen[s]})")
+                Problem(fname, int(i), "study", s, f"duplicate study (first on line {seen[s]})")
             )
         else:
-            seen[s] = int(i) + 2
+            seen[s] = int(i)
     if problems:
         raise DataValidationError(problems)
     df["primary"] = df["primary"].where(df["primary"].notna(), "yes")
@@ -400,10 +378,10 @@ def read_arms(path: str | Path, studies: pd.DataFrame) -> pd.DataFrame:
     """
     path = Path(path)
     fname = str(path)
-    df, problems = _check_table(_read_raw(path), ARM_COLUMNS, fname)
+    df, problems = _check_table(read_table(path), ARM_COLUMNS, fname)
     if problems:
         raise DataValidationError(problems)
-    df["line"] = df.index.to_numpy() + 2
+    df["line"] = df.index.to_numpy()
     known_studies = set(studies["study"])
     design = dict(zip(studies["study"], studies["design"], strict=True))
 
