@@ -160,6 +160,18 @@ def fill_sds_from_tests(
                 )
                 continue
             n1, n2 = float(expt["n"].iloc[0]), float(ctrl["n"].iloc[0])
+            if not math.isfinite(md) or md == 0:
+                notes.append(
+                    f"{where}: SD not reported and the arm means are equal (MD = {md:g}); a "
+                    "between-arm test cannot give an SD when the difference is 0; no comparison"
+                )
+                continue
+            if n1 + n2 < 3:
+                notes.append(
+                    f"{where}: SD not reported and n = {n1:g} + {n2:g} leaves no degrees of "
+                    "freedom to derive it from a test; no comparison"
+                )
+                continue
             if not tv.empty:
                 t_val = abs(float(tv.iloc[0]))
                 sd = float(dispersion.pooled_sd_from_t(md, n1, n2, t_val))
@@ -207,6 +219,47 @@ def fill_sds_from_tests(
                         }
                     )
     return arm_changes, pd.DataFrame(quality, columns=QUALITY_COLUMNS), notes
+
+
+def _effect(
+    measure: str, design: str, e: dict, c: dict, split_scalp_correlation: float
+) -> tuple[float, float, str]:
+    """(yi, vi, "") of one comparison, or (nan, nan, why) when it cannot be computed.
+
+    A comparison whose effect size or sampling variance is not finite, or whose variance is
+    not positive, is excluded with the reason instead of entering a model with infinite weight.
+    """
+    try:
+        if design == "split_scalp":
+            n = min(e["n"], c["n"])
+            args = (e["mean"], e["sd"], c["mean"], c["sd"], n, split_scalp_correlation)
+            fn = effects.paired_mean_difference if measure == "MD" else effects.paired_smd
+        else:
+            args = (e["mean"], e["sd"], e["n"], c["mean"], c["sd"], c["n"])
+            fn = effects.mean_difference if measure == "MD" else effects.hedges_g
+        with np.errstate(all="ignore"):
+            yi, vi = (float(x) for x in fn(*args))
+    except (ValueError, ZeroDivisionError, OverflowError) as err:
+        return math.nan, math.nan, f"{err} (n = {e['n']:g} and {c['n']:g})"
+    if not (math.isfinite(yi) and math.isfinite(vi)):
+        return (
+            math.nan,
+            math.nan,
+            (
+                f"the effect size or its variance is not finite (yi = {yi:g}, vi = {vi:g}); "
+                "check the means and SDs for extreme values"
+            ),
+        )
+    if vi <= 0:
+        return (
+            math.nan,
+            math.nan,
+            (
+                f"the sampling variance is {vi:g} (an SD of change of 0 arises with "
+                "change_sd_correlation = 1 and equal baseline and follow-up SDs)"
+            ),
+        )
+    return yi, vi, ""
 
 
 def build_comparisons(
@@ -300,15 +353,10 @@ def build_comparisons(
             codes.append("split_scalp_r")
         flags = sorted({f for fl in g["flags"] for f in str(fl).split(";") if f})
         for measure in measures:
-            if design == "split_scalp":
-                n = min(e["n"], c["n"])
-                args = (e["mean"], e["sd"], c["mean"], c["sd"], n, split_scalp_correlation)
-                fn = effects.paired_mean_difference if measure == "MD" else effects.paired_smd
-                yi, vi = fn(*args)
-            else:
-                args = (e["mean"], e["sd"], e["n"], c["mean"], c["sd"], c["n"])
-                fn = effects.mean_difference if measure == "MD" else effects.hedges_g
-                yi, vi = fn(*args)
+            yi, vi, why = _effect(measure, design, e, c, split_scalp_correlation)
+            if why:
+                notes.append(f"{where}: {measure} not computable: {why}; no {measure} comparison")
+                continue
             rows.append(
                 {
                     "outcome": outcome,
