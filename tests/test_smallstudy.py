@@ -447,8 +447,8 @@ def _build(df: pd.DataFrame, **kw) -> Figure:
     return funnel_plot(
         df,
         estimate={"estimate": pooled.estimate, "method": "REML"},
-        trimfill=trimfill(yi, vi, method="REML"),
-        egger=regtest(yi, vi, model="lm"),
+        trimfill=vars(trimfill(yi, vi, method="REML")),
+        egger=vars(regtest(yi, vi, model="lm")),
         xlabel="Mean difference, hairs/cm²",
         **kw,
     )
@@ -523,3 +523,32 @@ def test_doctests():
     for mod in (ss, funnel_mod):
         result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0
+
+
+def test_funnel_takes_plain_numbers():
+    """Trim-and-fill and Egger as plain mappings (e.g. a table row), not result objects."""
+    df = _k3_frame()
+    tf = {"estimate": 20.0, "k0": 2.0, "estimator": "L0", "filled_yi": [1.0, 2.0],
+          "filled_vi": [100.0, 400.0]}  # fmt: skip
+    eg = pd.Series({"intercept": 10.0, "slope": 1.5, "predictor": "sei", "computable": True})
+    fig = funnel_plot(df, estimate=30.0, trimfill=tf, egger=eg)
+    labels = _legend_labels(fig)
+    assert "Imputed (trim-and-fill L0, k0 = 2)" in labels
+    assert "Egger regression line" in labels
+    # not computable: nothing of it drawn
+    fig = funnel_plot(df, trimfill={**tf, "computable": False}, egger={**eg, "computable": False})
+    labels = _legend_labels(fig)
+    assert not any(lab.startswith("Imputed") or lab.startswith("Egger") for lab in labels)
+
+
+def test_funnel_draws_into_given_axes():
+    from matplotlib.figure import Figure as _Figure
+
+    host = _Figure(figsize=(8.0, 3.0))
+    left, right = host.subplots(1, 2)
+    fig = _build(_k3_frame(), ax=right, title="Right panel")
+    assert fig is host
+    assert fig.get_size_inches().tolist() == [8.0, 3.0]  # the caller's layout is kept
+    assert not left.collections and right.collections
+    assert right.get_legend() is not None and not fig.legends
+    assert right.get_title(loc="left") == "Right panel"

@@ -27,7 +27,7 @@ from hairtrial.plots.intervals import LINE_H as _LINE_H
 from hairtrial.plots.intervals import MARGIN as _MARGIN
 from hairtrial.plots.intervals import MARK_GAP as _MARK_GAP
 from hairtrial.plots.intervals import ROW_H as _ROW_H
-from hairtrial.plots.intervals import Table, footnote_lines, square_side
+from hairtrial.plots.intervals import Table, footnote_lines, header_lines, square_side
 from hairtrial.plots.layout import (
     NO_MARK_CODES,
     Measurer,
@@ -501,12 +501,7 @@ class _ForestPlot:
         title_lines, title_y, y = wrap_title(self.m, self.title, full_w, _MARGIN, _FS_TITLE, 0.06)
         group_y = y + _ROW_H / 2
         y += _ROW_H
-        header_top_y = y + _LINE_H / 2
-        y += _LINE_H
-        header_y = y + _LINE_H / 2
-        y += _LINE_H
-        rule_y = y + 0.02
-        y += 0.05
+        (header_top_y, header_y), rule_y, y = header_lines(y, 2, 0.05)
         axes_top = y
         for row in rows:
             if row.kind != "study" and rows[0].kind == "study" and row is rows[n_studies]:

@@ -1,10 +1,10 @@
 """The contour-enhanced funnel plot.
 
 Nothing in this module computes statistics: :func:`funnel_plot` draws the studies, the
-pooled estimate, the trim-and-fill result and the Egger regression line exactly as
-:mod:`hairtrial.models.univariate` and :mod:`hairtrial.diagnostics.smallstudy` return them.
-The significance
-contours and the pseudo confidence funnel are the drawing itself (``x = centre -/+ z * SE``).
+pooled estimate, the trim-and-fill result and the Egger regression line from the numbers it
+is given (table rows and plain mappings, e.g. the fields of the results of
+:mod:`hairtrial.diagnostics.smallstudy`). The significance contours and the pseudo confidence
+funnel are the drawing itself (``x = centre -/+ z * SE``).
 
 References
 ----------
@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -35,8 +36,7 @@ from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 from scipy import stats
 
-from hairtrial.diagnostics.smallstudy import MIN_K_INFORMATIVE, RegTestResult, TrimFillResult
-from hairtrial.plots.layout import Measurer
+from hairtrial.plots.layout import Measurer, derived_codes
 from hairtrial.plots.style import BLUE, GREY, MINUS, VERMILLION, as_float, use_style
 
 __all__ = ["CONTOUR_SHADES", "funnel_plot"]
@@ -45,17 +45,19 @@ __all__ = ["CONTOUR_SHADES", "funnel_plot"]
 #: alpha) outwards; darker = more significant.
 CONTOUR_SHADES: tuple[str, ...] = ("#ffffff", "#ececec", "#d9d9d9", "#bfbfbf")
 
-_NO_MARK = frozenset({"", "reported"})
 # margins in inches
 _LEFT, _RIGHT, _TOP, _TITLE = 0.52, 0.14, 0.10, 0.22
 _LABEL_SIZE = 6.5  # study labels, pt
+#: Fewest studies for a funnel-asymmetry test to be informative (Sterne et al. 2011).
+MIN_K_INFORMATIVE = 10
 
 
-def _derived(value: Any) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    codes = {c.strip() for c in str(value).split(";")}
-    return bool(codes - _NO_MARK)
+def _given(result: Mapping[str, Any] | pd.Series | None) -> dict[str, Any] | None:
+    """A result mapping as a dict; None when absent or marked not computable."""
+    if result is None:
+        return None
+    out = dict(result.items())
+    return out if bool(out.get("computable", True)) else None
 
 
 def _pooled(estimate: float | Mapping[str, Any] | pd.Series | None) -> tuple[float, str]:
@@ -82,8 +84,8 @@ def funnel_plot(
     studies: pd.DataFrame,
     *,
     estimate: float | Mapping[str, Any] | pd.Series | None = None,
-    trimfill: TrimFillResult | None = None,
-    egger: RegTestResult | None = None,
+    trimfill: Mapping[str, Any] | pd.Series | None = None,
+    egger: Mapping[str, Any] | pd.Series | None = None,
     levels: Sequence[float] = (0.90, 0.95, 0.99),
     refline: float = 0.0,
     xlabel: str = "Effect size",
@@ -92,6 +94,7 @@ def funnel_plot(
     note: str | None = None,
     xlim: tuple[float, float] | None = None,
     width: float = 3.5,
+    ax: Axes | None = None,
 ) -> Figure:
     """Draw a contour-enhanced funnel plot (Peters et al. 2008).
 
@@ -115,15 +118,16 @@ def funnel_plot(
     estimate : float or mapping or pandas.Series, optional
         Pooled estimate, or a row of the meta-analysis table (``estimate``, ``method``).
         None: no pooled line and no pseudo confidence funnel.
-    trimfill : TrimFillResult, optional
-        Result of :func:`hairtrial.diagnostics.smallstudy.trimfill`; its imputed studies and
-        adjusted
-        estimate are drawn when k0 > 0.
-    egger : RegTestResult, optional
-        Result of :func:`hairtrial.diagnostics.smallstudy.regtest` with predictor ``"sei"``
-        (straight
-        line) or ``"vi"`` (parabola); other predictors cannot be drawn on these axes and
-        are ignored.
+    trimfill : mapping or pandas.Series, optional
+        The trim-and-fill numbers: ``estimate`` (the adjusted pooled estimate), ``k0``,
+        ``estimator`` (for the legend), ``filled_yi`` and ``filled_vi`` (the imputed
+        studies), e.g. ``vars()`` of a :func:`hairtrial.diagnostics.smallstudy.trimfill`
+        result. Drawn when k0 > 0; ``computable`` False (when present): not drawn.
+    egger : mapping or pandas.Series, optional
+        Egger's regression line: ``intercept``, ``slope`` and ``predictor`` (``"sei"``: a
+        straight line; ``"vi"``: a parabola; other predictors cannot be drawn on these axes
+        and are ignored), e.g. ``vars()`` of a :func:`hairtrial.diagnostics.smallstudy.regtest`
+        result; ``computable`` False (when present): not drawn.
     levels : sequence of float
         Confidence levels of the significance contours (two-sided p = 1 - level).
     refline : float
@@ -142,11 +146,16 @@ def funnel_plot(
         innermost contour at the largest SE, with a margin).
     width : float
         Figure width in inches (3.5 = one journal column; up to 7).
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes; their figure keeps its size and layout, the legend goes inside
+        the axes and the note is not drawn. Default: a new figure whose height follows from
+        the measured legend and note.
 
     Returns
     -------
     matplotlib.figure.Figure
-        The caller saves it (:func:`hairtrial.plots.save_figure`).
+        The figure drawn into (new, or that of `ax`); the caller saves it
+        (:func:`hairtrial.plots.save_figure`).
 
     Raises
     ------
@@ -176,7 +185,7 @@ def funnel_plot(
         raise ValueError("no study with a finite yi and a positive vi")
     sei = np.sqrt(np.where(ok, vi, np.nan))
     prov = studies["provenance"] if "provenance" in studies.columns else [None] * len(studies)
-    derived = np.array([_derived(p) for p in prov], dtype=bool)
+    derived = np.array([bool(derived_codes(p)) for p in prov], dtype=bool)
     if "label" in studies.columns:
         labels = [str(x) for x in studies["label"]]
     elif "study" in studies.columns:
@@ -188,9 +197,10 @@ def funnel_plot(
         label_studies = k <= 6
 
     est, est_method = _pooled(estimate)
-    has_fill = trimfill is not None and trimfill.computable and trimfill.k0 > 0
-    fill_y = np.asarray(trimfill.filled_yi, float) if has_fill else np.empty(0)
-    fill_se = np.sqrt(np.asarray(trimfill.filled_vi, float)) if has_fill else np.empty(0)
+    trimfill, egger = _given(trimfill), _given(egger)
+    has_fill = trimfill is not None and as_float(trimfill.get("k0")) > 0
+    fill_y = np.asarray(trimfill["filled_yi"], float) if has_fill else np.empty(0)
+    fill_se = np.sqrt(np.asarray(trimfill["filled_vi"], float)) if has_fill else np.empty(0)
     levels = sorted(float(lv) for lv in levels)
     if not levels or not all(0 < lv < 1 for lv in levels):
         raise ValueError("levels must be confidence levels in (0, 1), e.g. (0.90, 0.95, 0.99)")
@@ -229,12 +239,15 @@ def funnel_plot(
 
     with use_style():
         # Geometry in inches, from the top: title, axes, x axis, legend, note.
-        fig = Figure(figsize=(width, 4.0), layout="none")
-        FigureCanvasAgg(fig)
-        left, right = _LEFT, _RIGHT
-        top = _TOP + (_TITLE if title else 0.0)
-        plot_h = min(0.72 * width, 3.2)
-        ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+        own = ax is None
+        if ax is None:
+            fig = Figure(figsize=(width, 4.0), layout="none")
+            FigureCanvasAgg(fig)
+            ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+            axes_w = width - _LEFT - _RIGHT
+        else:
+            fig = ax.figure  # type: ignore[assignment]
+            axes_w = ax.get_position().width * fig.get_figwidth()
 
         # --- contours ----------------------------------------------------------------------
         ax.set_xlim(*xlim)
@@ -265,12 +278,15 @@ def funnel_plot(
                 zorder=2,
             )
         if has_fill:
-            ax.axvline(trimfill.estimate, color=GREY, lw=0.8, ls=(0, (1.5, 1.5)), zorder=2)
+            ax.axvline(
+                as_float(trimfill["estimate"]), color=GREY, lw=0.8, ls=(0, (1.5, 1.5)), zorder=2
+            )
 
         # --- Egger line --------------------------------------------------------------------
         if _egger_drawable(egger):
             s = np.linspace(0.0, se_top, 101)
-            x = egger.intercept + egger.slope * (s if egger.predictor == "sei" else s**2)
+            b0, b1 = as_float(egger["intercept"]), as_float(egger["slope"])
+            x = b0 + b1 * (s if egger["predictor"] == "sei" else s**2)
             ax.plot(x, s, color=VERMILLION, lw=0.9, zorder=2.5)
 
         # --- points ------------------------------------------------------------------------
@@ -306,7 +322,7 @@ def funnel_plot(
             # cover the estimate and the apex of the pseudo CI funnel), unless it would leave
             # the axes there.
             x0, x1 = xlim
-            per_inch = (x1 - x0) / (width - _LEFT - _RIGHT)
+            per_inch = (x1 - x0) / axes_w
             measure = Measurer("DejaVu Sans")
             centre = est if math.isfinite(est) else (x0 + x1) / 2
             for i in np.flatnonzero(ok):
@@ -345,18 +361,13 @@ def funnel_plot(
         if title:
             ax.set_title(title, loc="left", pad=6)
 
-        _layout(
-            fig,
-            ax,
-            handles,
-            names,
-            note,
-            width=width,
-            left=left,
-            right=right,
-            top=top,
-            plot_h=plot_h,
-        )
+        if own:
+            top = _TOP + (_TITLE if title else 0.0)
+            plot_h = min(0.72 * width, 3.2)
+            _layout(fig, ax, handles, names, note, width=width, left=_LEFT, right=_RIGHT, top=top,
+                    plot_h=plot_h)  # fmt: skip
+        else:
+            ax.legend(handles, names, loc="lower left", fontsize=_LABEL_SIZE, framealpha=0.9)
     return fig
 
 
@@ -440,13 +451,12 @@ def _background(ax: Any, colour: str) -> Rectangle:
     )
 
 
-def _egger_drawable(egger: RegTestResult | None) -> bool:
+def _egger_drawable(egger: Mapping[str, Any] | None) -> bool:
     return (
         egger is not None
-        and egger.computable
-        and egger.predictor in ("sei", "vi")
-        and math.isfinite(egger.intercept)
-        and math.isfinite(egger.slope)
+        and egger.get("predictor") in ("sei", "vi")
+        and math.isfinite(as_float(egger.get("intercept")))
+        and math.isfinite(as_float(egger.get("slope")))
     )
 
 
@@ -457,8 +467,8 @@ def _legend_entries(
     est_method: str,
     any_reported: bool,
     any_derived: bool,
-    trimfill: TrimFillResult | None,
-    egger: RegTestResult | None,
+    trimfill: Mapping[str, Any] | None,
+    egger: Mapping[str, Any] | None,
 ) -> tuple[list[Any], list[str]]:
     handles: list[Any] = []
     names: list[str] = []
@@ -470,7 +480,8 @@ def _legend_entries(
         names.append("Study with derived numbers")
     if trimfill is not None:
         handles.append(Line2D([], [], ls="", marker="D", ms=3.6, mfc="white", mec=GREY, mew=0.7))
-        names.append(f"Imputed (trim-and-fill {trimfill.estimator}, k0 = {trimfill.k0})")
+        k0 = int(as_float(trimfill["k0"]))
+        names.append(f"Imputed (trim-and-fill {trimfill.get('estimator', '')}, k0 = {k0})")
     if has_est:
         handles.append(Line2D([], [], color="black", lw=0.8))
         names.append(f"Pooled estimate ({est_method})" if est_method else "Pooled estimate")

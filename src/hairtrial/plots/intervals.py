@@ -34,6 +34,7 @@ __all__ = [
     "IntervalAxes",
     "Table",
     "footnote_lines",
+    "header_lines",
     "square_side",
 ]
 
@@ -114,10 +115,12 @@ class Table:
             mpl.lines.Line2D([x0, x1], [y, y], transform=self.tr, color="black", lw=lw)
         )
 
-    def title(self, lines: Sequence[str], centres: Sequence[float], **kw: Any) -> None:
-        """The bold title lines, left-aligned at the margin."""
+    def title(
+        self, lines: Sequence[str], centres: Sequence[float], x: float = MARGIN, **kw: Any
+    ) -> None:
+        """The bold title lines, left-aligned at `x` (default the margin)."""
         for line, y in zip(lines, centres, strict=True):
-            self.text(MARGIN, y, line, size=FS_TITLE, weight="bold", **kw)
+            self.text(x, y, line, size=FS_TITLE, weight="bold", **kw)
 
     def write_footnotes(self, lines: Sequence[tuple[float, str, str, str | None, float]]) -> None:
         """Draw the lines made by :func:`footnote_lines`."""
@@ -248,6 +251,21 @@ class IntervalAxes:
             x_right = min(x_right, limits[1] - m.width(right, FS))
         table.text(x_left, y, left, ha="right", color=GREY, gid=gids[0])
         table.text(x_right, y, right, color=GREY, gid=gids[1])
+
+
+def header_lines(y: float, n: int, gap: float) -> tuple[list[float], float, float]:
+    """`n` column-head lines from `y` inches and the rule under them.
+
+    Returns
+    -------
+    tuple
+        The centres of the lines, the y of the rule and the y `gap` below the lines.
+    """
+    centres = []
+    for _ in range(n):
+        centres.append(y + LINE_H / 2)
+        y += LINE_H
+    return centres, y + 0.02, y + gap
 
 
 def footnote_lines(

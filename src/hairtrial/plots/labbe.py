@@ -17,23 +17,21 @@ Nothing is computed here: the points are the arm means as given in
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
 from matplotlib import patheffects
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.layout_engine import PlaceHolderLayoutEngine
-from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
 from matplotlib.path import Path as MplPath
 from matplotlib.text import Annotation, Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 from matplotlib.transforms import Bbox
 
-from hairtrial.plots.layout import Measurer, nice_sizes, parse_codes, tick_decimals
+from hairtrial.plots.layout import FigureText, Measurer, fixed_figure, parse_codes, tick_decimals
+from hairtrial.plots.legends import LegendBlocks, size_handles
 from hairtrial.plots.style import BLUE, GREY, VERMILLION, fmt, format_decimals, use_style
 
 #: Codes that mean "as printed in the paper" (filled marker).
@@ -268,21 +266,10 @@ class _Labbe:
         axes_bottom_gap = tick_h + _LINE_H + 0.04 + len(xlab) * _LINE_H + 0.1
 
         # Provisional figure; the legend is measured, then the height is fixed.
-        fig = Figure(
-            figsize=(self.width, self.width),
-            layout=PlaceHolderLayoutEngine(adjust_compatible=True, colorbar_gridspec=True),
-        )
-        canvas = FigureCanvasAgg(fig)
-        renderer = canvas.get_renderer()
+        fig = fixed_figure(self.width, self.width)
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
         legends = self._legends(fig)
-        leg_sizes = []
-        for leg in legends:
-            bb = leg.get_window_extent(renderer)
-            leg_sizes.append((bb.width / fig.dpi, bb.height / fig.dpi))
-        leg_rows = self._legend_rows([w for w, _ in leg_sizes])
-        leg_h = sum(max(leg_sizes[i][1] for i in row) for row in leg_rows) + 0.04 * (
-            len(leg_rows) - 1
-        )
+        leg_h = legends.flow(self.width - 2 * _MARGIN, 0.04)
         if self.md is not None and abs(self.md) >= hi - lo:
             self.notes.append("The pooled line y = x + MD lies outside the plotted range.")
         foot_lines = [ln for note in self.notes for ln in self.m.wrap(note, self.width - 0.16, _FS)]
@@ -290,10 +277,9 @@ class _Labbe:
         height = top + side + axes_bottom_gap + leg_h + foot_h + _MARGIN
         fig.set_size_inches(self.width, height)
 
-        def fy(y_from_top: float) -> float:
-            return (height - y_from_top) / height
-
-        ax = fig.add_axes((left / self.width, fy(top + side), side / self.width, side / height))
+        ax = fig.add_axes(
+            (left / self.width, (height - (top + side)) / height, side / self.width, side / height)
+        )
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal", adjustable="box")
@@ -305,64 +291,17 @@ class _Labbe:
         ax.spines["right"].set_visible(True)
 
         # axis labels at fixed distances (the ticks are known in advance)
-        x_mid = (left + side / 2) / self.width
+        ft = FigureText(fig, self.width, height, self.family)
         y0 = top + side + tick_h + _LINE_H + 0.04
-        for i, line in enumerate(xlab):
-            fig.text(
-                x_mid,
-                fy(y0 + (i + 0.5) * _LINE_H),
-                line,
-                ha="center",
-                va="center",
-                fontsize=_FS,
-                fontfamily=self.family,
-            )
-        x0 = left - tick_w - tick_h - 0.06
-        for i, line in enumerate(ylab):
-            fig.text(
-                (x0 - (len(ylab) - i - 0.5) * _LINE_H) / self.width,
-                fy(top + side / 2),
-                line,
-                ha="center",
-                va="center",
-                rotation=90,
-                fontsize=_FS,
-                fontfamily=self.family,
-            )
-        for i, line in enumerate(title_lines):
-            fig.text(
-                _MARGIN / self.width,
-                fy(_MARGIN + (i + 0.5) * _FS_TITLE * 1.3 / 72),
-                line,
-                ha="left",
-                va="center",
-                fontsize=_FS_TITLE,
-                fontweight="bold",
-                fontfamily=self.family,
-            )
+        ft.stack(left + side / 2, y0, xlab, _LINE_H, ha="center")
+        ft.vertical(left - tick_w - tick_h - 0.06, top + side / 2, ylab, _LINE_H)
+        ft.title(title_lines, _MARGIN, _FS_TITLE)
 
         # legends under the axes, rows centred
         y = top + side + axes_bottom_gap
-        for row in leg_rows:
-            row_w = sum(leg_sizes[i][0] for i in row) + _LEG_GAP * (len(row) - 1)
-            x = (self.width - row_w) / 2
-            for i in row:
-                legends[i].set_bbox_to_anchor((x / self.width, fy(y)), transform=fig.transFigure)
-                x += leg_sizes[i][0] + _LEG_GAP
-            y += max(leg_sizes[i][1] for i in row) + 0.04
+        y = legends.place(y, self.width, 0.04, ft.fy)
         y += 0.06 if foot_lines else 0.0
-        for line in foot_lines:
-            fig.text(
-                _MARGIN / self.width,
-                fy(y + _LINE_H / 2),
-                line,
-                ha="left",
-                va="center",
-                fontsize=_FS,
-                color=GREY,
-                fontfamily=self.family,
-            )
-            y += _LINE_H
+        ft.stack(_MARGIN, y, foot_lines, _LINE_H, color=GREY)
 
         # reference lines, points, labels
         ax.plot([lo, hi], [lo, hi], color="black", lw=0.7, zorder=1)
@@ -412,55 +351,17 @@ class _Labbe:
 
     # ---- legends ----------------------------------------------------------
 
-    def _legend(self, fig: Figure, handles: list, labels: list[str], title: str) -> Legend:
-        # room for the largest marker (the size legend's markers exceed the text height)
-        ms = max([h.get_markersize() for h in handles] + [0.0]) / _FS
-        leg = fig.legend(
-            handles,
-            labels,
-            title=title,
-            loc="upper left",
-            bbox_to_anchor=(0.0, 1.0),
-            bbox_transform=fig.transFigure,
-            frameon=False,
-            fontsize=_FS,
-            title_fontproperties={"size": _FS, "weight": "bold", "family": self.family},
-            alignment="left",
-            handletextpad=0.4,
-            labelspacing=0.35 if ms <= 1.0 else 0.25,
-            borderpad=0.0,
-            borderaxespad=0.0,
-            handlelength=max(1.6, ms),
-            handleheight=max(0.7, ms),
-            prop={"size": _FS, "family": self.family},
-        )
-        return leg
-
-    def _legends(self, fig: Figure) -> list[Legend]:
-        out = []
+    def _legends(self, fig: Figure) -> LegendBlocks:
+        out = LegendBlocks(fig, self.family, gap=_LEG_GAP)
         if len(self.n):
-            refs = nice_sizes(self.n)
-            handles = [
-                Line2D(
-                    [],
-                    [],
-                    ls="none",
-                    marker="o",
-                    ms=math.sqrt(float(self._area(v))),
-                    mfc="none",
-                    mec=GREY,
-                    mew=0.8,
-                )
-                for v in refs
-            ]
-            out.append(self._legend(fig, handles, [f"{v}" for v in refs], "Total n (area)"))
+            out.add(*size_handles(self.n, self._area, 0.8), "Total n (area)")
         if self.multi_week:
             handles = [
                 Line2D([], [], ls="none", marker="o", ms=6, mfc=c, mec=c)
                 for c in _WEEK_COLOURS[: len(self.week_list)]
             ]
             names = [f"Week {fmt(w, 0) if float(w).is_integer() else w}" for w in self.week_list]
-            out.append(self._legend(fig, handles, names, "Week"))
+            out.add(handles, names, "Week")
         if len(self.n):
             handles, names = [], []
             if (~self.derived).any():
@@ -471,21 +372,8 @@ class _Labbe:
                     Line2D([], [], ls="none", marker="o", ms=6, mfc="none", mec=GREY, mew=1.1)
                 )
                 names.append("Some numbers derived\n(see provenance)")
-            out.append(self._legend(fig, handles, names, "Marker"))
+            out.add(handles, names, "Marker")
         return out
-
-    def _legend_rows(self, widths: Sequence[float]) -> list[list[int]]:
-        rows: list[list[int]] = [[]]
-        used = 0.0
-        for i, w in enumerate(widths):
-            need = w if not rows[-1] else used + _LEG_GAP + w
-            if rows[-1] and need > self.width - 2 * _MARGIN:
-                rows.append([i])
-                used = w
-            else:
-                rows[-1].append(i)
-                used = need
-        return [r for r in rows if r]
 
     # ---- label placement --------------------------------------------------
 

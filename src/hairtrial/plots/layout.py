@@ -33,6 +33,7 @@ __all__ = [
     "axis_limits",
     "clean_text",
     "derived_codes",
+    "FigureText",
     "family",
     "fit_ticks",
     "fixed_figure",
@@ -40,6 +41,7 @@ __all__ = [
     "method_text",
     "nice_sizes",
     "parse_codes",
+    "q_text",
     "tick_decimals",
     "top_transform",
     "wrap_title",
@@ -163,6 +165,27 @@ _CI_METHODS = {
 }
 
 
+def q_text(row: Mapping[str, Any]) -> str:
+    """The Q test of a table row (``Q``, ``Q_df``, ``Q_pvalue``), ``""`` when Q is missing.
+
+    Examples
+    --------
+    >>> q_text({"Q": 16.7, "Q_df": 2, "Q_pvalue": 0.0002})
+    'Q = 16.70 (df = 2), p < 0.001'
+    """
+    q = as_float(row.get("Q"))
+    if not math.isfinite(q):
+        return ""
+    s = f"Q = {fmt_sig(q)}"
+    qdf = as_float(row.get("Q_df"))
+    if math.isfinite(qdf):
+        s += f" (df = {fmt_count(qdf)})"
+    qp = as_float(row.get("Q_pvalue"))
+    if math.isfinite(qp):
+        s += f", {fmt_p(qp)}"
+    return s
+
+
 def method_text(p: Mapping[str, Any]) -> list[str]:
     """Model and heterogeneity lines for the footer of a pooled forest plot.
 
@@ -211,15 +234,8 @@ def method_text(p: Mapping[str, Any]) -> list[str]:
     i2 = as_float(p.get("I2"))
     if math.isfinite(i2):
         het.append(f"I\u00b2 = {i2:.0f}%")
-    q, qdf = as_float(p.get("Q")), as_float(p.get("Q_df"))
-    if math.isfinite(q):
-        s = f"Q = {fmt_sig(q)}"
-        if math.isfinite(qdf):
-            s += f" (df = {fmt_count(qdf)})"
-        qp = as_float(p.get("Q_pvalue"))
-        if math.isfinite(qp):
-            s += f", {fmt_p(qp)}"
-        het.append(s)
+    if q_text(p):
+        het.append(q_text(p))
     lines = []
     if model:
         text = "; ".join(model)
@@ -474,3 +490,50 @@ def nice_sizes(ns: np.ndarray) -> list[int]:
         if v < top and v <= out[-1] / 1.9:
             out.append(v)
     return sorted(int(v) for v in out)
+
+
+class FigureText:
+    """Text on a figure placed in inches from the top-left corner, as figure fractions.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    width, height : float
+        Its size in inches.
+    family : str
+        Font family of every text.
+    """
+
+    def __init__(self, fig: Figure, width: float, height: float, family: str) -> None:
+        self.fig, self.width, self.height, self.family = fig, width, height, family
+
+    def fy(self, y: float) -> float:
+        """Figure fraction of `y` inches below the top."""
+        return (self.height - y) / self.height
+
+    def put(
+        self, x: float, y: float, s: str, *, size: float = 7.0, ha: str = "left", **kw: Any
+    ) -> Any:
+        """Write `s` at `x` inches from the left, vertically centred `y` inches from the top."""
+        kw.setdefault("va", "center")
+        return self.fig.text(
+            x / self.width, self.fy(y), s, ha=ha, fontsize=size, fontfamily=self.family, **kw
+        )
+
+    def stack(self, x: float, y: float, lines: Sequence[str], line_h: float, **kw: Any) -> float:
+        """Lines one under the other from `y`; returns the y below the last."""
+        for i, line in enumerate(lines):
+            self.put(x, y + (i + 0.5) * line_h, line, **kw)
+        return y + len(lines) * line_h
+
+    def title(self, lines: Sequence[str], margin: float, size: float) -> None:
+        """Bold title lines at the top-left margin."""
+        for i, line in enumerate(lines):
+            self.put(margin, margin + (i + 0.5) * size * 1.3 / 72, line, size=size,
+                     fontweight="bold")  # fmt: skip
+
+    def vertical(self, x: float, y: float, lines: Sequence[str], line_h: float, **kw: Any) -> None:
+        """Rotated (axis label) lines centred on `y`, the last one's centre at `x`."""
+        for i, line in enumerate(lines):
+            self.put(x - (len(lines) - i - 0.5) * line_h, y, line, ha="center", rotation=90, **kw)

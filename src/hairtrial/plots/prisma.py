@@ -20,14 +20,13 @@ import re
 from pathlib import Path
 
 import matplotlib as mpl
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.layout_engine import PlaceHolderLayoutEngine
 from matplotlib.lines import Line2D
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from hairtrial.data.prisma import BOXES, PrismaCounts, read_prisma
-from hairtrial.plots.layout import Measurer, top_transform
+from hairtrial.plots.intervals import Table
+from hairtrial.plots.layout import Measurer, wrap_title
 from hairtrial.plots.style import GREY, VERMILLION, use_style
 
 # Geometry (inches) and type sizes (points).
@@ -253,15 +252,7 @@ class _Diagram:
 
         full_w = self.width - 2 * _MARGIN
         y = _MARGIN
-        title_lines = (
-            self.m.wrap(self.title, full_w, _FS_TITLE, weight="bold") if self.title else []
-        )
-        title_y = []
-        for _ in title_lines:
-            title_y.append(y + _FS_TITLE * 1.3 / 72 / 2)
-            y += _FS_TITLE * 1.3 / 72
-        if title_lines:
-            y += 0.08
+        title_lines, title_y, y = wrap_title(self.m, self.title, full_w, y, _FS_TITLE, 0.08)
         # header bars over the identification columns
         heads = [("Identification of studies via databases and registers", 0, 1, _FILL_HEAD)]
         if self.other:
@@ -304,20 +295,15 @@ class _Diagram:
             y += _LINE_H
         height = y + _MARGIN
 
-        fig = Figure(
-            figsize=(self.width, height),
-            layout=PlaceHolderLayoutEngine(adjust_compatible=True, colorbar_gridspec=True),
-        )
-        FigureCanvasAgg(fig)
-        self.fig, self.tr = fig, top_transform(fig, height)
+        self.table = Table(self.width, height, self.family)
+        fig, self.fig, self.tr = self.table.fig, self.table.fig, self.table.tr
 
-        for line, ty in zip(title_lines, title_y, strict=True):
-            self._text(_MARGIN, ty, line, size=_FS_TITLE, weight="bold")
+        self.table.title(title_lines, title_y, x=_MARGIN)
         for lines, x0, x1, fill in head_lines:
             self._box(x0, head_top, x1 - x0, head_h, fill=fill, edge="none")
             ly = head_top + head_h / 2 - (len(lines) - 1) * _FS_HEAD * 1.25 / 72 / 2
             for line in lines:
-                self._text((x0 + x1) / 2, ly, line, ha="center", size=_FS_HEAD, weight="bold")
+                self.table.text((x0 + x1) / 2, ly, line, ha="center", size=_FS_HEAD, weight="bold")
                 ly += _FS_HEAD * 1.25 / 72
 
         # phase bars
@@ -325,20 +311,10 @@ class _Diagram:
             top = row_top[members[0]]
             bottom = row_top[members[-1]] + height_of[members[-1]]
             self._box(_MARGIN, top, _BAR_W, bottom - top, fill=_FILL_BAR, edge="none")
-            self.fig.text(
-                _MARGIN + _BAR_W / 2,
-                (top + bottom) / 2,
-                name,
-                transform=self.tr,
-                rotation=90,
-                ha="center",
-                va="center",
-                rotation_mode="anchor",
-                fontsize=_FS_HEAD,
-                fontweight="bold",
-                fontfamily=self.family,
-                parse_math=False,
-            )
+            self.table.text(
+                _MARGIN + _BAR_W / 2, (top + bottom) / 2, name, ha="center", size=_FS_HEAD,
+                weight="bold", rotation=90, rotation_mode="anchor",
+            )  # fmt: skip
 
         # boxes
         geom: dict[str, tuple[float, float, float, float]] = {}  # key -> x, top, w, h
@@ -350,7 +326,7 @@ class _Diagram:
             self._box(x, top, w, h, fill="white", edge="black")
             ty = top + h / 2 - (len(lines) - 1) * _LINE_H / 2  # centred vertically
             for text, dx in lines:
-                self._text(x + _PAD_X + dx, ty, text)
+                self.table.text(x + _PAD_X + dx, ty, text)
                 ty += _LINE_H
         fig.hairtrial_boxes = {  # type: ignore[attr-defined]
             k: "\n".join(t for t, _ in v) for k, v in wrapped.items()
@@ -383,35 +359,10 @@ class _Diagram:
             self._arrow([(xd + wd / 2, td + hd), (xd + wd / 2, ye), (xe + we, ye)])
 
         for (line, colour), fy in zip(foot_lines, foot_y, strict=True):
-            self._text(_MARGIN, fy, line, color=colour)
+            self.table.text(_MARGIN, fy, line, color=colour)
         return fig
 
     # ---- drawing helpers --------------------------------------------------
-
-    def _text(
-        self,
-        x: float,
-        y: float,
-        s: str,
-        *,
-        ha: str = "left",
-        size: float = _FS,
-        weight: str = "normal",
-        color: str = "black",
-    ) -> None:
-        self.fig.text(
-            x,
-            y,
-            s,
-            transform=self.tr,
-            ha=ha,
-            va="center",
-            fontsize=size,
-            fontweight=weight,
-            fontfamily=self.family,
-            color=color,
-            parse_math=False,
-        )
 
     def _box(self, x: float, top: float, w: float, h: float, *, fill: str, edge: str) -> None:
         # in top-down inches the box spans [top, top + h]; the transform flips it

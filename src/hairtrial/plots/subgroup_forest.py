@@ -19,24 +19,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from hairtrial.data.provenance import PROVENANCE
+from hairtrial.plots import layout
 from hairtrial.plots.intervals import FS as _FS
 from hairtrial.plots.intervals import FS_MARK as _FS_MARK
 from hairtrial.plots.intervals import FS_TITLE as _FS_TITLE
 from hairtrial.plots.intervals import LINE_H as _LINE_H
 from hairtrial.plots.intervals import MARGIN as _MARGIN
 from hairtrial.plots.intervals import ROW_H as _ROW_H
-from hairtrial.plots.intervals import Table, footnote_lines, square_side
-from hairtrial.plots.layout import (
-    Measurer,
-    as_mapping,
-    axis_limits,
-    clean_text,
-    derived_codes,
-    family,
-    mark_symbol,
-    method_text,
-    wrap_title,
-)
+from hairtrial.plots.intervals import Table, footnote_lines, header_lines, square_side
 from hairtrial.plots.style import (
     GREY,
     VERMILLION,
@@ -85,26 +75,18 @@ def _het_text(row: Mapping[str, Any], with_tau2: bool) -> str:
     i2 = as_float(row.get("I2"))
     if with_tau2 and math.isfinite(i2):
         parts.append(f"I\u00b2 = {i2:.0f}%")
-    q = as_float(row.get("Q"))
-    if math.isfinite(q):
-        s = f"Q = {fmt_sig(q)}"
-        qdf = as_float(row.get("Q_df"))
-        if math.isfinite(qdf):
-            s += f" (df = {fmt_count(qdf)})"
-        qp = as_float(row.get("Q_pvalue"))
-        if math.isfinite(qp):
-            s += f", {fmt_p(qp)}"
-        parts.append(s)
+    if layout.q_text(row):
+        parts.append(layout.q_text(row))
     return ("Heterogeneity: " + "; ".join(parts)) if parts else ""
 
 
 def _test_text(t: Mapping[str, Any]) -> str:
-    option = clean_text(t.get("tau2_option"))
+    option = layout.clean_text(t.get("tau2_option"))
     how = _TAU2_TEXT.get(option, option)
     q = as_float(t.get("Q_between"))
     df = as_float(t.get("df"))
     df2 = as_float(t.get("df2"))
-    dist = clean_text(t.get("distribution")) or "chi2"
+    dist = layout.clean_text(t.get("distribution")) or "chi2"
     head = "Test for subgroup differences" + (f" ({how})" if how else "")
     if not math.isfinite(q):
         return f"{head}: not estimable"
@@ -213,15 +195,15 @@ def subgroup_forest_plot(
         return _Plot(
             studies=studies.reset_index(drop=True),
             subgroups=subgroups.reset_index(drop=True),
-            test=as_mapping(test),
-            overall=as_mapping(overall),
-            xlabel=clean_text(xlabel),
+            test=layout.as_mapping(test),
+            overall=layout.as_mapping(overall),
+            xlabel=layout.clean_text(xlabel),
             group_column=group_column,
-            title=clean_text(title),
-            effect_label=clean_text(effect_label),
+            title=layout.clean_text(title),
+            effect_label=layout.clean_text(effect_label),
             level_labels=dict(level_labels or {}),
             labels={**PROVENANCE, **dict(provenance_labels or {})},
-            favours=(clean_text(favours[0]), clean_text(favours[1])),
+            favours=(layout.clean_text(favours[0]), layout.clean_text(favours[1])),
             xlim=xlim,
             width=float(width),
         ).draw()
@@ -230,17 +212,17 @@ def subgroup_forest_plot(
 class _Plot:
     def __init__(self, **kw: Any) -> None:
         self.__dict__.update(kw)
-        self.m = Measurer(family())
+        self.m = layout.Measurer(layout.family())
         self.marks: dict[str, str] = {}
         option = ""
         if "tau2_option" in self.subgroups.columns and len(self.subgroups):
-            option = clean_text(self.subgroups["tau2_option"].iloc[0])
-        self.option = option or clean_text(self.test.get("tau2_option"))
+            option = layout.clean_text(self.subgroups["tau2_option"].iloc[0])
+        self.option = option or layout.clean_text(self.test.get("tau2_option"))
 
     # ---- rows ------------------------------------------------------------
     def _mark(self, code: str) -> str:
         if code not in self.marks:
-            self.marks[code] = mark_symbol(len(self.marks))
+            self.marks[code] = layout.mark_symbol(len(self.marks))
         return self.marks[code]
 
     def _interval_text(self, est: float, lo: float, hi: float) -> str:
@@ -256,11 +238,15 @@ class _Plot:
         common = self.option == "common"
         for _, g in sg.iterrows():
             level = g["level"]
-            name = clean_text(self.level_labels.get(level, level))
+            name = layout.clean_text(self.level_labels.get(level, level))
             lines.append(_Line("heading", label=name))
             for _, r in st[st[self.group_column] == level].iterrows():
-                label = clean_text(r.get("label")) or clean_text(r.get("study")) or "Study"
-                codes = derived_codes(r.get("provenance"))
+                label = (
+                    layout.clean_text(r.get("label"))
+                    or layout.clean_text(r.get("study"))
+                    or "Study"
+                )
+                codes = layout.derived_codes(r.get("provenance"))
                 yi, lo, hi = (as_float(r[c]) for c in ("yi", "ci_lower", "ci_upper"))
                 w = as_float(r.get("weight_pct"))
                 lines.append(
@@ -363,11 +349,8 @@ class _Plot:
         w_right = est_right + _GAP + w_w
 
         # vertical layout (inches from the top)
-        title_lines, title_y, y = wrap_title(m, self.title, full_w, _MARGIN, _FS_TITLE, 0.06)
-        header_y = y + _LINE_H / 2
-        y += _LINE_H
-        rule_y = y + 0.02
-        y += 0.06
+        title_lines, title_y, y = layout.wrap_title(m, self.title, full_w, _MARGIN, _FS_TITLE, 0.06)
+        (header_y,), rule_y, y = header_lines(y, 1, 0.06)
         top = y
         # the heterogeneity lines of a subgroup sit in the (narrow) label column and may
         # run under the plot: they are short and drawn in small grey type
@@ -386,7 +369,7 @@ class _Plot:
         foot_texts = []
         if self.test:
             foot_texts.append(_test_text(self.test))
-        overall_text = method_text(self.overall)[:1] if self.overall else []
+        overall_text = layout.method_text(self.overall)[:1] if self.overall else []
         if self.option == "common" and "tau2" in self.subgroups.columns:
             tau2 = as_float(self.subgroups["tau2"].iloc[0])
             if math.isfinite(tau2):
@@ -398,7 +381,7 @@ class _Plot:
             foot_texts.append(f"Overall: {overall_text[0][0].lower()}{overall_text[0][1:]}")
         footnotes = []
         for code, sym in self.marks.items():
-            text = clean_text(self.labels.get(code)) or f"Derived value ({code})"
+            text = layout.clean_text(self.labels.get(code)) or f"Derived value ({code})"
             footnotes.append((sym, text))
         notes = [("", text, None) for text in foot_texts]
         notes += [(sym, text, None) for sym, text in footnotes]
@@ -453,7 +436,7 @@ class _Plot:
                 v for ln in drawn if ln.kind in ("subtotal", "overall") for v in (ln.lo, ln.hi)
             ]
             intervals = [(ln.lo, ln.hi) for ln in drawn if ln.kind in ("study", "pi")]
-            lo, hi = axis_limits(points, intervals)
+            lo, hi = layout.axis_limits(points, intervals)
         ticks = [
             t
             for t in MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)

@@ -24,16 +24,13 @@ import numpy as np
 import pandas as pd
 from matplotlib import patheffects
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.layout_engine import PlaceHolderLayoutEngine
-from matplotlib.legend import Legend
-from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
-from hairtrial.plots.layout import Measurer, nice_sizes, parse_codes, tick_decimals
+from hairtrial.plots.layout import FigureText, Measurer, fixed_figure, parse_codes, tick_decimals
+from hairtrial.plots.legends import LegendBlocks, size_handles
 from hairtrial.plots.style import (
     BLUE,
     GREY,
@@ -549,21 +546,9 @@ class _Trajectory:
         )
 
         # the figure, provisional height; legends are measured before fixing it
-        fig = Figure(
-            figsize=(self.width, 6.0),
-            layout=PlaceHolderLayoutEngine(adjust_compatible=True, colorbar_gridspec=True),
-        )
-        canvas = FigureCanvasAgg(fig)
-        renderer = canvas.get_renderer()
+        fig = fixed_figure(self.width, 6.0)
         legends = self._legends(fig)
-        leg_sizes = []
-        for leg in legends:
-            bb = leg.get_window_extent(renderer)
-            leg_sizes.append((bb.width / fig.dpi, bb.height / fig.dpi))
-        leg_rows = self._legend_rows([w for w, _ in leg_sizes])
-        leg_h = sum(max(leg_sizes[i][1] for i in row) for row in leg_rows) + 0.06 * (
-            len(leg_rows) - 1
-        )
+        leg_h = legends.flow(self.width - 2 * _MARGIN, 0.06)
         key_cols, key_lines = self._key_layout()
         note_lines = [
             ln for note in self._notes_text() for ln in self.m.wrap(note, self.width - 0.16, _FS)
@@ -575,8 +560,8 @@ class _Trajectory:
         height = axes_bottom + below + leg_h + key_h + note_h + _MARGIN
         fig.set_size_inches(self.width, height)
 
-        def fy(y_from_top: float) -> float:
-            return (height - y_from_top) / height
+        ft = FigureText(fig, self.width, height, self.family)
+        fy = ft.fy
 
         ax = fig.add_axes((left / self.width, fy(top + main_h), axw / self.width, main_h / height))
         ax.set_xlim(xlo, xhi)
@@ -596,40 +581,11 @@ class _Trajectory:
         bottom_ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: _week_text(v)))
 
         # axis labels
-        x_mid = (left + axw / 2) / self.width
-        fig.text(
-            x_mid,
-            fy(axes_bottom + tick_h + _LINE_H + 0.02 + _LINE_H / 2),
-            "Week (0 = baseline)",
-            ha="center",
-            va="center",
-            fontsize=_FS,
-            fontfamily=self.family,
-        )
+        ft.put(left + axw / 2, axes_bottom + tick_h + _LINE_H + 0.02 + _LINE_H / 2,
+               "Week (0 = baseline)", ha="center")  # fmt: skip
         for lines, (y_top, h) in ((ylab, (top, main_h)), (dlab, (axes_bottom - diff_h, diff_h))):
-            x0 = left - tick_w - tick_h - 0.05
-            for i, line in enumerate(lines):
-                fig.text(
-                    (x0 - (len(lines) - i - 0.5) * _LINE_H) / self.width,
-                    fy(y_top + h / 2),
-                    line,
-                    ha="center",
-                    va="center",
-                    rotation=90,
-                    fontsize=_FS,
-                    fontfamily=self.family,
-                )
-        for i, line in enumerate(title_lines):
-            fig.text(
-                _MARGIN / self.width,
-                fy(_MARGIN + (i + 0.5) * _FS_TITLE * 1.3 / 72),
-                line,
-                ha="left",
-                va="center",
-                fontsize=_FS_TITLE,
-                fontweight="bold",
-                fontfamily=self.family,
-            )
+            ft.vertical(left - tick_w - tick_h - 0.05, y_top + h / 2, lines, _LINE_H)
+        ft.title(title_lines, _MARGIN, _FS_TITLE)
 
         # data
         self._draw_main(ax, (xlo, xhi), axw)
@@ -639,51 +595,24 @@ class _Trajectory:
                 f"Difference, {self.names['experimental']} {MINUS} "
                 f"{self.names['control']} (model-based, 95% CI)"
             )
-            fig.text(
-                left / self.width,
-                fy(top + main_h + diff_gap - 0.06),
-                self.m.ellipsize(heading, axw, _FS),
-                ha="left",
-                va="baseline",
-                fontsize=_FS,
-                fontweight="bold",
-                fontfamily=self.family,
-            )
+            ft.put(left, top + main_h + diff_gap - 0.06, self.m.ellipsize(heading, axw, _FS),
+                   va="baseline", fontweight="bold")  # fmt: skip
             self._draw_diff(dax, (xlo, xhi), axw)
 
         # legends under the x label, rows centred
         y = axes_bottom + below
-        for row in leg_rows:
-            row_w = sum(leg_sizes[i][0] for i in row) + _LEG_GAP * (len(row) - 1)
-            x = (self.width - row_w) / 2
-            for i in row:
-                legends[i].set_bbox_to_anchor((x / self.width, fy(y)), transform=fig.transFigure)
-                x += leg_sizes[i][0] + _LEG_GAP
-            y += max(leg_sizes[i][1] for i in row) + 0.06
+        y = legends.place(y, self.width, 0.06, fy)
         y -= 0.06
         if key_lines:
             y += 0.08
-            self._draw_key(fig, key_cols, y, fy)
+            self._draw_key(ft, key_cols, y)
             y += key_lines * _SMALL_H
         if note_lines:
             y += 0.06
-        for line in note_lines:
-            fig.text(
-                _MARGIN / self.width,
-                fy(y + _SMALL_H / 2),
-                line,
-                ha="left",
-                va="center",
-                fontsize=_FS_SMALL,
-                color=GREY,
-                fontfamily=self.family,
-            )
-            y += _SMALL_H
+        ft.stack(_MARGIN, y, note_lines, _SMALL_H, size=_FS_SMALL, color=GREY)
         fig.hairtrial_notes = note_lines  # type: ignore[attr-defined]
         fig.hairtrial_key = self.key  # type: ignore[attr-defined]
-        fig.hairtrial_legend_labels = [  # type: ignore[attr-defined]
-            t.get_text() for leg in legends for t in leg.get_texts()
-        ]
+        fig.hairtrial_legend_labels = legends.labels()  # type: ignore[attr-defined]
         return fig
 
     def _xlim(self, weeks: list[float], wmax: float, axw: float, mode: str) -> tuple[float, float]:
@@ -1014,36 +943,8 @@ class _Trajectory:
 
     # ---- legends, key, notes --------------------------------------------------
 
-    def _legend(
-        self, fig: Figure, handles: list, labels: list[str], title: str, ncol: int = 1
-    ) -> Legend:
-        sizes = [h.get_markersize() for h in handles if isinstance(h, Line2D)]
-        ms = max([*sizes, 0.0]) / _FS
-        return fig.legend(
-            handles,
-            labels,
-            title=title,
-            loc="upper left",
-            bbox_to_anchor=(0.0, 1.0),
-            bbox_transform=fig.transFigure,
-            frameon=False,
-            fontsize=_FS,
-            title_fontproperties={"size": _FS, "weight": "bold", "family": self.family},
-            alignment="left",
-            handletextpad=0.5,
-            labelspacing=0.35 if ms <= 1.0 else 0.25,
-            borderpad=0.0,
-            borderaxespad=0.0,
-            handlelength=max(2.2, ms),
-            handleheight=max(0.7, ms),
-            prop={"size": _FS, "family": self.family},
-            handler_map={tuple: HandlerTuple(ndivide=None, pad=0.0)},
-            ncols=ncol,
-            columnspacing=1.0,
-        )
-
-    def _legends(self, fig: Figure) -> list[Legend]:
-        out = []
+    def _legends(self, fig: Figure) -> LegendBlocks:
+        out = LegendBlocks(fig, self.family, handletextpad=0.5, handlelength=2.2, gap=_LEG_GAP)
         handles: list = []
         names = []
         for t in TREATMENTS:
@@ -1056,7 +957,7 @@ class _Trajectory:
             else:
                 handles.append((Line2D([], [], color=c, lw=0.5, alpha=0.6), dot))
             names.append(self.names[t])
-        out.append(self._legend(fig, handles, names, "Treatment"))
+        out.add(handles, names, "Treatment")
         if self.paths:
             handles, names = [], []
             if self.any_reported:
@@ -1067,38 +968,10 @@ class _Trajectory:
                     Line2D([], [], ls="none", marker="o", ms=5, mfc="white", mec=GREY, mew=1.0)
                 )
                 names.append(DERIVED_LABEL)
-            out.append(self._legend(fig, handles, names, "Arm means"))
-            refs = nice_sizes(self.all_n)
-            handles = [
-                Line2D(
-                    [],
-                    [],
-                    ls="none",
-                    marker="o",
-                    ms=math.sqrt(float(self._area(v))),
-                    mfc="none",
-                    mec=GREY,
-                    mew=0.7,
-                )
-                for v in refs
-            ]
-            out.append(
-                self._legend(fig, handles, [f"{v}" for v in refs], "Arm n (area)", ncol=len(refs))
-            )
+            out.add(handles, names, "Arm means")
+            sizes, refs = size_handles(self.all_n, self._area, 0.7)
+            out.add(sizes, refs, "Arm n (area)", ncol=len(refs))
         return out
-
-    def _legend_rows(self, widths: Sequence[float]) -> list[list[int]]:
-        rows: list[list[int]] = [[]]
-        used = 0.0
-        for i, w in enumerate(widths):
-            need = w if not rows[-1] else used + _LEG_GAP + w
-            if rows[-1] and need > self.width - 2 * _MARGIN:
-                rows.append([i])
-                used = w
-            else:
-                rows[-1].append(i)
-                used = need
-        return [r for r in rows if r]
 
     def _key_layout(self) -> tuple[list[list[tuple[str, str]]], int]:
         """Columns of (number, label) filling the width; returns (columns, lines)."""
@@ -1114,43 +987,17 @@ class _Trajectory:
         self._key_geom = (num_w, col_w)
         return [c for c in cols if c], nrow
 
-    def _draw_key(self, fig: Figure, cols: list[list[tuple[str, str]]], y: float, fy) -> None:
+    def _draw_key(self, ft: FigureText, cols: list[list[tuple[str, str]]], y: float) -> None:
         num_w, col_w = self._key_geom
         head = "Studies:"
         x = _MARGIN
-        fig.text(
-            x / self.width,
-            fy(y + _SMALL_H / 2),
-            head,
-            ha="left",
-            va="center",
-            fontsize=_FS_SMALL,
-            fontweight="bold",
-            fontfamily=self.family,
-        )
+        ft.put(x, y + _SMALL_H / 2, head, size=_FS_SMALL, fontweight="bold")
         x += self.m.width(head, _FS_SMALL, "bold") + 0.1
         for col in cols:
             for r, (num, lab) in enumerate(col):
-                yy = fy(y + (r + 0.5) * _SMALL_H)
-                fig.text(
-                    (x + num_w - 0.05) / self.width,
-                    yy,
-                    num,
-                    ha="right",
-                    va="center",
-                    fontsize=_FS_SMALL,
-                    fontweight="bold",
-                    fontfamily=self.family,
-                )
-                fig.text(
-                    (x + num_w) / self.width,
-                    yy,
-                    lab,
-                    ha="left",
-                    va="center",
-                    fontsize=_FS_SMALL,
-                    fontfamily=self.family,
-                )
+                yy = y + (r + 0.5) * _SMALL_H
+                ft.put(x + num_w - 0.05, yy, num, size=_FS_SMALL, ha="right", fontweight="bold")
+                ft.put(x + num_w, yy, lab, size=_FS_SMALL)
             x += col_w
 
     def _notes_text(self) -> list[str]:

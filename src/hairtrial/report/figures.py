@@ -341,7 +341,7 @@ def sensitivity_figure_object(
     pts = g.copy()
     pts["label"] = [labels[s] for s in g["study"]]
     return funnel.funnel_plot(
-        pts, estimate=pooled, trimfill=tf, egger=eg, xlabel=xlabel,
+        pts, estimate=pooled, trimfill=vars(tf), egger=vars(eg), xlabel=xlabel,
         title=f"{title}: funnel plot ({measure})", width=5.0,
     )  # fmt: skip
 
