@@ -132,7 +132,7 @@ def meta_analyses(eff: pd.DataFrame, config: dict) -> tuple[pd.DataFrame, pd.Dat
             for m in methods
             for c in ci_methods
         ]
-        t = univariate.results_frame(fits)
+        t = pd.concat([f.summary_frame() for f in fits], ignore_index=True)
         t.insert(0, "measure", measure)
         t.insert(0, "week", int(week))
         t.insert(0, "outcome", outcome)

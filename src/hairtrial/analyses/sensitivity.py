@@ -555,8 +555,9 @@ def subgroup_table(effects: pd.DataFrame, studies: pd.DataFrame, config: dict) -
                 ci_method=ci_method,
                 level=level,
             )
+            table = res.summary_frame()
             for option in subgroups.TAU2_OPTIONS:
-                for _, r in res.table[res.table["tau2_option"] == option].iterrows():
+                for _, r in table[table["tau2_option"] == option].iterrows():
                     row = {c: r[c] for c in subgroups.SUBGROUP_COLUMNS if c != "moderator"}
                     row.update(base, row_type="subgroup", notes=_join(pre, r["notes"]))
                     rows.append(row)

@@ -67,6 +67,7 @@ from scipy import stats
 
 from hairtrial.models.formula import INTERCEPT, is_categorical
 from hairtrial.models.formula import design_matrix as formula_design
+from hairtrial.models.heterogeneity import Heterogeneity, HeterogeneityFields
 from hairtrial.models.tau2 import as_design, estimate_tau2, validate_inputs
 from hairtrial.models.univariate import CI_METHODS, METHODS, MetaResult, fit
 
@@ -75,6 +76,7 @@ __all__ = [
     "DesignSpec",
     "MetaRegResult",
     "PermutationResult",
+    "SUMMARY_COLUMNS",
     "design_matrix",
     "design_spec",
     "metareg",
@@ -93,6 +95,29 @@ COEF_COLUMNS: tuple[str, ...] = (
     "pvalue",
     "ci_lower",
     "ci_upper",
+)
+#: Columns of :meth:`MetaRegResult.summary_frame`.
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "terms",
+    "method",
+    "ci_method",
+    "k",
+    "p",
+    "tau2",
+    "tau2_ci_lower",
+    "tau2_ci_upper",
+    "I2",
+    "H2",
+    "R2",
+    "QM",
+    "QM_df",
+    "QM_df2",
+    "QM_pvalue",
+    "QE",
+    "QE_df",
+    "QE_pvalue",
+    "converged",
+    "notes",
 )
 #: Columns of :func:`predict` after the moderator / design columns.
 PREDICT_COLUMNS: tuple[str, ...] = ("pred", "se", "ci_lower", "ci_upper", "pi_lower", "pi_upper")
@@ -304,7 +329,7 @@ def design_matrix(studies_df: pd.DataFrame, moderators: Sequence[str]) -> pd.Dat
 # result
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
-class MetaRegResult:
+class MetaRegResult(HeterogeneityFields):
     """Result of :func:`metareg` (one model, one tau^2 estimator, one inference method).
 
     Attributes
@@ -326,10 +351,13 @@ class MetaRegResult:
     btt : tuple of int
         0-based indices of the coefficients tested by QM (all but the intercept; all
         coefficients when there is no intercept; the intercept for intercept-only models).
-    tau2, tau2_se, tau2_ci_lower, tau2_ci_upper : float
-        Residual heterogeneity and its Q-profile CI (NaN for FE).
-    I2, H2 : float
-        Residual I^2 (percent) and H^2.
+    heterogeneity : Heterogeneity
+        Residual heterogeneity: tau^2 and its Q-profile CI (NaN for FE), residual I^2
+        (percent) and H^2, and the test for residual heterogeneity (``Q`` = metafor's
+        ``QE``); its fields are also attributes of the result (``tau2``, ``I2``, ...), with
+        ``QE``, ``QE_df``, ``QE_pvalue`` as metafor's names of ``Q``, ``Q_df``, ``Q_pvalue``.
+    tau2_se : float
+        metafor's ``se.tau2``.
     R2 : float
         Pseudo-R^2 in percent (metafor's default definition, see :func:`metareg`).
     tau2_RE : float
@@ -338,8 +366,6 @@ class MetaRegResult:
         Omnibus test of the coefficients in ``btt``: chi-square with ``QM_df = m`` df for
         ``ci_method="z"``; for knha/adhoc the F statistic ``QM = Wald / m`` with
         ``(m, k - p)`` df (``QM_df2``; NaN for z).
-    QE, QE_df, QE_pvalue : float, int, float
-        Test for residual heterogeneity.
     weights : ndarray
         Percent weights.
     fit : MetaResult
@@ -364,26 +390,73 @@ class MetaRegResult:
     p: int
     intercept: bool
     btt: tuple[int, ...]
-    tau2: float
+    heterogeneity: Heterogeneity
     tau2_se: float
-    tau2_ci_lower: float
-    tau2_ci_upper: float
-    I2: float
-    H2: float
     R2: float
     tau2_RE: float
     QM: float
     QM_df: int
     QM_df2: float
     QM_pvalue: float
-    QE: float
-    QE_df: int
-    QE_pvalue: float
     weights: NDArray[np.float64]
     fit: MetaResult
     design: DesignSpec | None
     converged: bool
     notes: tuple[str, ...]
+
+    @property
+    def QE(self) -> float:
+        """Test statistic for residual heterogeneity (metafor's name of ``Q``)."""
+        return self.heterogeneity.Q
+
+    @property
+    def QE_df(self) -> int:
+        """Degrees of freedom of :attr:`QE` (k - p)."""
+        return self.heterogeneity.Q_df
+
+    @property
+    def QE_pvalue(self) -> float:
+        """p-value of :attr:`QE`."""
+        return self.heterogeneity.Q_pvalue
+
+    def summary_frame(self) -> pd.DataFrame:
+        """One row: terms, k, p, tau2 (+ CI), I2, H2, R2, QM and QE tests, notes.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns :data:`SUMMARY_COLUMNS`.
+
+        Examples
+        --------
+        >>> yi, vi = [0.1, 0.3, 0.2, 0.6, 0.5], [0.01, 0.02, 0.015, 0.03, 0.02]
+        >>> r = metareg(yi, vi, data=pd.DataFrame({"d": [1, 2, 3, 4, 5]}), moderators=["d"])
+        >>> r.summary_frame()["terms"].tolist()
+        ['intrcpt, d']
+        """
+        row = {
+            "terms": ", ".join(self.terms),
+            "method": self.method,
+            "ci_method": self.ci_method,
+            "k": self.k,
+            "p": self.p,
+            "tau2": self.tau2,
+            "tau2_ci_lower": self.tau2_ci_lower,
+            "tau2_ci_upper": self.tau2_ci_upper,
+            "I2": self.I2,
+            "H2": self.H2,
+            "R2": self.R2,
+            "QM": self.QM,
+            "QM_df": self.QM_df,
+            "QM_df2": self.QM_df2,
+            "QM_pvalue": self.QM_pvalue,
+            "QE": self.QE,
+            "QE_df": self.QE_df,
+            "QE_pvalue": self.QE_pvalue,
+            "converged": self.converged,
+            "notes": "; ".join(self.notes),
+        }
+        return pd.DataFrame([row], columns=list(SUMMARY_COLUMNS))
 
 
 def _intercept_columns(X: NDArray[np.float64]) -> list[int]:
@@ -620,21 +693,14 @@ def metareg(
         p=p,
         intercept=intercept,
         btt=btt,
-        tau2=res.tau2,
+        heterogeneity=res.heterogeneity,
         tau2_se=res.tau2_se,
-        tau2_ci_lower=res.tau2_ci_lower,
-        tau2_ci_upper=res.tau2_ci_upper,
-        I2=res.I2,
-        H2=res.H2,
         R2=float(R2),
         tau2_RE=float(tau2_re),
         QM=float(qm),
         QM_df=len(btt),
         QM_df2=float(ddf) if knha else _NAN,
         QM_pvalue=float(qmp),
-        QE=res.Q,
-        QE_df=res.Q_df,
-        QE_pvalue=res.Q_pvalue,
         weights=res.weights,
         fit=res,
         design=spec,
@@ -644,7 +710,7 @@ def metareg(
 
 
 def summary_frame(results: Sequence[MetaRegResult]) -> pd.DataFrame:
-    """One row per model: k, p, tau2 (+ CI), I2, H2, R2, QM and QE tests, notes.
+    """One row per model (:meth:`MetaRegResult.summary_frame`).
 
     Parameters
     ----------
@@ -653,6 +719,7 @@ def summary_frame(results: Sequence[MetaRegResult]) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
+        Columns :data:`SUMMARY_COLUMNS` (no columns for no results).
 
     Examples
     --------
@@ -661,33 +728,8 @@ def summary_frame(results: Sequence[MetaRegResult]) -> pd.DataFrame:
     >>> list(summary_frame([r]).columns[:4])
     ['terms', 'method', 'ci_method', 'k']
     """
-    rows = []
-    for r in results:
-        rows.append(
-            {
-                "terms": ", ".join(r.terms),
-                "method": r.method,
-                "ci_method": r.ci_method,
-                "k": r.k,
-                "p": r.p,
-                "tau2": r.tau2,
-                "tau2_ci_lower": r.tau2_ci_lower,
-                "tau2_ci_upper": r.tau2_ci_upper,
-                "I2": r.I2,
-                "H2": r.H2,
-                "R2": r.R2,
-                "QM": r.QM,
-                "QM_df": r.QM_df,
-                "QM_df2": r.QM_df2,
-                "QM_pvalue": r.QM_pvalue,
-                "QE": r.QE,
-                "QE_df": r.QE_df,
-                "QE_pvalue": r.QE_pvalue,
-                "converged": r.converged,
-                "notes": "; ".join(r.notes),
-            }
-        )
-    return pd.DataFrame(rows)
+    frames = [r.summary_frame() for r in results]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ References
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import stats
 
+from hairtrial.models.heterogeneity import HETEROGENEITY_COLUMNS
 from hairtrial.models.metareg import MetaRegResult, metareg, predict
 from hairtrial.models.tau2 import q_statistic, validate_inputs
 from hairtrial.models.univariate import CI_METHODS, METHODS, MetaResult, fit
@@ -67,14 +68,7 @@ SUBGROUP_COLUMNS: tuple[str, ...] = (
     "pvalue",
     "pi_lower",
     "pi_upper",
-    "tau2",
-    "tau2_ci_lower",
-    "tau2_ci_upper",
-    "I2",
-    "H2",
-    "Q",
-    "Q_df",
-    "Q_pvalue",
+    *HETEROGENEITY_COLUMNS,
     "method",
     "ci_method",
     "notes",
@@ -127,6 +121,19 @@ class SubgroupResult:
     levels: tuple[Any, ...]
     separate_fits: dict[Any, MetaResult]
     common_fit: MetaRegResult | None
+
+    def summary_frame(self) -> pd.DataFrame:
+        """The tidy table of subgroup estimates (:attr:`table`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per tau2 option x level, columns :data:`SUBGROUP_COLUMNS`; the
+            heterogeneity columns are each subgroup's (``separate``) or the common model's
+            (``common``) :class:`~hairtrial.models.heterogeneity.Heterogeneity`, with Cochran's
+            Q within the subgroup.
+        """
+        return self.table.copy()
 
 
 def _within_q(y: np.ndarray, v: np.ndarray) -> tuple[float, int, float]:
@@ -259,14 +266,7 @@ def subgroup_analysis(
                     "pvalue": r.estimate_pvalue,
                     "pi_lower": r.pi_lower,
                     "pi_upper": r.pi_upper,
-                    "tau2": r.tau2,
-                    "tau2_ci_lower": r.tau2_ci_lower,
-                    "tau2_ci_upper": r.tau2_ci_upper,
-                    "I2": r.I2,
-                    "H2": r.H2,
-                    "Q": q,
-                    "Q_df": qdf,
-                    "Q_pvalue": qp,
+                    **replace(r.heterogeneity, Q=q, Q_df=qdf, Q_pvalue=qp).as_dict(),
                     "notes": "; ".join(r.notes),
                 }
             )
@@ -349,11 +349,7 @@ def subgroup_analysis(
                         "pvalue": c["pvalue"],
                         "pi_lower": float(pr["pi_lower"].iloc[0]),
                         "pi_upper": float(pr["pi_upper"].iloc[0]),
-                        "tau2": common.tau2,
-                        "tau2_ci_lower": common.tau2_ci_lower,
-                        "tau2_ci_upper": common.tau2_ci_upper,
-                        "I2": common.I2,
-                        "H2": common.H2,
+                        **replace(common.heterogeneity, Q=q, Q_df=qdf, Q_pvalue=qp).as_dict(),
                         "notes": "; ".join(common.fit.notes),
                     }
                 )

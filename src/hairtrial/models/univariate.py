@@ -57,6 +57,11 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from hairtrial.models.heterogeneity import (
+    HETEROGENEITY_COLUMNS,
+    Heterogeneity,
+    HeterogeneityFields,
+)
 from hairtrial.models.tau2 import (
     TAU2_METHODS,
     as_design,
@@ -79,7 +84,7 @@ __all__ = [
 METHODS: tuple[str, ...] = ("FE", *TAU2_METHODS)
 #: Inference for the fixed effects.
 CI_METHODS: tuple[str, ...] = ("z", "knha", "adhoc")
-#: Columns of :func:`results_frame`.
+#: Columns of :meth:`MetaResult.summary_frame` and :func:`results_frame`.
 FRAME_COLUMNS: tuple[str, ...] = (
     "method",
     "ci_method",
@@ -91,14 +96,7 @@ FRAME_COLUMNS: tuple[str, ...] = (
     "pvalue",
     "pi_lower",
     "pi_upper",
-    "tau2",
-    "tau2_ci_lower",
-    "tau2_ci_upper",
-    "I2",
-    "H2",
-    "Q",
-    "Q_df",
-    "Q_pvalue",
+    *HETEROGENEITY_COLUMNS,
     "converged",
     "notes",
 )
@@ -109,7 +107,7 @@ NOTE_TAU2_ZERO = "tau2 estimated at 0 (boundary)"
 
 
 @dataclass(frozen=True, eq=False)
-class MetaResult:
+class MetaResult(HeterogeneityFields):
     """Result of :func:`fit` (one model, one inference method).
 
     Coefficient-level quantities are arrays of length p (``beta``, ``se``, ``ci_lower``,
@@ -136,14 +134,15 @@ class MetaResult:
         Knapp-Hartung scaling factor applied to the covariance matrix (1 for z).
     pi_lower, pi_upper : float
         Prediction interval (as metafor ``predict``; equals the CI for FE).
-    tau2, tau2_se, tau2_ci_lower, tau2_ci_upper : float
-        tau^2, metafor's ``se.tau2``, Q-profile CI (NaN for FE and k = 1).
-    I2, H2 : float
-        I^2 (percent) and H^2; NaN when k = p.
+    heterogeneity : Heterogeneity
+        tau^2 with its Q-profile CI (NaN for FE and k = 1), I^2 (percent) and H^2 (NaN when
+        k = p), Cochran's Q (QE) test for residual heterogeneity; its fields are also
+        attributes of the result (``tau2``, ``tau2_ci_lower``, ``tau2_ci_upper``, ``I2``,
+        ``H2``, ``Q``, ``Q_df``, ``Q_pvalue``).
+    tau2_se : float
+        metafor's ``se.tau2``.
     vt : float
         'Typical' within-study variance (k - p) / tr(P).
-    Q, Q_df, Q_pvalue : float, int, float
-        Cochran's Q (QE) test for residual heterogeneity.
     weights : ndarray
         Percent weights (metafor ``weights()``).
     converged : bool
@@ -170,16 +169,9 @@ class MetaResult:
     s2w: float
     pi_lower: float
     pi_upper: float
-    tau2: float
+    heterogeneity: Heterogeneity
     tau2_se: float
-    tau2_ci_lower: float
-    tau2_ci_upper: float
-    I2: float
-    H2: float
     vt: float
-    Q: float
-    Q_df: int
-    Q_pvalue: float
     weights: NDArray[np.float64]
     converged: bool
     iterations: int
@@ -219,6 +211,43 @@ class MetaResult:
     def estimate_statistic(self) -> float:
         """z or t statistic of the pooled estimate (intercept-only models)."""
         return self._scalar(self.statistic)
+
+    def summary_frame(self) -> pd.DataFrame:
+        """The tidy one-row table of an intercept-only fit.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row, columns exactly :data:`FRAME_COLUMNS` (the heterogeneity block in the
+            order of :data:`hairtrial.models.heterogeneity.HETEROGENEITY_COLUMNS`); ``notes``
+            joined with ``"; "``.
+
+        Raises
+        ------
+        ValueError
+            If the model has more than one coefficient.
+
+        Examples
+        --------
+        >>> fit([0.1, 0.5, -0.2, 0.9], [0.02, 0.03, 0.05, 0.04]).summary_frame()["k"].tolist()
+        [4]
+        """
+        row = {
+            "method": self.method,
+            "ci_method": self.ci_method,
+            "k": self.k,
+            "estimate": self.estimate,
+            "se": self.estimate_se,
+            "ci_lower": self.estimate_ci_lower,
+            "ci_upper": self.estimate_ci_upper,
+            "pvalue": self.estimate_pvalue,
+            "pi_lower": self.pi_lower,
+            "pi_upper": self.pi_upper,
+            **self.heterogeneity.as_dict(),
+            "converged": self.converged,
+            "notes": "; ".join(self.notes),
+        }
+        return pd.DataFrame([row], columns=list(FRAME_COLUMNS))
 
 
 def _is_intercept_only(X: NDArray[np.float64]) -> bool:
@@ -434,16 +463,18 @@ def fit(
         s2w=float(s2w),
         pi_lower=pi_lb,
         pi_upper=pi_ub,
-        tau2=float(tau2),
+        heterogeneity=Heterogeneity(
+            tau2=float(tau2),
+            tau2_ci_lower=float(tau2_lb),
+            tau2_ci_upper=float(tau2_ub),
+            I2=float(I2),
+            H2=float(H2),
+            Q=float(Q),
+            Q_df=int(Q_df),
+            Q_pvalue=float(Q_p),
+        ),
         tau2_se=float(tau2_se),
-        tau2_ci_lower=float(tau2_lb),
-        tau2_ci_upper=float(tau2_ub),
-        I2=float(I2),
-        H2=float(H2),
         vt=float(vt),
-        Q=float(Q),
-        Q_df=int(Q_df),
-        Q_pvalue=float(Q_p),
         weights=weights,
         converged=bool(converged),
         iterations=int(iterations),
@@ -452,7 +483,7 @@ def fit(
 
 
 def results_frame(results: Iterable[MetaResult]) -> pd.DataFrame:
-    """Tidy one-row-per-fit table of intercept-only results.
+    """Tidy one-row-per-fit table of intercept-only results (:meth:`MetaResult.summary_frame`).
 
     Parameters
     ----------
@@ -476,30 +507,7 @@ def results_frame(results: Iterable[MetaResult]) -> pd.DataFrame:
     >>> list(df["method"])
     ['FE', 'REML']
     """
-    rows = []
-    for r in results:
-        rows.append(
-            {
-                "method": r.method,
-                "ci_method": r.ci_method,
-                "k": r.k,
-                "estimate": r.estimate,
-                "se": r.estimate_se,
-                "ci_lower": r.estimate_ci_lower,
-                "ci_upper": r.estimate_ci_upper,
-                "pvalue": r.estimate_pvalue,
-                "pi_lower": r.pi_lower,
-                "pi_upper": r.pi_upper,
-                "tau2": r.tau2,
-                "tau2_ci_lower": r.tau2_ci_lower,
-                "tau2_ci_upper": r.tau2_ci_upper,
-                "I2": r.I2,
-                "H2": r.H2,
-                "Q": r.Q,
-                "Q_df": r.Q_df,
-                "Q_pvalue": r.Q_pvalue,
-                "converged": r.converged,
-                "notes": "; ".join(r.notes),
-            }
-        )
-    return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+    frames = [r.summary_frame() for r in results]
+    if not frames:
+        return pd.DataFrame([], columns=list(FRAME_COLUMNS))
+    return pd.concat(frames, ignore_index=True)
