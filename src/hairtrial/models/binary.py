@@ -420,11 +420,13 @@ def mantel_haenszel(
     if k_yi >= 2 and math.isfinite(est):
         Q = max(0.0, float(np.sum((yi - est) ** 2 / vi)))
         Qp, I2, H2 = _q_stats(Q, k_yi - 1)
-    elif k_yi < 2:
+    elif k_yi == 1:
         notes.append(
-            f"k = {k_yi} table(s) with a finite {measure}: Q, I2 and H2 not defined "
+            f"k = 1 table with a finite {measure}: Q, I2 and H2 not defined "
             "(metafor reports Q = 0, I2 = 0, H2 = 1)"
         )
+    elif k_yi == 0:
+        notes.append(f"no table with a finite {measure}: Q, I2 and H2 not defined")
     if k == 1:
         notes.append("k = 1: the MH estimate is the single table's estimate")
     z, p, lo, hi = _wald(est, se, level)
@@ -655,7 +657,8 @@ def inverse_variance(
     if left:
         notes.append(f"{left} table(s) without a finite {measure} and positive variance left out")
     if not np.any(keep):
-        raise ValueError(f"no table has a finite {measure} with positive variance")
+        notes.append(f"no table has a finite {measure} with positive variance: nothing to pool")
+        return _empty_result(f"IV {method}", measure, 0, level, notes)
     res: MetaResult = fit(
         es["yi"].to_numpy()[keep],
         es["vi"].to_numpy()[keep],
@@ -978,7 +981,7 @@ def glmm_um_fs(
         vh = inv[1:, 1:]
         vh = vh + vh.T  # lme4: forceSymmetric(h + t(h)) = 2 * solve(H) block
         if np.all(np.isfinite(vh)) and np.min(np.linalg.eigvalsh(vh)) > 0:
-            vcov = vh
+            vcov = np.asarray(vh, dtype=np.float64)
     except np.linalg.LinAlgError:
         pass
     if not np.all(np.isfinite(vcov)):
@@ -1093,7 +1096,7 @@ def _vcov_rx(
     v[idx, np.arange(k)] = (w[0] - w[1]) * theta / 2.0
     info -= (v / curv) @ v.T
     try:
-        return np.linalg.inv(info)
+        return np.asarray(np.linalg.inv(info), dtype=np.float64)
     except np.linalg.LinAlgError:
         return _NAN * np.ones((k + 1, k + 1))
 
