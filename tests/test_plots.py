@@ -516,3 +516,222 @@ def test_save_figure_rejects_bad_formats(tmp_path: Path):
         plots.save_figure(fig, tmp_path / "x", formats=("jpg",))
     with pytest.raises(ValueError, match="repeated"):
         plots.save_figure(fig, tmp_path / "x", formats=("png", ".PNG"))
+
+
+# --------------------------------------------------------------------------
+# Shared engine: table plus intervals, label placer, legend builder
+# --------------------------------------------------------------------------
+
+from hairtrial.plots import intervals as intervals_mod  # noqa: E402
+from hairtrial.plots import labels as labels_mod  # noqa: E402
+from hairtrial.plots import legends as legends_mod  # noqa: E402
+
+
+def _interval_axes():
+    table = intervals_mod.Table(4.0, 2.0)
+    iv = table.interval_axes(1.0, 0.2, 2.0, 1.8, (1.8, 0.2))
+    iv.scale(-1.0, 1.0, [-1.0, 0.0, 1.0])
+    return table, iv
+
+
+def test_interval_axes_frame_and_scale():
+    table, iv = _interval_axes()
+    ax = iv.ax
+    assert table.fig.get_size_inches().tolist() == [4.0, 2.0]
+    assert ax.get_position().bounds == pytest.approx((0.25, 0.1, 0.5, 0.8))
+    assert ax.get_ylim() == (1.8, 0.2)  # rows counted from the top
+    assert not ax.spines["left"].get_visible() and not ax.get_yticks().size
+    assert ax.get_xlim() == (-1.0, 1.0)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["\u22121", "0", "1"]
+    assert [ln.get_xdata()[0] for ln in ax.lines] == [0.0]  # the line of no effect
+
+
+def test_interval_axes_cut_whiskers_end_in_arrows():
+    _, iv = _interval_axes()
+    n = len(iv.ax.lines)
+    iv.whisker(-0.5, 0.5, 1.0)  # inside: one line, no arrows
+    assert len(iv.ax.lines) == n + 1
+    iv.whisker(-3.0, 0.5, 1.2)  # cut on the left: line plus a left arrowhead
+    new = iv.ax.lines[n + 1 :]
+    assert [ln.get_marker() for ln in new] == ["None", "<"]
+    assert new[0].get_xdata().tolist() == [-1.0, 0.5]
+    iv.whisker(2.0, 3.0, 1.4)  # entirely outside: nothing
+    iv.whisker(math.nan, 0.5, 1.4)  # not estimable: nothing
+    assert len(iv.ax.lines) == n + 3
+    iv.whisker(-0.2, 0.2, 1.6, caps=0.05)  # caps: two short vertical lines
+    assert len(iv.ax.lines) == n + 6
+
+
+def test_interval_axes_square_and_diamond():
+    _, iv = _interval_axes()
+    n = len(iv.ax.lines)
+    iv.square(0.5, 1.0, 4.0)
+    iv.square(5.0, 1.0, 4.0)  # off the axis: not drawn
+    assert len(iv.ax.lines) == n + 1 and iv.ax.lines[-1].get_marker() == "s"
+    iv.diamond(-0.2, 0.1, 0.4, 1.5, 0.06, "black", gid="pooled")
+    (patch,) = iv.ax.patches
+    assert patch.get_gid() == "pooled"
+    assert patch.get_xy()[:4].tolist() == [[-0.2, 1.5], [0.1, 1.44], [0.4, 1.5], [0.1, 1.56]]
+
+
+def test_square_side_is_area_proportional():
+    big = intervals_mod.square_side(100.0, 100.0)
+    assert intervals_mod.square_side(25.0, 100.0) == pytest.approx(big / 2)
+    assert intervals_mod.square_side(0.01, 100.0) == 2.5  # never smaller
+    assert intervals_mod.square_side(math.nan, 100.0) == pytest.approx(0.45 * big)
+
+
+def test_table_text_marks_and_footnotes():
+    table = intervals_mod.Table(4.0, 2.0)
+    m = layout_mod.Measurer(layout_mod.family())
+    table.text(0.1, 0.5, "")  # empty text: nothing
+    table.text(0.1, 0.5, "Study A", gid="a")
+    table.marks(0.5, 0.5, ["a", "b"])
+    (centres, rule_y, y) = intervals_mod.header_lines(0.2, 2, 0.05)
+    assert centres == pytest.approx(
+        [0.2 + intervals_mod.LINE_H / 2, 0.2 + 1.5 * intervals_mod.LINE_H]
+    )
+    assert rule_y == pytest.approx(0.2 + 2 * intervals_mod.LINE_H + 0.02)
+    notes = [("", "Model line", "method0"), ("a", "A long footnote " * 8, "provenance:x")]
+    lines, y_end = intervals_mod.footnote_lines(notes, 3.8, y, m)
+    assert len(lines) > 2 and y_end == pytest.approx(y + len(lines) * intervals_mod.LINE_H)
+    assert lines[0][1:4] == ("", "Model line", "method0") and lines[0][4] == 0.0
+    assert lines[1][1] == "a" and lines[1][4] > 0  # the marked note hangs indented
+    assert all(ln[1] == "" and ln[3] is None for ln in lines[2:])  # continuation lines
+    table.write_footnotes(lines)
+    texts = [t.get_text() for t in table.fig.texts]
+    assert texts[:2] == ["Study A", "a,b"] and "Model line" in texts
+    assert [t.get_gid() for t in table.fig.texts][0] == "a"
+
+
+def test_layout_ticks_and_limits():
+    m = layout_mod.Measurer(layout_mod.family())
+    wide = layout_mod.fit_ticks(-12.0, 95.0, 3.0, m, 7.0)
+    narrow = layout_mod.fit_ticks(-12.0, 95.0, 0.6, m, 7.0)
+    assert len(narrow) < len(wide) and len(narrow) >= 2
+    assert layout_mod.tick_decimals([0.25, 0.5]) == 2
+    lo, hi = layout_mod.axis_limits([1.0, 2.0], [(0.5, 50.0)])
+    assert lo < 0 < 2.0 < hi <= 4.0  # the wide CI is cut, 0 is shown
+
+
+def test_best_position_stops_at_a_free_place():
+    tried = []
+
+    def cost(ring, k, cand):
+        tried.append(cand)
+        return cand, None
+
+    choice = labels_mod.best_position([[5.0, 3.0], [0.0, 1.0], [2.0]], cost)
+    assert (choice.cost, choice.ring, choice.index) == (0.0, 1, 0)
+    assert tried == [5.0, 3.0, 0.0]  # nothing after the free place
+    first = labels_mod.best_position([[2.0, 2.0]], lambda r, k, c: (c, k))
+    assert first.info == 0  # ties: the first candidate
+    done = labels_mod.best_position(
+        [[5.0, 3.0], [1.0]], lambda r, k, c: (c, None), lambda b, ring: b.cost < 4
+    )
+    assert done.candidate == 3.0  # good enough after the first ring
+    with pytest.raises(ValueError):
+        labels_mod.best_position([[]], lambda r, k, c: (0.0, None))
+
+
+def test_crowded_first():
+    pts = [(0.0, 0.0), (10.0, 0.0), (10.2, 0.0), (10.4, 0.0), (0.3, 0.0)]
+    assert labels_mod.crowded_first(pts, 1.0) == [1, 2, 3, 0, 4]
+    assert labels_mod.crowded_first(pts, 1.0, lambda i: (-i,)) == [3, 2, 1, 4, 0]
+
+
+def test_legend_blocks_flow_into_rows():
+    from matplotlib.lines import Line2D
+
+    fig = layout_mod.fixed_figure(3.0, 3.0)
+    blocks = legends_mod.LegendBlocks(fig, layout_mod.family(), gap=0.2)
+    dot = Line2D([], [], ls="none", marker="o", ms=5)
+    for title in ("First block", "Second block", "Third block"):
+        blocks.add([dot, dot], ["an entry", "another entry"], title)
+    h_wide = blocks.flow(20.0, 0.05)
+    assert blocks.rows == [[0, 1, 2]]
+    h_narrow = blocks.flow(1.5, 0.05)
+    assert blocks.rows == [[0], [1], [2]]
+    assert h_narrow == pytest.approx(3 * h_wide + 2 * 0.05)
+    y = blocks.place(0.1, 3.0, 0.05, lambda v: (3.0 - v) / 3.0)
+    assert y == pytest.approx(0.1 + h_narrow + 0.05)
+    assert blocks.labels() == ["an entry", "another entry"] * 3
+    handles, names = legends_mod.size_handles([36.0, 68.0, 100.0], lambda n: 2.0 * n, 0.8)
+    assert names == ["20", "50", "100"]
+    assert handles[-1].get_markersize() == pytest.approx(math.sqrt(200.0))
+
+
+# --------------------------------------------------------------------------
+# ax=: single-axes plots draw into a given Axes
+# --------------------------------------------------------------------------
+
+
+def _host() -> tuple[Figure, object]:
+    host = Figure(figsize=(5.0, 4.0))
+    return host, host.add_subplot()
+
+
+_AX_STUDIES = pd.DataFrame(
+    {
+        "study": list("ABCD"),
+        "label": ["A 2013", "B 2018", "C 2020", "D 2021"],
+        "yi": [0.1, 0.4, 0.9, 0.3],
+        "vi": [0.02, 0.05, 0.04, 0.1],
+        "weight_pct": [30.0, 30.0, 25.0, 15.0],
+        "provenance": ["reported", "from_se", "reported", "reported"],
+        "mean_experimental": [91.4, 40.0, 30.0, 60.0],
+        "mean_control": [22.2, 25.0, 10.0, 30.0],
+        "n_experimental": [50, 18, 30, 40],
+        "n_control": [50, 18, 30, 40],
+    }
+)
+
+
+def _draw_single(kind: str, ax=None) -> Figure:
+    from hairtrial.plots.bubble import bubble_plot
+    from hairtrial.plots.influence import baujat_plot
+    from hairtrial.plots.labbe import labbe_plot
+    from hairtrial.plots.robustness import robustness_plot
+
+    st = _AX_STUDIES
+    if kind == "bubble":
+        grid = pd.DataFrame({"dose": [0.0, 10.0], "pred": [0.0, 1.0], "ci_lower": [-0.2, 0.8],
+                             "ci_upper": [0.2, 1.2], "pi_lower": [-0.5, 0.5],
+                             "pi_upper": [0.5, 1.5]})  # fmt: skip
+        return bubble_plot(st, [1, 4, 9, 5], grid, xlabel="Dose", ylabel="MD", title="T",
+                           annotation="Slope 0.1", ax=ax)  # fmt: skip
+    if kind == "baujat":
+        bj = pd.DataFrame({"study": list("ABCD"), "x": [1.0, 2.0, 0.5, 3.0],
+                           "y": [0.2, 1.0, 0.1, 2.0]})  # fmt: skip
+        return baujat_plot(bj, provenance=list(st["provenance"]), title="T", ax=ax)
+    if kind == "labbe":
+        return labbe_plot(st, 30.0, unit_label="hairs/cm\u00b2", title="T", ax=ax)
+    rows = pd.DataFrame({"group": ["Primary", "Imputation", "Imputation"],
+                         "scenario": ["primary", "r = 0.2", "r = 0.8"], "k": [3, 3, 3],
+                         "estimate": [30.0, 28.0, 33.0], "ci_lower": [10.0, 9.0, 12.0],
+                         "ci_upper": [50.0, 47.0, 55.0], "primary": [True, False, False],
+                         "notes": ["", "", ""]})  # fmt: skip
+    return robustness_plot(rows, xlabel="MD", title="T", ax=ax)
+
+
+@pytest.mark.parametrize("kind", ["bubble", "baujat", "labbe", "robustness"])
+def test_single_axes_plots_draw_into_given_axes(kind: str, tmp_path: Path):
+    own = _draw_single(kind)
+    assert len(own.axes) == 1 and own.get_figwidth() != 5.0
+    host, ax = _host()
+    fig = _draw_single(kind, ax=ax)
+    assert fig is host and host.axes == [ax]
+    assert host.get_size_inches().tolist() == [5.0, 4.0]  # the caller's figure is kept
+    assert not host.texts and not host.legends  # nothing outside the given axes
+    assert ax.get_title(loc="left") == "T"
+    assert ax.lines or ax.collections
+    plots.save_figure(host, tmp_path / kind, formats=("png",), dpi=60)  # it renders
+
+
+@pytest.mark.parametrize("kind", ["bubble", "baujat", "labbe", "robustness"])
+def test_single_axes_plots_in_one_figure(kind: str):
+    """Two plots side by side in one figure: each draws only into its own axes."""
+    host = Figure(figsize=(8.0, 4.0))
+    left, right = host.subplots(1, 2)
+    _draw_single(kind, ax=right)
+    assert not left.lines and not left.collections and not left.texts

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -22,7 +23,8 @@ from matplotlib.patches import Patch
 from matplotlib.transforms import Bbox
 
 from hairtrial.data.provenance import PROVENANCE
-from hairtrial.plots.layout import Measurer, clean_text, parse_codes
+from hairtrial.plots.labels import best_position
+from hairtrial.plots.layout import Measurer, clean_text, get_renderer, parse_codes
 from hairtrial.plots.style import BLUE, GREY, VERMILLION, use_style
 
 __all__ = ["bubble_plot"]
@@ -53,6 +55,7 @@ def bubble_plot(
     show_labels: bool = True,
     width: float = 7.0,
     height: float = 4.2,
+    ax: Axes | None = None,
 ) -> Figure:
     """Draw a meta-regression bubble plot.
 
@@ -87,11 +90,16 @@ def bubble_plot(
         marker and stays inside the axes.
     width, height : float
         Figure size in inches (the height grows with the footer).
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes: their figure keeps its size and layout, the title goes above
+        the axes, the legend inside them, and the footer (annotation, provenance note) is
+        not drawn. Default: a new figure with the legend right of the axes and the footer.
 
     Returns
     -------
     matplotlib.figure.Figure
-        Agg-backed figure (not registered with pyplot); save with
+        The figure drawn into (new and Agg-backed, not registered with pyplot, or that of
+        `ax`); save with
         :func:`hairtrial.plots.style.save_figure`. ``fig.hairtrial_labelled`` lists the
         studies that got a label.
 
@@ -161,30 +169,29 @@ def bubble_plot(
             "Marker area proportional to the study weight. Line: fitted meta-regression; "
             "dark band: 95% CI; light band: 95% prediction interval."
         )
-        foot_h = len(foot) * _LINE_H + 0.1
-        title_h = 0.3 if title else 0.1
-        fig_h = height + foot_h
-        fig = Figure(figsize=(width, fig_h), layout="none")
-        FigureCanvasAgg(fig)
-        left, right, bottom = 0.62, 1.75, foot_h + 0.45
-        ax = fig.add_axes(
-            (
-                left / width,
-                bottom / fig_h,
-                (width - left - right) / width,
-                (fig_h - bottom - title_h) / fig_h,
+        own = ax is None
+        if ax is None:
+            foot_h = len(foot) * _LINE_H + 0.1
+            title_h = 0.3 if title else 0.1
+            fig_h = height + foot_h
+            fig = Figure(figsize=(width, fig_h), layout="none")
+            FigureCanvasAgg(fig)
+            left, right, bottom = 0.62, 1.75, foot_h + 0.45
+            ax = fig.add_axes(
+                (
+                    left / width,
+                    bottom / fig_h,
+                    (width - left - right) / width,
+                    (fig_h - bottom - title_h) / fig_h,
+                )
             )
-        )
-        if title:
-            fig.text(
-                0.1 / width,
-                1 - 0.08 / fig_h,
-                clean_text(title),
-                ha="left",
-                va="top",
-                fontsize=_FS_TITLE,
-                fontweight="bold",
-            )
+            if title:
+                fig.text(0.1 / width, 1 - 0.08 / fig_h, clean_text(title), ha="left", va="top",
+                         fontsize=_FS_TITLE, fontweight="bold")  # fmt: skip
+        else:
+            fig = ax.figure  # type: ignore[assignment]
+            if title:
+                ax.set_title(clean_text(title), loc="left", fontsize=_FS_TITLE, fontweight="bold")
         pi_l, pi_u = pf["pi_lower"].to_numpy(float), pf["pi_upper"].to_numpy(float)
         ci_l, ci_u = pf["ci_lower"].to_numpy(float), pf["ci_upper"].to_numpy(float)
         ax.fill_between(gx, pi_l, pi_u, color=BLUE, alpha=0.10, lw=0, zorder=1)
@@ -233,13 +240,13 @@ def bubble_plot(
             )  # fmt: skip
         ax.legend(
             handles=handles,
-            loc="upper left",
-            bbox_to_anchor=(1.02, 1.0),
-            borderaxespad=0.0,
+            loc="upper left" if own else "best",
+            bbox_to_anchor=(1.02, 1.0) if own else None,
+            borderaxespad=0.0 if own else 0.5,
             handlelength=1.6,
             fontsize=_FS,
         )
-        for i, line in enumerate(foot):
+        for i, line in enumerate(foot if own else []):
             fig.text(
                 0.1 / width,
                 (foot_h - 0.05 - (i + 0.5) * _LINE_H) / fig_h,
@@ -269,7 +276,7 @@ def _place_labels(
     A label is kept only if it stays inside the axes and overlaps no marker, no other label
     and not the reference line; otherwise the study is left unlabelled.
     """
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    renderer = get_renderer(fig)
     ax_box = ax.get_window_extent(renderer)
     to_px = ax.transData
     dpi = fig.dpi
@@ -294,7 +301,7 @@ def _place_labels(
         cx, cy = centres[i]
         r = radii[i] + 2
         d = r * 0.75
-        for dx, dy, ha, va in (
+        ring = [
             (r, 0, "left", "center"),
             (-r, 0, "right", "center"),
             (0, r, "center", "bottom"),
@@ -303,19 +310,18 @@ def _place_labels(
             (d, -d, "left", "top"),
             (-d, d, "right", "bottom"),
             (-d, -d, "right", "top"),
-        ):
-            t = ax.annotate(
-                name,
-                (x[i], y[i]),
-                xytext=(dx * 72 / dpi, dy * 72 / dpi),
-                textcoords="offset points",
-                ha=ha,
-                va=va,
-                fontsize=_FS,
-                color="#333333",
-                zorder=5,
-            )
+        ]
+
+        def label(cand: tuple, i: int = i, name: str = name) -> Any:
+            dx, dy, ha, va = cand
+            return ax.annotate(name, (x[i], y[i]), xytext=(dx * 72 / dpi, dy * 72 / dpi),
+                               textcoords="offset points", ha=ha, va=va, fontsize=_FS,
+                               color="#333333", zorder=5)  # fmt: skip
+
+        def cost(_r: int, _k: int, cand: tuple, i: int = i) -> tuple[float, Any]:
+            t = label(cand)
             bb = t.get_window_extent(renderer).padded(1.5)
+            t.remove()
             inside = (
                 bb.x0 >= ax_box.x0
                 and bb.x1 <= ax_box.x1
@@ -326,9 +332,11 @@ def _place_labels(
             clash = any(bb.overlaps(b) for b in taken if b is not own)
             if reference_line is not None:
                 clash = clash or bb.overlaps(line_box)
-            if inside and not clash:
-                taken.append(bb)
-                done.append(name)
-                break
-            t.remove()
+            return (0.0 if inside and not clash else 1.0), bb
+
+        best = best_position([ring], cost)
+        if best.cost == 0:
+            label(best.candidate)
+            taken.append(best.info)
+            done.append(name)
     return done

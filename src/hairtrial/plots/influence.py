@@ -47,6 +47,7 @@ from hairtrial.plots.intervals import LINE_H as _LINE_H
 from hairtrial.plots.intervals import MARGIN as _MARGIN
 from hairtrial.plots.intervals import ROW_H as _ROW_H
 from hairtrial.plots.intervals import Table
+from hairtrial.plots.labels import best_position, crowded_first
 from hairtrial.plots.layout import (
     Measurer,
     as_mapping,
@@ -55,6 +56,7 @@ from hairtrial.plots.layout import (
     derived_codes,
     family,
     fit_ticks,
+    get_renderer,
     method_text,
     tick_decimals,
     top_transform,
@@ -564,7 +566,7 @@ def _place_labels(
         Total penalty of the chosen positions (0: nothing overlaps), number of leader lines
         and the annotation artists.
     """
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    renderer = get_renderer(fig)
     frame = ax.get_window_extent(renderer)
     px_per_pt = fig.dpi / 72
     r_pt = 3.2 * px_per_pt  # marker radius (ms 4.5) plus clearance, in pixels
@@ -573,48 +575,45 @@ def _place_labels(
     label_boxes: list[Bbox] = []
     leaders: list[tuple[Any, Any]] = []
     # points in crowded places first: they have the fewest free positions
-    crowd = [sum(math.dist(a, b) < 40 * px_per_pt for b in pts) for a in pts]
-    order = sorted(range(len(xs)), key=lambda i: (-crowd[i], i))
+    order = crowded_first(pts, 40 * px_per_pt)
     probe = ax.text(0, 0, "", fontsize=_FS, transform=mpl.transforms.IdentityTransform())
     penalty, n_leaders, artists = 0.0, 0, []
+    rings = [[(radius, angle) for angle in _LABEL_ANGLES] for radius in _LABEL_RADII]
     for i in order:
         probe.set_text(labels[i])
         others = [b for j, b in enumerate(point_boxes) if j != i]
-        best: tuple[float, float, str, str, Bbox, tuple[float, float]] | None = None
-        for radius in _LABEL_RADII:
-            for angle in _LABEL_ANGLES:
-                ha, va = _align(angle)
-                dx = radius * math.cos(math.radians(angle))
-                dy = radius * math.sin(math.radians(angle))
-                anchor = (pts[i][0] + dx * px_per_pt, pts[i][1] + dy * px_per_pt)
-                probe.set_ha(ha)
-                probe.set_va(va)
-                probe.set_position(anchor)
-                bb = probe.get_window_extent(renderer).expanded(1.06, 1.15)
-                out = (
-                    max(0.0, frame.x0 - bb.x0)
-                    + max(0.0, bb.x1 - frame.x1)
-                    + max(0.0, frame.y0 - bb.y0)
-                    + max(0.0, bb.y1 - frame.y1)
-                )
-                # penalties: overlapping labels and labels crossed by leader lines are worst,
-                # a leader line passing a point is tolerated in dense clusters
-                cost = 1e3 * _overlap(bb, label_boxes) + 20 * _overlap(bb, point_boxes)
-                cost += 1e6 * out * bb.height
-                cost += 1e5 * sum(_segment_hits(seg, bb) for seg in leaders)
-                if radius > _LABEL_RADII[1]:
-                    seg = (pts[i], anchor)
-                    cost += 1e5 * sum(_segment_hits(seg, b) for b in label_boxes)
-                    cost += 1e4 * sum(_segments_cross(seg, s2) for s2 in leaders)
-                    cost += 200 * sum(_segment_hits(seg, b) for b in others)
-                if best is None or cost < best[0]:
-                    best = (cost, radius, ha, va, bb, (dx, dy))
-                if cost == 0:
-                    break
-            if best is not None and best[0] == 0:
-                break
-        assert best is not None
-        _, radius, ha, va, bb, (dx, dy) = best
+
+        def cost(_r: int, _k: int, cand: tuple[float, float], i: int = i, others=others) -> Any:
+            radius, angle = cand
+            ha, va = _align(angle)
+            dx = radius * math.cos(math.radians(angle))
+            dy = radius * math.sin(math.radians(angle))
+            anchor = (pts[i][0] + dx * px_per_pt, pts[i][1] + dy * px_per_pt)
+            probe.set_ha(ha)
+            probe.set_va(va)
+            probe.set_position(anchor)
+            bb = probe.get_window_extent(renderer).expanded(1.06, 1.15)
+            out = (
+                max(0.0, frame.x0 - bb.x0)
+                + max(0.0, bb.x1 - frame.x1)
+                + max(0.0, frame.y0 - bb.y0)
+                + max(0.0, bb.y1 - frame.y1)
+            )
+            # penalties: overlapping labels and labels crossed by leader lines are worst,
+            # a leader line passing a point is tolerated in dense clusters
+            c = 1e3 * _overlap(bb, label_boxes) + 20 * _overlap(bb, point_boxes)
+            c += 1e6 * out * bb.height
+            c += 1e5 * sum(_segment_hits(seg, bb) for seg in leaders)
+            if radius > _LABEL_RADII[1]:
+                seg = (pts[i], anchor)
+                c += 1e5 * sum(_segment_hits(seg, b) for b in label_boxes)
+                c += 1e4 * sum(_segments_cross(seg, s2) for s2 in leaders)
+                c += 200 * sum(_segment_hits(seg, b) for b in others)
+            return c, (ha, va, bb, (dx, dy))
+
+        best = best_position(rings, cost)
+        radius = best.candidate[0]
+        ha, va, bb, (dx, dy) = best.info
         leader = radius > _LABEL_RADII[1]
         arrow = {"arrowstyle": "-", "color": GREY, "lw": 0.5, "shrinkA": 1.0, "shrinkB": 3.0}
         artists.append(
@@ -631,7 +630,7 @@ def _place_labels(
             )
         )
         label_boxes.append(bb)
-        penalty += best[0]
+        penalty += best.cost
         if leader:
             n_leaders += 1
             leaders.append((pts[i], (pts[i][0] + dx * px_per_pt, pts[i][1] + dy * px_per_pt)))
@@ -651,6 +650,7 @@ def baujat_plot(
     ylabel: str | None = None,
     width: float = 7.0,
     height: float = 4.2,
+    ax: Axes | None = None,
 ) -> Figure:
     """Baujat plot: contribution to heterogeneity against influence on the pooled result.
 
@@ -680,10 +680,15 @@ def baujat_plot(
     width, height : float
         Figure width and the height of the plot part, in inches (footnotes and key are
         added below).
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes: their figure keeps its size and layout, the title goes above
+        the axes and the legend inside them; footnotes and key are not drawn, so
+        ``point_labels="auto"`` labels the points by study. Default: a new figure.
 
     Returns
     -------
     matplotlib.figure.Figure
+        The figure drawn into (new, or that of `ax`).
 
     Raises
     ------
@@ -748,76 +753,61 @@ def baujat_plot(
             lines.extend(m.wrap(f, width - 2 * _MARGIN, _FS))
         key = m.join_items([f"{i + 1} {n}" for i, n in enumerate(names)], width - 2 * _MARGIN, _FS)
 
-        def draw(use_ids: bool) -> tuple[Figure, float, int]:
+        def handles() -> list[Line2D]:
+            def dot(mfc: str, label: str, **kw: Any) -> Line2D:
+                return Line2D([], [], ls="none", marker="o", ms=4.5, mec=BLUE, mfc=mfc,
+                              label=label, **kw)  # fmt: skip
+
+            reported = [] if derived.all() else [dot(BLUE, "Reported numbers")]
+            return [*reported, dot("white", "Derived numbers", mew=0.9)]
+
+        def draw(use_ids: bool, ax: Axes | None = None) -> tuple[Figure, float, int]:
             key_h = (0.06 + len(key) * _LINE_H) if use_ids else 0.0
             foot_h = 0.1 + len(lines) * _LINE_H
-            title_h = 0.34 if title else 0.1
-            legend_h = 0.22 if derived.any() else 0.0
-            H = height + key_h + foot_h
-            fig = Figure(figsize=(width, H), layout="none")
-            FigureCanvasAgg(fig)
-            fig.set_gid("baujat")
-            tr = top_transform(fig, H)
-            left, right = 0.62, 0.25
-            plot_bottom = H - (key_h + foot_h + 0.5)  # inches from the top
-            top = title_h + legend_h + 0.08
-            ax = fig.add_axes(
-                (
-                    left / width,
-                    (H - plot_bottom) / H,
-                    (width - left - right) / width,
-                    (plot_bottom - top) / H,
-                )
-            )
-            ax.set_xlabel(xlabel)
-            ax.set_ylabel(ylabel)
-            if title:
-                fig.text(
-                    _MARGIN,
-                    0.2,
-                    title,
-                    transform=tr,
-                    fontsize=_FS_TITLE,
-                    fontweight="bold",
-                    va="center",
-                )
-            if derived.any():
-                reported = [
-                    Line2D(
-                        [],
-                        [],
-                        ls="none",
-                        marker="o",
-                        ms=4.5,
-                        mec=BLUE,
-                        mfc=BLUE,
-                        label="Reported numbers",
+            own = ax is None
+            if ax is None:
+                title_h = 0.34 if title else 0.1
+                legend_h = 0.22 if derived.any() else 0.0
+                H = height + key_h + foot_h
+                fig = Figure(figsize=(width, H), layout="none")
+                FigureCanvasAgg(fig)
+                fig.set_gid("baujat")
+                tr = top_transform(fig, H)
+                left, right = 0.62, 0.25
+                plot_bottom = H - (key_h + foot_h + 0.5)  # inches from the top
+                top = title_h + legend_h + 0.08
+                ax = fig.add_axes(
+                    (
+                        left / width,
+                        (H - plot_bottom) / H,
+                        (width - left - right) / width,
+                        (plot_bottom - top) / H,
                     )
-                ]
-                handles = [
-                    *(reported if not derived.all() else []),
-                    Line2D(
-                        [],
-                        [],
-                        ls="none",
-                        marker="o",
-                        ms=4.5,
-                        mec=BLUE,
-                        mfc="white",
-                        mew=0.9,
-                        label="Derived numbers",
-                    ),
-                ]
-                fig.legend(
-                    handles=handles,
-                    loc="center left",
-                    ncol=2,
-                    handletextpad=0.3,
-                    columnspacing=1.2,
-                    borderaxespad=0.0,
-                    borderpad=0.0,
-                    bbox_to_anchor=(left / width, 1 - (title_h + legend_h / 2) / H),
                 )
+                ax.set_xlabel(xlabel)
+                ax.set_ylabel(ylabel)
+                if title:
+                    fig.text(_MARGIN, 0.2, title, transform=tr, fontsize=_FS_TITLE,
+                             fontweight="bold", va="center")  # fmt: skip
+                if derived.any():
+                    fig.legend(
+                        handles=handles(),
+                        loc="center left",
+                        ncol=2,
+                        handletextpad=0.3,
+                        columnspacing=1.2,
+                        borderaxespad=0.0,
+                        borderpad=0.0,
+                        bbox_to_anchor=(left / width, 1 - (title_h + legend_h / 2) / H),
+                    )
+            else:
+                fig = ax.figure  # type: ignore[assignment]
+                ax.set_xlabel(xlabel)
+                ax.set_ylabel(ylabel)
+                if title:
+                    ax.set_title(title, loc="left", fontsize=_FS_TITLE, fontweight="bold")
+                if derived.any():
+                    ax.legend(handles=handles(), loc="upper left", handletextpad=0.3)
             penalty, n_leaders = 0.0, 0
             if ok.any():
                 xmax = float(np.max(xs[ok])) or 1.0
@@ -827,33 +817,19 @@ def baujat_plot(
                 for d in (False, True):
                     sel = ok & (derived == d)
                     if sel.any():
-                        ax.plot(
-                            xs[sel],
-                            ys[sel],
-                            ls="none",
-                            marker="o",
-                            ms=4.5,
-                            mec=BLUE,
-                            mfc="white" if d else BLUE,
-                            mew=0.9,
-                            zorder=3,
-                            gid="derived" if d else "reported",
-                        )
+                        ax.plot(xs[sel], ys[sel], ls="none", marker="o", ms=4.5, mec=BLUE,
+                                mfc="white" if d else BLUE, mew=0.9, zorder=3,
+                                gid="derived" if d else "reported")  # fmt: skip
                 idx = np.flatnonzero(ok)
                 point_text = [str(i + 1) if use_ids else names[i] for i in idx]
                 penalty, n_leaders, _ = _place_labels(fig, ax, xs[idx], ys[idx], point_text)
             else:
                 ax.set_xticks([])
                 ax.set_yticks([])
-                ax.text(
-                    0.5,
-                    0.5,
-                    "not estimable",
-                    transform=ax.transAxes,
-                    ha="center",
-                    va="center",
-                    color=GREY,
-                )
+                ax.text(0.5, 0.5, "not estimable", transform=ax.transAxes, ha="center",
+                        va="center", color=GREY)  # fmt: skip
+            if not own:
+                return fig, penalty, n_leaders
             y = H - key_h - foot_h + 0.06 + _LINE_H / 2
             if use_ids:
                 for line in key:
@@ -865,6 +841,9 @@ def baujat_plot(
                 y += _LINE_H
             return fig, penalty, n_leaders
 
+        if ax is not None:  # no room for a key: study labels unless numbers are asked for
+            fig, _, _ = draw(point_labels == "id", ax)
+            return fig
         fig, penalty, n_leaders = draw(point_labels == "id")
         if point_labels == "auto" and (penalty > 0 or n_leaders > 0):
             fig, _, _ = draw(True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -30,7 +31,15 @@ from matplotlib.text import Annotation, Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 from matplotlib.transforms import Bbox
 
-from hairtrial.plots.layout import FigureText, Measurer, fixed_figure, parse_codes, tick_decimals
+from hairtrial.plots.labels import best_position, crowded_first
+from hairtrial.plots.layout import (
+    FigureText,
+    Measurer,
+    fixed_figure,
+    get_renderer,
+    parse_codes,
+    tick_decimals,
+)
 from hairtrial.plots.legends import LegendBlocks, size_handles
 from hairtrial.plots.style import BLUE, GREY, VERMILLION, fmt, format_decimals, use_style
 
@@ -63,6 +72,7 @@ def labbe_plot(
     pooled_label: str | None = None,
     derived_codes: Collection[str] | None = None,
     width: float = 4.2,
+    ax: mpl.axes.Axes | None = None,
 ) -> Figure:
     """Draw a L'Abbé-style plot of experimental vs control mean change.
 
@@ -110,12 +120,16 @@ def labbe_plot(
     width : float, default 4.2
         Figure width in inches; the plot is square and the height follows
         (about the width).
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes: their figure keeps its size and layout; axis titles and
+        title are the axes' own, one legend inside the axes explains weeks and marker
+        fill (no size key), and the footer notes are not drawn. Default: a new figure.
 
     Returns
     -------
     matplotlib.figure.Figure
-        A figure with an Agg canvas, not registered with pyplot; save it with
-        :func:`hairtrial.plots.save_figure`. Attribute ``hairtrial_labels``
+        The figure drawn into: new (an Agg canvas, not registered with pyplot), or that
+        of `ax`; save it with :func:`hairtrial.plots.save_figure`. Attribute ``hairtrial_labels``
         maps each drawn study label to its text artist, for tests.
 
     Raises
@@ -156,7 +170,7 @@ def labbe_plot(
             pooled_label=pooled_label,
             derived_codes=derived_codes,
             width=float(width),
-        ).draw()
+        ).draw(ax)
 
 
 def _num(s: pd.Series) -> np.ndarray:
@@ -237,7 +251,7 @@ class _Labbe:
 
     # ---- drawing ----------------------------------------------------------
 
-    def draw(self) -> Figure:
+    def draw(self, ax: mpl.axes.Axes | None = None) -> Figure:
         has_points = len(self.x) > 0
         self.n_ref = float(np.max(self.n)) if has_points else 1.0
         lo, hi, ticks = self._limits() if has_points else (-1.0, 1.0, [-1.0, 0.0, 1.0])
@@ -246,62 +260,73 @@ class _Labbe:
         tick_w = max(self.m.width(t, _FS) for t in tick_txt)
         tick_h = (3 + 2) / 72  # tick length + pad
 
-        # Axis labels, wrapped to the axis length.
-        ylab_text = f"{self.arm_labels[0]}: mean change ({self.unit})"
-        xlab_text = f"{self.arm_labels[1]}: mean change ({self.unit})"
-        left = _MARGIN + tick_w + tick_h + 0.06
-        side = self.width - left - 0.14
-        ylab = self.m.wrap(ylab_text, side, _FS)
-        left += len(ylab) * _LINE_H
-        side = self.width - left - 0.14
-        ylab = self.m.wrap(ylab_text, side, _FS)
-        xlab = self.m.wrap(xlab_text, side, _FS)
+        if ax is None:
+            # Axis labels, wrapped to the axis length.
+            ylab_text = f"{self.arm_labels[0]}: mean change ({self.unit})"
+            xlab_text = f"{self.arm_labels[1]}: mean change ({self.unit})"
+            left = _MARGIN + tick_w + tick_h + 0.06
+            side = self.width - left - 0.14
+            ylab = self.m.wrap(ylab_text, side, _FS)
+            left += len(ylab) * _LINE_H
+            side = self.width - left - 0.14
+            ylab = self.m.wrap(ylab_text, side, _FS)
+            xlab = self.m.wrap(xlab_text, side, _FS)
 
-        title_lines = (
-            self.m.wrap(self.title, self.width - 2 * _MARGIN, _FS_TITLE, weight="bold")
-            if self.title
-            else []
-        )
-        top = _MARGIN + len(title_lines) * _FS_TITLE * 1.3 / 72 + (0.1 if title_lines else 0.04)
-        axes_bottom_gap = tick_h + _LINE_H + 0.04 + len(xlab) * _LINE_H + 0.1
+            title_lines = (
+                self.m.wrap(self.title, self.width - 2 * _MARGIN, _FS_TITLE, weight="bold")
+                if self.title
+                else []
+            )
+            top = _MARGIN + len(title_lines) * _FS_TITLE * 1.3 / 72 + (0.1 if title_lines else 0.04)
+            axes_bottom_gap = tick_h + _LINE_H + 0.04 + len(xlab) * _LINE_H + 0.1
 
-        # Provisional figure; the legend is measured, then the height is fixed.
-        fig = fixed_figure(self.width, self.width)
-        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-        legends = self._legends(fig)
-        leg_h = legends.flow(self.width - 2 * _MARGIN, 0.04)
-        if self.md is not None and abs(self.md) >= hi - lo:
-            self.notes.append("The pooled line y = x + MD lies outside the plotted range.")
-        foot_lines = [ln for note in self.notes for ln in self.m.wrap(note, self.width - 0.16, _FS)]
-        foot_h = len(foot_lines) * _LINE_H + (0.06 if foot_lines else 0.0)
-        height = top + side + axes_bottom_gap + leg_h + foot_h + _MARGIN
-        fig.set_size_inches(self.width, height)
+            # Provisional figure; the legend is measured, then the height is fixed.
+            fig = fixed_figure(self.width, self.width)
+            renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+            legends = self._legends(fig)
+            leg_h = legends.flow(self.width - 2 * _MARGIN, 0.04)
+            if self.md is not None and abs(self.md) >= hi - lo:
+                self.notes.append("The pooled line y = x + MD lies outside the plotted range.")
+            foot_lines = [
+                ln for note in self.notes for ln in self.m.wrap(note, self.width - 0.16, _FS)
+            ]
+            foot_h = len(foot_lines) * _LINE_H + (0.06 if foot_lines else 0.0)
+            height = top + side + axes_bottom_gap + leg_h + foot_h + _MARGIN
+            fig.set_size_inches(self.width, height)
 
-        ax = fig.add_axes(
-            (left / self.width, (height - (top + side)) / height, side / self.width, side / height)
-        )
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(lo, hi)
-        ax.set_aspect("equal", adjustable="box")
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_locator(FixedLocator(ticks))
-            axis.set_major_formatter(FuncFormatter(lambda v, _p, d=dec: fmt(v, d)))
-        ax.tick_params(labelsize=_FS, labelfontfamily=self.family)
-        ax.spines["top"].set_visible(True)
-        ax.spines["right"].set_visible(True)
+            ax = fig.add_axes(
+                (
+                    left / self.width,
+                    (height - (top + side)) / height,
+                    side / self.width,
+                    side / height,
+                )
+            )
+            self._frame(ax, lo, hi, ticks, dec)
 
-        # axis labels at fixed distances (the ticks are known in advance)
-        ft = FigureText(fig, self.width, height, self.family)
-        y0 = top + side + tick_h + _LINE_H + 0.04
-        ft.stack(left + side / 2, y0, xlab, _LINE_H, ha="center")
-        ft.vertical(left - tick_w - tick_h - 0.06, top + side / 2, ylab, _LINE_H)
-        ft.title(title_lines, _MARGIN, _FS_TITLE)
+            # axis labels at fixed distances (the ticks are known in advance)
+            ft = FigureText(fig, self.width, height, self.family)
+            y0 = top + side + tick_h + _LINE_H + 0.04
+            ft.stack(left + side / 2, y0, xlab, _LINE_H, ha="center")
+            ft.vertical(left - tick_w - tick_h - 0.06, top + side / 2, ylab, _LINE_H)
+            ft.title(title_lines, _MARGIN, _FS_TITLE)
 
-        # legends under the axes, rows centred
-        y = top + side + axes_bottom_gap
-        y = legends.place(y, self.width, 0.04, ft.fy)
-        y += 0.06 if foot_lines else 0.0
-        ft.stack(_MARGIN, y, foot_lines, _LINE_H, color=GREY)
+            # legends under the axes, rows centred
+            y = top + side + axes_bottom_gap
+            y = legends.place(y, self.width, 0.04, ft.fy)
+            y += 0.06 if foot_lines else 0.0
+            ft.stack(_MARGIN, y, foot_lines, _LINE_H, color=GREY)
+        else:
+            fig = ax.figure  # type: ignore[assignment]
+            renderer = get_renderer(fig)
+            self._frame(ax, lo, hi, ticks, dec)
+            ax.set_xlabel(f"{self.arm_labels[1]}: mean change ({self.unit})", fontsize=_FS)
+            ax.set_ylabel(f"{self.arm_labels[0]}: mean change ({self.unit})", fontsize=_FS)
+            if self.title:
+                ax.set_title(self.title, loc="left", fontsize=_FS_TITLE, fontweight="bold")
+            specs = [sp for sp in self._legend_specs() if sp[2] != "Total n (area)"]
+            ax.legend([h for hs, _, _ in specs for h in hs], [n for _, ns, _ in specs for n in ns],
+                      loc="lower right", fontsize=_FS_LABEL)  # fmt: skip
 
         # reference lines, points, labels
         ax.plot([lo, hi], [lo, hi], color="black", lw=0.7, zorder=1)
@@ -321,6 +346,18 @@ class _Labbe:
         polys = self._line_labels(ax, renderer, lo, hi, obstacles)
         self._study_labels(ax, renderer, obstacles, polys, lo, hi)
         return fig
+
+    def _frame(self, ax: mpl.axes.Axes, lo: float, hi: float, ticks: list, dec: int) -> None:
+        """Equal x and y scales with the same ticks; a full box."""
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        ax.set_aspect("equal", adjustable="box")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_locator(FixedLocator(ticks))
+            axis.set_major_formatter(FuncFormatter(lambda v, _p, d=dec: fmt(v, d)))
+        ax.tick_params(labelsize=_FS, labelfontfamily=self.family)
+        ax.spines["top"].set_visible(True)
+        ax.spines["right"].set_visible(True)
 
     def _points(self, ax: mpl.axes.Axes) -> None:
         colours = {w: _WEEK_COLOURS[i % len(_WEEK_COLOURS)] for i, w in enumerate(self.week_list)}
@@ -351,17 +388,18 @@ class _Labbe:
 
     # ---- legends ----------------------------------------------------------
 
-    def _legends(self, fig: Figure) -> LegendBlocks:
-        out = LegendBlocks(fig, self.family, gap=_LEG_GAP)
+    def _legend_specs(self) -> list[tuple[list, list[str], str]]:
+        """(handles, labels, title) of each legend block."""
+        out: list[tuple[list, list[str], str]] = []
         if len(self.n):
-            out.add(*size_handles(self.n, self._area, 0.8), "Total n (area)")
+            out.append((*size_handles(self.n, self._area, 0.8), "Total n (area)"))
         if self.multi_week:
             handles = [
                 Line2D([], [], ls="none", marker="o", ms=6, mfc=c, mec=c)
                 for c in _WEEK_COLOURS[: len(self.week_list)]
             ]
             names = [f"Week {fmt(w, 0) if float(w).is_integer() else w}" for w in self.week_list]
-            out.add(handles, names, "Week")
+            out.append((handles, names, "Week"))
         if len(self.n):
             handles, names = [], []
             if (~self.derived).any():
@@ -372,7 +410,13 @@ class _Labbe:
                     Line2D([], [], ls="none", marker="o", ms=6, mfc="none", mec=GREY, mew=1.1)
                 )
                 names.append("Some numbers derived\n(see provenance)")
-            out.add(handles, names, "Marker")
+            out.append((handles, names, "Marker"))
+        return out
+
+    def _legends(self, fig: Figure) -> LegendBlocks:
+        out = LegendBlocks(fig, self.family, gap=_LEG_GAP)
+        for handles, names, title in self._legend_specs():
+            out.add(handles, names, title)
         return out
 
     # ---- label placement --------------------------------------------------
@@ -487,69 +531,62 @@ class _Labbe:
             if s not in targets or self.weeks[i] >= self.weeks[targets[s]]:
                 targets[s] = i
         # crowded points first: they have the fewest good places
-        pts = np.array([ax.transData.transform((self.x[i], self.y[i])) for i in targets.values()])
-
-        def crowd(i: int) -> float:
-            p = ax.transData.transform((self.x[i], self.y[i]))
-            d = np.hypot(*(pts - p).T)
-            return float(np.sum(d < 60))
-
-        order = sorted(targets.values(), key=lambda i: (-crowd(i), -self.n[i]))
+        idx = list(targets.values())
+        pts = np.array([ax.transData.transform((self.x[i], self.y[i])) for i in idx])
+        order = [idx[j] for j in crowded_first(pts, 60, lambda j: (-self.n[idx[j]],))]
         placed: list[Bbox] = []
         dirs = [(1, 0), (-1, 0), (1, 1), (-1, 1), (1, -1), (-1, -1), (0, 1), (0, -1)]
+        rings = [[(extra, d) for d in dirs] for extra in (0.0, 9.0, 18.0)]
         self.label_artists: dict[str, Annotation] = {}
         for i in order:
             r_pt = self._radius_px(i, ax) * 72 / dpi
-            best = None
-            for ring, extra in enumerate((0.0, 9.0, 18.0)):
-                for k, (dx, dy) in enumerate(dirs):
-                    norm = math.hypot(dx, dy)
-                    dist = r_pt + _RING_GAP + extra
-                    ox, oy = dx / norm * dist, dy / norm * dist
-                    ha = {1: "left", -1: "right", 0: "center"}[dx]
-                    va = {1: "bottom", -1: "top", 0: "center"}[dy]
-                    if dy == 0:
-                        va = "center"
-                    ann = Annotation(
-                        self.labels[i],
-                        xy=(self.x[i], self.y[i]),
-                        xycoords="data",
-                        xytext=(ox, oy),
-                        textcoords="offset points",
-                        ha=ha,
-                        va=va,
-                        fontsize=_FS_LABEL,
-                        fontfamily=self.family,
-                        annotation_clip=False,
-                    )
-                    ann.set_figure(fig)
-                    ann.axes = ax
-                    bb = ann.get_window_extent(renderer)
-                    bb_pad = bb.expanded(1.0, 1.0).padded(1.0)
-                    score = ring * 3 + k * 0.1
-                    if not (
-                        ax_bb.x0 <= bb.x0
-                        and bb.x1 <= ax_bb.x1
-                        and ax_bb.y0 <= bb.y0
-                        and bb.y1 <= ax_bb.y1
-                    ):
-                        score += 1000
-                    for j, ob in enumerate(obstacles):
-                        if j != i or ring > 0:
-                            score += 50 * _overlap(bb_pad, ob) / max(bb.width * bb.height, 1)
-                    for ob in placed:
-                        score += 100 * _overlap(bb_pad, ob) / max(bb.width * bb.height, 1)
-                    score += sum(20 for p in polys if p.intersects_bbox(bb_pad, filled=True))
-                    score += sum(2 for p in line_paths if p.intersects_bbox(bb_pad, filled=False))
-                    score += sum(
-                        2 for p in self._traj_paths(ax) if p.intersects_bbox(bb_pad, filled=False)
-                    )
-                    if best is None or score < best[0]:
-                        best = (score, ox, oy, ha, va, ring, bb)
-                if best is not None and best[0] < 3 * (ring + 1):
-                    break
-            assert best is not None
-            _, ox, oy, ha, va, ring, bb = best
+
+            def cost(ring: int, k: int, cand: tuple, i: int = i, r_pt: float = r_pt) -> Any:
+                extra, (dx, dy) = cand
+                norm = math.hypot(dx, dy)
+                dist = r_pt + _RING_GAP + extra
+                ox, oy = dx / norm * dist, dy / norm * dist
+                ha = {1: "left", -1: "right", 0: "center"}[dx]
+                va = {1: "bottom", -1: "top", 0: "center"}[dy]
+                ann = Annotation(
+                    self.labels[i],
+                    xy=(self.x[i], self.y[i]),
+                    xycoords="data",
+                    xytext=(ox, oy),
+                    textcoords="offset points",
+                    ha=ha,
+                    va=va,
+                    fontsize=_FS_LABEL,
+                    fontfamily=self.family,
+                    annotation_clip=False,
+                )
+                ann.set_figure(fig)
+                ann.axes = ax
+                bb = ann.get_window_extent(renderer)
+                bb_pad = bb.expanded(1.0, 1.0).padded(1.0)
+                score = ring * 3 + k * 0.1
+                if not (
+                    ax_bb.x0 <= bb.x0
+                    and bb.x1 <= ax_bb.x1
+                    and ax_bb.y0 <= bb.y0
+                    and bb.y1 <= ax_bb.y1
+                ):
+                    score += 1000
+                for j, ob in enumerate(obstacles):
+                    if j != i or ring > 0:
+                        score += 50 * _overlap(bb_pad, ob) / max(bb.width * bb.height, 1)
+                for ob in placed:
+                    score += 100 * _overlap(bb_pad, ob) / max(bb.width * bb.height, 1)
+                score += sum(20 for p in polys if p.intersects_bbox(bb_pad, filled=True))
+                score += sum(2 for p in line_paths if p.intersects_bbox(bb_pad, filled=False))
+                score += sum(
+                    2 for p in self._traj_paths(ax) if p.intersects_bbox(bb_pad, filled=False)
+                )
+                return score, (ox, oy, ha, va, bb)
+
+            best = best_position(rings, cost, lambda b, ring: b.cost < 3 * (ring + 1))
+            ring = best.ring
+            ox, oy, ha, va, bb = best.info
             props = None
             if ring > 0:
                 props = {

@@ -37,6 +37,7 @@ __all__ = [
     "family",
     "fit_ticks",
     "fixed_figure",
+    "get_renderer",
     "mark_symbol",
     "method_text",
     "nice_sizes",
@@ -357,6 +358,16 @@ def fixed_figure(width: float, height: float) -> Figure:
     )
     FigureCanvasAgg(fig)
     return fig
+
+
+def get_renderer(fig: Figure) -> Any:
+    """The renderer of `fig`, for measuring drawn artists.
+
+    A figure made without pyplot has no renderer of its own: it gets an Agg canvas.
+    """
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    return fig.canvas.get_renderer()  # type: ignore[attr-defined]
 
 
 def top_transform(fig: Figure, height: float) -> Transform:

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from hairtrial.plots.style import BLUE, GREY, VERMILLION, fmt, format_decimals, use_style
@@ -20,7 +21,9 @@ from hairtrial.plots.style import BLUE, GREY, VERMILLION, fmt, format_decimals, 
 SAME_AS_PRIMARY = "same as primary"
 
 
-def robustness_plot(rows: pd.DataFrame, *, xlabel: str, title: str | None = None) -> Figure:
+def robustness_plot(
+    rows: pd.DataFrame, *, xlabel: str, title: str | None = None, ax: Axes | None = None
+) -> Figure:
     """Dot-and-whisker plot of pooled estimates across scenarios.
 
     Parameters
@@ -32,10 +35,16 @@ def robustness_plot(rows: pd.DataFrame, *, xlabel: str, title: str | None = None
         Axis label (effect measure and unit).
     title : str, optional
         Figure title.
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes: their figure keeps its size and layout; scenarios become the
+        y tick labels (groups in bold) and the title goes above the axes; the k and
+        estimate columns, the column heads and the footer are not drawn. Default: a new
+        figure with the table beside the axes.
 
     Returns
     -------
     matplotlib.figure.Figure
+        The figure drawn into (new, or that of `ax`).
     """
     rows = rows.reset_index(drop=True)
     hidden = rows[rows["notes"].fillna("").str.contains(SAME_AS_PRIMARY)]
@@ -54,8 +63,12 @@ def robustness_plot(rows: pd.DataFrame, *, xlabel: str, title: str | None = None
     vals = vals[np.isfinite(vals)]
     dec = format_decimals(vals)
     with use_style():
-        fig = Figure(figsize=(7.0, height), layout="none")
-        ax = fig.add_axes((0.34, (foot + 0.25) / height, 0.42, (row_h * n) / height))
+        own = ax is None
+        if ax is None:
+            fig = Figure(figsize=(7.0, height), layout="none")
+            ax = fig.add_axes((0.34, (foot + 0.25) / height, 0.42, (row_h * n) / height))
+        else:
+            fig = ax.figure  # type: ignore[assignment]
         lo = min([0.0, *vals]) if len(vals) else -1.0
         hi = max([0.0, *vals]) if len(vals) else 1.0
         pad = 0.05 * (hi - lo or 1.0)
@@ -71,16 +84,21 @@ def robustness_plot(rows: pd.DataFrame, *, xlabel: str, title: str | None = None
         ax.spines["left"].set_visible(False)
         ax.set_xlabel(xlabel)
         tx = fig.transFigure
+
+        def text(x: float, i: int, s: str, **kw: object) -> None:
+            if own:  # the table beside the axes
+                y_fig = ax.transData.transform((0, i))[1] / fig.dpi / height
+                fig.text(x, y_fig, s, transform=tx, va="center", **kw)  # type: ignore[arg-type]
+
         for i, (label, r) in enumerate(lines):
-            y_fig = ax.transData.transform((0, i))[1] / fig.dpi / height
             if r is None:
-                fig.text(0.02, y_fig, label, transform=tx, va="center", fontweight="bold")
+                text(0.02, i, label, fontweight="bold")
                 continue
-            fig.text(0.04, y_fig, label, transform=tx, va="center")
-            fig.text(0.31, y_fig, f"{int(r['k'])}", transform=tx, va="center", ha="right")
+            text(0.04, i, label)
+            text(0.31, i, f"{int(r['k'])}", ha="right")
             est, cl, cu = (float(r[c]) for c in ("estimate", "ci_lower", "ci_upper"))
             if not math.isfinite(est):
-                fig.text(0.78, y_fig, "not estimable", transform=tx, va="center", color=GREY)
+                text(0.78, i, "not estimable", color=GREY)
                 continue
             colour = VERMILLION if bool(r["primary"]) else "black"
             if math.isfinite(cl) and math.isfinite(cu):
@@ -89,7 +107,14 @@ def robustness_plot(rows: pd.DataFrame, *, xlabel: str, title: str | None = None
             else:
                 ci_txt = "[CI not defined]"
             ax.plot([est], [i], marker="D" if bool(r["primary"]) else "s", ms=4, color=colour)
-            fig.text(0.78, y_fig, f"{fmt(est, dec)}  {ci_txt}", transform=tx, va="center")
+            text(0.78, i, f"{fmt(est, dec)}  {ci_txt}")
+        if not own:
+            ax.set_yticks(range(n), [label for label, _ in lines])
+            for tick, (_, r) in zip(ax.get_yticklabels(), lines, strict=True):
+                tick.set_fontweight("bold" if r is None else "normal")
+            if title:
+                ax.set_title(title, loc="left", fontsize=9, fontweight="bold")
+            return fig
         top = 1 - 0.42 / height
         fig.text(0.02, top, "Scenario", transform=tx, fontweight="bold", va="bottom")
         fig.text(0.31, top, "k", transform=tx, fontweight="bold", ha="right", va="bottom")

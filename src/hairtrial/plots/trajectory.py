@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -29,6 +30,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
+from hairtrial.plots.labels import best_position, crowded_first
 from hairtrial.plots.layout import FigureText, Measurer, fixed_figure, parse_codes, tick_decimals
 from hairtrial.plots.legends import LegendBlocks, size_handles
 from hairtrial.plots.style import (
@@ -864,13 +866,7 @@ class _Trajectory:
         # crowded ends first: they have the fewest good places
         end_xy = np.array([(X(p.weeks[-1]), Y(p.means[-1])) for p in ends]).reshape(-1, 2)
 
-        def crowd(k: int) -> float:
-            d = np.hypot(*(end_xy - end_xy[k]).T)
-            return float(np.sum(d < 0.4))
-
-        order = sorted(
-            range(len(ends)), key=lambda k: (-crowd(k), -X(ends[k].weeks[-1]), -ends[k].n[-1], k)
-        )
+        order = crowded_first(end_xy, 0.4, lambda k: (-X(ends[k].weeks[-1]), -ends[k].n[-1], k))
         seg_arr = np.array([[*a, *b] for a, b in segments], dtype=float).reshape(-1, 4)
         leaders = np.zeros((0, 4))
         point_arr = np.array(point_boxes, dtype=float).reshape(-1, 4)
@@ -878,7 +874,7 @@ class _Trajectory:
         placed_arr = np.zeros((0, 4))
         h = _FS_LABEL * _TEXT_H
         dirs = [(1, 0), (1, 1), (1, -1), (0, 1), (0, -1), (-1, 1), (-1, -1), (-1, 0)]
-        extras = (0.0, 0.08, 0.16, 0.26, 0.38)
+        rings = [[(extra, d) for d in dirs] for extra in (0.0, 0.08, 0.16, 0.26, 0.38)]
         placed: list[tuple[float, float, float, float]] = []
         out: list[_Placement] = []
         any_bad = False
@@ -888,36 +884,42 @@ class _Trajectory:
             tw = self.m.width(text, _FS_LABEL)
             cx, cy = end_xy[k]
             r = self._radius_in(p.n[-1])
-            best = None
-            for ring, extra in enumerate(extras):
-                for di, (dx, dy) in enumerate(dirs):
-                    norm = math.hypot(dx, dy)
-                    dist = r + 0.02 + extra
-                    ox, oy = dx / norm * dist, dy / norm * dist
-                    x0 = cx + ox if dx > 0 else (cx + ox - tw if dx < 0 else cx + ox - tw / 2)
-                    y0 = cy + oy if dy > 0 else (cy + oy - h if dy < 0 else cy + oy - h / 2)
-                    box = (x0, y0, x0 + tw, y0 + h)
-                    pad = (box[0] - 0.01, box[1] - 0.005, box[2] + 0.01, box[3] + 0.005)
-                    hard = 0.0
-                    if box[0] < 0 or box[1] < 0 or box[2] > axw or box[3] > axh:
-                        hard += 1000
-                    area = tw * h
-                    clash = 100 * _overlap(pad, placed_arr) / area
-                    if ring > 0:  # the leader must not cross a placed label
-                        lead = np.array([[cx, cy, cx + ox, cy + oy]])
-                        clash += 60 * _segs_hit_box(lead, placed_arr)
-                    clash += 60 * _segs_hit_box(leaders, pad)
-                    hard += clash
-                    hard += 40 * _overlap(pad, point_arr) / area
-                    hard += 20 * _overlap(pad, model_arr) / area
-                    hard += 3 * _segs_hit_box(seg_arr, pad)
-                    score = hard + ring * 2.5 + di * 0.15
-                    if best is None or score < best[0]:
-                        best = (score, hard, ox, oy, dx, dy, ring, box, clash)
-                if best is not None and best[1] == 0:
-                    break
-            assert best is not None
-            _, hard, ox, oy, dx, dy, ring, box, clash = best
+
+            def cost(
+                ring: int,
+                di: int,
+                cand: tuple,
+                at: tuple = (cx, cy, r, tw),
+                placed_arr: np.ndarray = placed_arr,
+                leaders: np.ndarray = leaders,
+            ) -> Any:
+                cx, cy, r, tw = at
+                extra, (dx, dy) = cand
+                norm = math.hypot(dx, dy)
+                dist = r + 0.02 + extra
+                ox, oy = dx / norm * dist, dy / norm * dist
+                x0 = cx + ox if dx > 0 else (cx + ox - tw if dx < 0 else cx + ox - tw / 2)
+                y0 = cy + oy if dy > 0 else (cy + oy - h if dy < 0 else cy + oy - h / 2)
+                box = (x0, y0, x0 + tw, y0 + h)
+                pad = (box[0] - 0.01, box[1] - 0.005, box[2] + 0.01, box[3] + 0.005)
+                hard = 0.0
+                if box[0] < 0 or box[1] < 0 or box[2] > axw or box[3] > axh:
+                    hard += 1000
+                area = tw * h
+                clash = 100 * _overlap(pad, placed_arr) / area
+                if ring > 0:  # the leader must not cross a placed label
+                    lead = np.array([[cx, cy, cx + ox, cy + oy]])
+                    clash += 60 * _segs_hit_box(lead, placed_arr)
+                clash += 60 * _segs_hit_box(leaders, pad)
+                hard += clash
+                hard += 40 * _overlap(pad, point_arr) / area
+                hard += 20 * _overlap(pad, model_arr) / area
+                hard += 3 * _segs_hit_box(seg_arr, pad)
+                return hard + ring * 2.5 + di * 0.15, (hard, ox, oy, dx, dy, box, clash)
+
+            best = best_position(rings, cost, lambda b, _ring: b.info[0] == 0)
+            ring = best.ring
+            _, ox, oy, dx, dy, box, clash = best.info
             outside = box[0] < 0 or box[1] < 0 or box[2] > axw or box[3] > axh
             any_bad |= clash > 0 or outside or ring > 2
             placed.append(box)
