@@ -28,13 +28,11 @@ the former hand-written coder).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula, model_matrix
-from formulaic.transforms.contrasts import C as _formulaic_C
-from formulaic.transforms.contrasts import TreatmentContrasts
 from numpy.typing import NDArray
 
 __all__ = ["INTERCEPT", "design_matrix", "is_categorical", "level_label"]
@@ -43,11 +41,17 @@ __all__ = ["INTERCEPT", "design_matrix", "is_categorical", "level_label"]
 INTERCEPT = "intrcpt"
 
 
-class _RTreatment(TreatmentContrasts):
-    """Treatment coding named as R's ``model.matrix``: ``{factor}{level}``."""
+@cache
+def _r_treatment() -> Any:
+    """Treatment coding named as R's ``model.matrix`` (``{factor}{level}``), as a formulaic
+    contrast (formulaic is imported on first use: it costs ~0.1 s of start-up)."""
+    from formulaic.transforms.contrasts import TreatmentContrasts
 
-    FACTOR_FORMAT = "{name}{field}"
-    FACTOR_FORMAT_REDUCED = "{name}{field}"
+    class RTreatment(TreatmentContrasts):  # type: ignore[misc]
+        FACTOR_FORMAT = "{name}{field}"
+        FACTOR_FORMAT_REDUCED = "{name}{field}"
+
+    return RTreatment()
 
 
 def level_label(value: Any) -> str:
@@ -110,7 +114,9 @@ def _factor(values: Any, what: str, levels: Sequence[Any] | None = None) -> Any:
         unknown = sorted({level_label(v) for v in s[codes < 0]})
         raise ValueError(f"unknown level(s) {unknown} of {what!r}; known: {labels}")
     coded = pd.Categorical.from_codes(codes, categories=labels)
-    return _formulaic_C(pd.Series(coded, index=s.index), contrasts=_RTreatment(), levels=labels)
+    from formulaic.transforms.contrasts import C
+
+    return C(pd.Series(coded, index=s.index), contrasts=_r_treatment(), levels=labels)
 
 
 def _check_subtractions(text: str, formula: str) -> None:
@@ -172,6 +178,8 @@ def design_matrix(
     >>> design_matrix("~ trt * C(week)", d)[1]
     ['intrcpt', 'trte', 'C(week)8', 'trte:C(week)8']
     """
+    from formulaic import Formula, model_matrix
+
     text = formula.strip()
     text = text[1:] if text.startswith("~") else text
     _check_subtractions(text, formula)
