@@ -109,7 +109,7 @@ def _factor(values: Any, what: str, levels: Sequence[Any] | None = None) -> Any:
         raise ValueError(f"missing values in {what!r}")
     levs = list(levels) if levels is not None else _levels(s)
     labels = [level_label(v) for v in levs]
-    codes = pd.Categorical(s.to_numpy(), categories=levs).codes
+    codes = pd.Index(levs).get_indexer(s.to_numpy())
     if (codes < 0).any():
         unknown = sorted({level_label(v) for v in s[codes < 0]})
         raise ValueError(f"unknown level(s) {unknown} of {what!r}; known: {labels}")
