@@ -252,8 +252,39 @@ def _compact_forest(
     return t.fig
 
 
-def _footer_common(pooled: dict[str, Any]) -> list[str]:
-    return method_text(pooled) if pooled else []
+def _influence_forest(
+    rows: list[_FRow],
+    p: dict[str, Any],
+    *,
+    left: list[tuple[str, str, str]],
+    effect_label: str,
+    show_tau2: bool,
+    footer: list[str],
+    xlabel: str,
+    title: str | None,
+    width: float,
+    gid: str,
+) -> Figure:
+    """A compact forest of refits against the full-data fit `p` (reference and footer)."""
+    right = [("effect", effect_label, "left")]
+    if show_tau2:
+        right.append(("tau2", "\u03c4\u00b2", "right"))
+    right.append(("i2", "I\u00b2", "right"))
+    return _compact_forest(
+        rows=rows,
+        reference=(
+            as_float(p.get("estimate")),
+            as_float(p.get("ci_lower")),
+            as_float(p.get("ci_upper")),
+        ),
+        left_cols=left,
+        right_cols=right,
+        xlabel=xlabel,
+        title=title,
+        footer=footer + (method_text(p) if p else []),
+        width=width,
+        gid=gid,
+    )
 
 
 def _pooled_row(
@@ -359,33 +390,24 @@ def leave_one_out_plot(
         k_full = as_float(p.get("k"))
         all_label = f"All studies (k = {int(k_full)})" if math.isfinite(k_full) else "All studies"
         rows.append(_pooled_row(p, all_label, dec, show_tau2, dec_tau2))
-        right = [("effect", effect_label, "left")]
-        if show_tau2:
-            right.append(("tau2", "\u03c4\u00b2", "right"))
-        right.append(("i2", "I\u00b2", "right"))
-        footer = [
-            "Each row: the model refitted without the study named. Dashed line and shaded "
-            "band: estimate and 95% CI with all studies; solid line: no effect."
-        ]
-        footer.extend(_single_study_note(loo, p, "one study remains"))
-        if notes:
-            footer.append("Not estimable: the model cannot be refitted without that study.")
-        footer.extend(_footer_common(p))
-        return _compact_forest(
-            rows=rows,
-            reference=(
-                as_float(p.get("estimate")),
-                as_float(p.get("ci_lower")),
-                as_float(p.get("ci_upper")),
-            ),
-            left_cols=[("label", "Omitted study", "left")],
-            right_cols=right,
+        return _influence_forest(
+            rows,
+            p,
+            left=[("label", "Omitted study", "left")],
+            effect_label=effect_label,
+            show_tau2=show_tau2,
+            footer=[
+                "Each row: the model refitted without the study named. Dashed line and shaded "
+                "band: estimate and 95% CI with all studies; solid line: no effect.",
+                *_single_study_note(loo, p, "one study remains"),
+                *(["Not estimable: the model cannot be refitted without that study."] if notes
+                  else []),
+            ],
             xlabel=xlabel,
             title=title,
-            footer=footer,
             width=width,
             gid="leave-one-out",
-        )
+        )  # fmt: skip
 
 
 def cumulative_plot(
@@ -460,31 +482,21 @@ def cumulative_plot(
         if order_label:
             left.append(("order", order_label, "right"))
         left.append(("k", "k", "right"))
-        right = [("effect", effect_label, "left")]
-        if show_tau2:
-            right.append(("tau2", "\u03c4\u00b2", "right"))
-        right.append(("i2", "I\u00b2", "right"))
-        footer = [
-            "Each row: the model fitted to the studies up to and including that row "
-            "(Lau et al. 1992); the last row uses all studies. Dashed line and shaded band: "
-            "estimate and 95% CI with all studies; solid line: no effect."
-        ]
-        footer.extend(_single_study_note(cum, p, "a single study"))
-        if notes:
-            footer.append("Not estimable: the model cannot be fitted at that step.")
-        footer.extend(_footer_common(p))
-        return _compact_forest(
-            rows=rows,
-            reference=(
-                as_float(p.get("estimate")),
-                as_float(p.get("ci_lower")),
-                as_float(p.get("ci_upper")),
-            ),
-            left_cols=left,
-            right_cols=right,
+        return _influence_forest(
+            rows,
+            p,
+            left=left,
+            effect_label=effect_label,
+            show_tau2=show_tau2,
+            footer=[
+                "Each row: the model fitted to the studies up to and including that row "
+                "(Lau et al. 1992); the last row uses all studies. Dashed line and shaded band: "
+                "estimate and 95% CI with all studies; solid line: no effect.",
+                *_single_study_note(cum, p, "a single study"),
+                *(["Not estimable: the model cannot be fitted at that step."] if notes else []),
+            ],
             xlabel=xlabel,
             title=title,
-            footer=footer,
             width=width,
             gid="cumulative",
         )

@@ -421,6 +421,20 @@ class _Labbe:
 
     # ---- label placement --------------------------------------------------
 
+    def _label_kw(self, i: int, ox: float, oy: float, ha: str, va: str) -> dict[str, Any]:
+        """Study label `i` offset by (ox, oy) points from its point."""
+        return {
+            "text": self.labels[i],
+            "xy": (self.x[i], self.y[i]),
+            "xytext": (ox, oy),
+            "textcoords": "offset points",
+            "ha": ha,
+            "va": va,
+            "fontsize": _FS_LABEL,
+            "fontfamily": self.family,
+            "annotation_clip": False,
+        }
+
     def _radius_px(self, i: int, ax: mpl.axes.Axes) -> float:
         return math.sqrt(float(self._area(self.n[i]))) / 2 * ax.figure.dpi / 72
 
@@ -548,18 +562,7 @@ class _Labbe:
                 ox, oy = dx / norm * dist, dy / norm * dist
                 ha = {1: "left", -1: "right", 0: "center"}[dx]
                 va = {1: "bottom", -1: "top", 0: "center"}[dy]
-                ann = Annotation(
-                    self.labels[i],
-                    xy=(self.x[i], self.y[i]),
-                    xycoords="data",
-                    xytext=(ox, oy),
-                    textcoords="offset points",
-                    ha=ha,
-                    va=va,
-                    fontsize=_FS_LABEL,
-                    fontfamily=self.family,
-                    annotation_clip=False,
-                )
+                ann = Annotation(**self._label_kw(i, ox, oy, ha, va), xycoords="data")
                 ann.set_figure(fig)
                 ann.axes = ax
                 bb = ann.get_window_extent(renderer)
@@ -597,16 +600,8 @@ class _Labbe:
                     "shrinkB": r_pt + 0.5,
                 }
             ann = ax.annotate(
-                self.labels[i],
-                xy=(self.x[i], self.y[i]),
-                xytext=(ox, oy),
-                textcoords="offset points",
-                ha=ha,
-                va=va,
-                fontsize=_FS_LABEL,
-                fontfamily=self.family,
+                **self._label_kw(i, ox, oy, ha, va),
                 arrowprops=props,
-                annotation_clip=False,
                 zorder=5,
                 path_effects=_HALO,
             )
