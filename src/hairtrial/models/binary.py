@@ -393,15 +393,24 @@ def mantel_haenszel(
             notes.append("MH risk ratio undefined: no events in one arm of every table")
         else:
             est = math.log(R / S)
-            se = math.sqrt(float(np.sum((n1 / N) * (n2 / N) * (a + c) - (a / N) * c)) / (R * S))
+            u1, u2 = float(np.sum((n1 / N) * (n2 / N) * (a + c))), float(np.sum((a / N) * c))
+            var = (u1 - u2) / (R * S)
+            if u1 - u2 > 1e-12 * u1:  # else 0 up to rounding
+                se = math.sqrt(var)
+            else:
+                notes.append(
+                    "MH risk ratio has zero variance (no table with both events and non-events)"
+                )
     else:
         W = float(np.sum(n1 * (n2 / N)))
         est = float(np.sum(a * (n2 / N) - c * (n1 / N))) / W
         t1 = c * (n1 / N) ** 2 - a * (n2 / N) ** 2 + (n1 / N) * (n2 / N) * (n2 - n1) / 2.0
         t2 = a * (n2 - c) / N + c * (n1 - a) / N
-        var = (est * float(np.sum(t1)) + float(np.sum(t2)) / 2.0) / W**2
-        se = math.sqrt(var) if var > 0 else _NAN
-        if not var > 0:
+        num = est * float(np.sum(t1)) + float(np.sum(t2)) / 2.0
+        scale = abs(est * float(np.sum(t1))) + abs(float(np.sum(t2))) / 2.0
+        positive = num > 1e-12 * scale  # else 0 up to rounding
+        se = math.sqrt(num / W**2) if positive else _NAN
+        if not positive:
             notes.append("MH risk difference has zero variance (all risks 0 or 1)")
 
     if np.any(id00) and measure != "RD":
@@ -468,14 +477,17 @@ def _breslow_day_tarone(
     psi: float,
 ) -> tuple[float, float, float, float]:
     """Breslow-Day and Tarone statistics and p-values around the MH odds ratio psi."""
-    if psi == 1.0:
-        N11 = (n1 / N) * xt
-    else:
-        A = psi * (n1 + xt) + (n2 - xt)
-        B = np.sqrt(A**2 - 4.0 * n1 * xt * psi * (psi - 1.0))
-        N11 = (A - B) / (2.0 * (psi - 1.0))
+    # expected a under psi: the root of (psi - 1) x^2 - A x + psi n1 xt = 0 in [0, n1]; metafor
+    # writes it (A - B) / (2 (psi - 1)), which cancels catastrophically for psi near 1; the
+    # conjugate form is the same number without the cancellation (and n1 xt / N at psi = 1)
+    A = psi * (n1 + xt) + (n2 - xt)
+    B = np.sqrt(np.maximum(A**2 - 4.0 * n1 * xt * psi * (psi - 1.0), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        N11 = np.where(A + B > 0, 2.0 * psi * n1 * xt / (A + B), 0.0)
     pos = (N11 > 0) & (xt > 0) & (yt > 0)
     k_pos = int(np.sum(pos))
+    if k_pos == 0:
+        return _NAN, _NAN, _NAN, _NAN
     N11 = N11[pos]
     N12 = n1[pos] - N11
     N21 = xt[pos] - N11
