@@ -197,10 +197,10 @@ def funnel_plot(
         label_studies = k <= 6
 
     est, est_method = _pooled(estimate)
-    trimfill, egger = _given(trimfill), _given(egger)
-    has_fill = trimfill is not None and as_float(trimfill.get("k0")) > 0
-    fill_y = np.asarray(trimfill["filled_yi"], float) if has_fill else np.empty(0)
-    fill_se = np.sqrt(np.asarray(trimfill["filled_vi"], float)) if has_fill else np.empty(0)
+    tf, eg = _given(trimfill) or {}, _given(egger) or {}
+    has_fill = as_float(tf.get("k0")) > 0
+    fill_y = np.asarray(tf["filled_yi"], dtype=float) if has_fill else np.empty(0)
+    fill_se = np.sqrt(np.asarray(tf["filled_vi"], dtype=float)) if has_fill else np.empty(0)
     levels = sorted(float(lv) for lv in levels)
     if not levels or not all(0 < lv < 1 for lv in levels):
         raise ValueError("levels must be confidence levels in (0, 1), e.g. (0.90, 0.95, 0.99)")
@@ -226,8 +226,8 @@ def funnel_plot(
         est_method=est_method,
         any_reported=bool((ok & ~derived).any()),
         any_derived=bool((ok & derived).any()),
-        trimfill=trimfill if has_fill else None,
-        egger=egger if _egger_drawable(egger) else None,
+        trimfill=tf if has_fill else None,
+        egger=eg if _egger_drawable(eg) else None,
     )
     if note is None:
         note = (
@@ -278,15 +278,13 @@ def funnel_plot(
                 zorder=2,
             )
         if has_fill:
-            ax.axvline(
-                as_float(trimfill["estimate"]), color=GREY, lw=0.8, ls=(0, (1.5, 1.5)), zorder=2
-            )
+            ax.axvline(as_float(tf["estimate"]), color=GREY, lw=0.8, ls=(0, (1.5, 1.5)), zorder=2)
 
         # --- Egger line --------------------------------------------------------------------
-        if _egger_drawable(egger):
+        if _egger_drawable(eg):
             s = np.linspace(0.0, se_top, 101)
-            b0, b1 = as_float(egger["intercept"]), as_float(egger["slope"])
-            x = b0 + b1 * (s if egger["predictor"] == "sei" else s**2)
+            b0, b1 = as_float(eg["intercept"]), as_float(eg["slope"])
+            x = b0 + b1 * (s if eg["predictor"] == "sei" else s**2)
             ax.plot(x, s, color=VERMILLION, lw=0.9, zorder=2.5)
 
         # --- points ------------------------------------------------------------------------
@@ -451,10 +449,9 @@ def _background(ax: Any, colour: str) -> Rectangle:
     )
 
 
-def _egger_drawable(egger: Mapping[str, Any] | None) -> bool:
+def _egger_drawable(egger: Mapping[str, Any]) -> bool:
     return (
-        egger is not None
-        and egger.get("predictor") in ("sei", "vi")
+        egger.get("predictor") in ("sei", "vi")
         and math.isfinite(as_float(egger.get("intercept")))
         and math.isfinite(as_float(egger.get("slope")))
     )

@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.legend_handler import HandlerTuple
@@ -25,7 +26,7 @@ __all__ = ["LegendBlocks", "size_handles"]
 
 
 def size_handles(
-    ns: Sequence[float], area: Callable[[float], Any], mew: float
+    ns: Sequence[float] | np.ndarray, area: Callable[[float], Any], mew: float
 ) -> tuple[list[Line2D], list[str]]:
     """Hollow grey circles of round reference n for a marker-area key.
 
@@ -43,8 +44,6 @@ def size_handles(
     tuple
         The handles and their labels.
     """
-    import numpy as np
-
     refs = nice_sizes(np.asarray(ns, dtype=float))
     handles = [
         Line2D([], [], ls="none", marker="o", ms=math.sqrt(float(area(v))), mfc="none", mec=GREY,

@@ -85,20 +85,20 @@ def robustness_plot(
         ax.set_xlabel(xlabel)
         tx = fig.transFigure
 
-        def text(x: float, i: int, s: str, **kw: object) -> None:
+        def cell(x: float, i: int, s: str, **kw: object) -> None:
             if own:  # the table beside the axes
                 y_fig = ax.transData.transform((0, i))[1] / fig.dpi / height
                 fig.text(x, y_fig, s, transform=tx, va="center", **kw)  # type: ignore[arg-type]
 
         for i, (label, r) in enumerate(lines):
             if r is None:
-                text(0.02, i, label, fontweight="bold")
+                cell(0.02, i, label, fontweight="bold")
                 continue
-            text(0.04, i, label)
-            text(0.31, i, f"{int(r['k'])}", ha="right")
+            cell(0.04, i, label)
+            cell(0.31, i, f"{int(r['k'])}", ha="right")
             est, cl, cu = (float(r[c]) for c in ("estimate", "ci_lower", "ci_upper"))
             if not math.isfinite(est):
-                text(0.78, i, "not estimable", color=GREY)
+                cell(0.78, i, "not estimable", color=GREY)
                 continue
             colour = VERMILLION if bool(r["primary"]) else "black"
             if math.isfinite(cl) and math.isfinite(cu):
@@ -107,7 +107,7 @@ def robustness_plot(
             else:
                 ci_txt = "[CI not defined]"
             ax.plot([est], [i], marker="D" if bool(r["primary"]) else "s", ms=4, color=colour)
-            text(0.78, i, f"{fmt(est, dec)}  {ci_txt}")
+            cell(0.78, i, f"{fmt(est, dec)}  {ci_txt}")
         if not own:
             ax.set_yticks(range(n), [label for label, _ in lines])
             for tick, (_, r) in zip(ax.get_yticklabels(), lines, strict=True):
