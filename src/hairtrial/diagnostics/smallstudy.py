@@ -70,6 +70,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from hairtrial.models.heterogeneity import Heterogeneity
 from hairtrial.models.tau2 import validate_inputs
 from hairtrial.models.univariate import CI_METHODS, METHODS, MetaResult, fit
 
@@ -209,6 +210,12 @@ def _base_notes(method: str, k: int) -> tuple[ManyFewStudiesNote, list[str]]:
 # --------------------------------------------------------------------------------------------
 
 
+def _row_frame(row: dict[str, object]) -> pd.DataFrame:
+    """One row of :func:`small_study_table` (columns :data:`SMALL_STUDY_COLUMNS`)."""
+    out = pd.DataFrame([row], columns=list(SMALL_STUDY_COLUMNS))
+    return out.astype({"k": int, "k0": int, "informative": bool})
+
+
 @dataclass(frozen=True, eq=False)
 class RegTestResult:
     """Result of :func:`regtest`.
@@ -271,6 +278,32 @@ class RegTestResult:
     computable: bool
     informative: bool
     notes: tuple[str, ...]
+
+    def summary_frame(self) -> pd.DataFrame:
+        """The test's row of :func:`small_study_table` (``test`` = ``regtest_<model>_<predictor>``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row, columns :data:`SMALL_STUDY_COLUMNS`.
+        """
+        return _row_frame(
+            {
+                "test": f"regtest_{self.model}_{self.predictor}",
+                "k": self.k,
+                "statistic": self.statistic,
+                "df": self.df,
+                "pvalue": self.pvalue,
+                "estimate": self.estimate,
+                "ci_lower": self.ci_lower,
+                "ci_upper": self.ci_upper,
+                "k0": -1,
+                "k0_se": _NAN,
+                "side": "",
+                "informative": self.informative,
+                "notes": "; ".join(self.notes),
+            }
+        )
 
 
 def _validate(yi: ArrayLike, vi: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -543,6 +576,32 @@ class RankTestResult:
     informative: bool
     notes: tuple[str, ...]
 
+    def summary_frame(self) -> pd.DataFrame:
+        """The test's row of :func:`small_study_table` (``statistic`` = Kendall's tau).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row, columns :data:`SMALL_STUDY_COLUMNS`.
+        """
+        return _row_frame(
+            {
+                "test": "ranktest",
+                "k": self.k,
+                "statistic": self.tau,
+                "df": _NAN,
+                "pvalue": self.pvalue,
+                "estimate": _NAN,
+                "ci_lower": _NAN,
+                "ci_upper": _NAN,
+                "k0": -1,
+                "k0_se": _NAN,
+                "side": "",
+                "informative": self.informative,
+                "notes": "; ".join(self.notes),
+            }
+        )
+
 
 def _kendall_tau_b(x: NDArray[np.float64], y: NDArray[np.float64]) -> float:
     sx = np.sign(x[:, None] - x[None, :])
@@ -722,6 +781,37 @@ class TrimFillResult:
     computable: bool
     informative: bool
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def heterogeneity(self) -> Heterogeneity | None:
+        """Heterogeneity of the refitted model (:attr:`fit`); None when not computable."""
+        return self.fit.heterogeneity if self.fit is not None else None
+
+    def summary_frame(self) -> pd.DataFrame:
+        """The trim-and-fill row of :func:`small_study_table` (``test`` = ``trimfill_<estimator>``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row, columns :data:`SMALL_STUDY_COLUMNS` (``pvalue`` = :attr:`p_k0`).
+        """
+        return _row_frame(
+            {
+                "test": f"trimfill_{self.estimator}",
+                "k": self.k,
+                "statistic": _NAN,
+                "df": _NAN,
+                "pvalue": self.p_k0,
+                "estimate": self.estimate,
+                "ci_lower": self.ci_lower,
+                "ci_upper": self.ci_upper,
+                "k0": self.k0,
+                "k0_se": self.k0_se,
+                "side": self.side,
+                "informative": self.informative,
+                "notes": "; ".join(self.notes),
+            }
+        )
 
 
 def _rank_first(a: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -1043,9 +1133,8 @@ def small_study_table(
     >>> bool(tab["informative"].any())
     False
     """
-    rows: list[dict[str, object]] = []
-    for model in MODELS:
-        r = regtest(
+    frames = [
+        regtest(
             yi,
             vi,
             model=model,
@@ -1054,62 +1143,10 @@ def small_study_table(
             ci_method=ci_method,
             ni=ni,
             level=level,
-        )
-        rows.append(
-            {
-                "test": f"regtest_{model}_{predictor}",
-                "k": r.k,
-                "statistic": r.statistic,
-                "df": r.df,
-                "pvalue": r.pvalue,
-                "estimate": r.estimate,
-                "ci_lower": r.ci_lower,
-                "ci_upper": r.ci_upper,
-                "k0": -1,
-                "k0_se": _NAN,
-                "side": "",
-                "informative": r.informative,
-                "notes": "; ".join(r.notes),
-            }
-        )
-    rk = ranktest(yi, vi)
-    rows.append(
-        {
-            "test": "ranktest",
-            "k": rk.k,
-            "statistic": rk.tau,
-            "df": _NAN,
-            "pvalue": rk.pvalue,
-            "estimate": _NAN,
-            "ci_lower": _NAN,
-            "ci_upper": _NAN,
-            "k0": -1,
-            "k0_se": _NAN,
-            "side": "",
-            "informative": rk.informative,
-            "notes": "; ".join(rk.notes),
-        }
-    )
+        ).summary_frame()
+        for model in MODELS
+    ]
+    frames.append(ranktest(yi, vi).summary_frame())
     tf = trimfill(yi, vi, estimator=estimator, method=method, ci_method=ci_method, level=level)
-    rows.append(
-        {
-            "test": f"trimfill_{estimator}",
-            "k": tf.k,
-            "statistic": _NAN,
-            "df": _NAN,
-            "pvalue": tf.p_k0,
-            "estimate": tf.estimate,
-            "ci_lower": tf.ci_lower,
-            "ci_upper": tf.ci_upper,
-            "k0": tf.k0,
-            "k0_se": tf.k0_se,
-            "side": tf.side,
-            "informative": tf.informative,
-            "notes": "; ".join(tf.notes),
-        }
-    )
-    out = pd.DataFrame(rows, columns=list(SMALL_STUDY_COLUMNS))
-    out["k"] = out["k"].astype(int)
-    out["k0"] = out["k0"].astype(int)
-    out["informative"] = out["informative"].astype(bool)
-    return out
+    frames.append(tf.summary_frame())
+    return pd.concat(frames, ignore_index=True)
