@@ -1,0 +1,698 @@
+"""The univariate models of :mod:`hairtrial.models.univariate` vectorised over many data sets.
+
+:func:`fit_batched` fits the same model (one tau^2 estimator, one CI method) to every row of
+``yi`` and ``vi`` (replicates x k arrays, one data set per row, all with the same k) and returns
+the numbers :func:`hairtrial.models.univariate.fit` returns for each row, as arrays
+(:class:`BatchedResult`). It is meant for simulation studies (issue 13): tens of thousands of
+replicates per scenario. Only intercept-only models are batched (no meta-regression).
+
+Design
+------
+* **Same definitions, closed forms.** With ``X = 1`` the projection ``P = W - w w'/sum(w)``
+  never needs to be formed: ``y'Py = sum w (y - ybar_w)^2``, ``tr P = W - W2/W``,
+  ``tr PP = W2 - 2 W3/W + (W2/W)^2`` (``Wj = sum w^j``), and the sums ``sum(P*P*a*b')`` of the
+  SJ and HE standard errors likewise. Every estimator, standard error, stopping rule and
+  boundary rule is the scalar one of :mod:`hairtrial.models.tau2` and
+  :func:`hairtrial.models.univariate.fit` written over arrays; they agree to rounding
+  (``tests/test_batched.py`` checks 1e-10).
+* **Layout.** Each chunk of replicates is transposed to ``(k, n)`` so that every sum over the
+  studies is a sequence of contiguous element-wise additions (fast for small k, and the result
+  of a replicate does not depend on which other replicates share its chunk).
+* **Iterations per replicate.** ML / REML / EB run Fisher scoring on all unfinished replicates
+  at once, from metafor's start (the HE estimate truncated at 0), with the scalar rules: step
+  halving to keep tau^2 >= 0, a non-finite step taken as 0, stop at
+  ``|change| <= tol * max(1, tau2)``, and after ``maxiter`` iterations the scalar fallback.
+  Replicates leave the iteration as they converge (the working set is compacted when it has
+  shrunk to half). ML / REML get metafor's ``ll0check``. A replicate whose Fisher scoring does
+  not converge is handed to :func:`hairtrial.models.tau2.estimate_tau2` with the same ``tol``
+  and ``maxiter``, which repeats the iterations and applies its fallback (direct maximisation
+  of the likelihood, or the EB = PM equation); such replicates are rare and flagged in
+  ``fallback``.
+* **Root finding** (PM, Q-profile CI of tau^2). ``Q(t) = sum w (y - ybar_w)^2`` with
+  ``w = 1/(v + t)`` is decreasing and, for the intercept-only model, convex in ``t``
+  (``Q'' = 2 (sum w^3 r^2 - (sum w^2 r)^2 / W) >= 0`` by Cauchy-Schwarz), so Newton's method
+  started at a point left of the root increases monotonically to it. The start is the bound
+  ``S / c - max(v)`` (``S`` the unweighted sum of squares about the mean, ``c`` the target),
+  since ``S/(max(v) + t) <= Q(t) <= S/(min(v) + t)``: the root lies in
+  ``[S/c - max(v), S/c - min(v)]``. Newton stops when a step is at most 4 ulp of ``t`` (or
+  turns negative through rounding); the scalar code uses Brent's method with
+  ``xtol = 1e-14``, so both give the root to rounding.
+* **Chunks.** Replicates are processed ``chunk_size`` at a time into preallocated output
+  arrays, so working memory is ``O(chunk_size * k)`` whatever the number of replicates;
+  :func:`iter_fit_batched` yields one result per chunk for callers that stream.
+
+Differences from the scalar path: no notes (boolean arrays ``converged``, ``fallback`` and the
+numbers themselves say what the notes say: tau2 == 0, bounds at 0, NaN for k = 1); no
+``vcov``/``weights`` matrices (``se`` and, on request, percent weights).
+
+References
+----------
+.. [1] Viechtbauer W (2005). Bias and efficiency of meta-analytic variance estimators in the
+   random-effects model. Journal of Educational and Behavioral Statistics 30:261-293.
+.. [2] Viechtbauer W (2007). Confidence intervals for the amount of heterogeneity in
+   meta-analysis. Statistics in Medicine 26:37-52.
+.. [3] Morris TP, White IR, Crowther MJ (2019). Using simulation studies to evaluate
+   statistical methods. Statistics in Medicine 38:2074-2102.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy import special, stats
+
+from hairtrial.models.tau2 import estimate_tau2
+from hairtrial.models.univariate import CI_METHODS, METHODS
+
+__all__ = ["ARRAY_FIELDS", "DEFAULT_CHUNK_SIZE", "BatchedResult", "fit_batched", "iter_fit_batched"]
+
+#: Replicates per chunk (working memory about 20 arrays of chunk_size x k doubles).
+DEFAULT_CHUNK_SIZE = 2048
+
+_EPS = float(np.finfo(float).eps)
+_LL0_TOL = _EPS**0.25  # metafor's con$tol, as in hairtrial.models.tau2
+_NEWTON_MAXITER = 100
+
+#: Per-replicate array fields of :class:`BatchedResult`, in table order.
+ARRAY_FIELDS: tuple[str, ...] = (
+    "estimate",
+    "se",
+    "statistic",
+    "pvalue",
+    "ci_lower",
+    "ci_upper",
+    "pi_lower",
+    "pi_upper",
+    "s2w",
+    "tau2",
+    "tau2_se",
+    "tau2_ci_lower",
+    "tau2_ci_upper",
+    "I2",
+    "H2",
+    "Q",
+    "Q_pvalue",
+    "vt",
+    "converged",
+    "iterations",
+    "fallback",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class BatchedResult:
+    """Results of one model fitted to many data sets (one entry per replicate).
+
+    Attributes
+    ----------
+    method, ci_method : str
+        As passed to :func:`fit_batched`.
+    k : int
+        Number of studies in every replicate.
+    level : float
+        Confidence level.
+    df : float
+        t degrees of freedom (k - 1) for knha / adhoc; NaN for z (``fit`` gives None).
+    Q_df : int
+        Degrees of freedom of Q (k - 1).
+    estimate, se, statistic, pvalue : ndarray
+        Pooled estimate, its standard error (including the Knapp-Hartung factor), z or t
+        statistic and two-sided p-value.
+    ci_lower, ci_upper, pi_lower, pi_upper : ndarray
+        Confidence and prediction interval.
+    s2w : ndarray
+        Knapp-Hartung factor (1 for z).
+    tau2, tau2_se, tau2_ci_lower, tau2_ci_upper : ndarray
+        tau^2, metafor's ``se.tau2`` and the Q-profile CI (NaN for FE, k = 1, or when not
+        requested).
+    I2, H2, Q, Q_pvalue, vt : ndarray
+        Heterogeneity statistics as :func:`hairtrial.models.univariate.fit` (NaN for k = 1).
+    converged : ndarray of bool
+        False when Fisher scoring (after the fallback) or a root search failed.
+    iterations : ndarray of int
+        Fisher-scoring iterations (ML / REML / EB; the scalar count where the fallback ran).
+    fallback : ndarray of bool
+        Fisher scoring did not converge in ``maxiter`` iterations and the scalar fallback of
+        :func:`hairtrial.models.tau2.estimate_tau2` gave tau^2.
+    weights : ndarray or None
+        Percent weights (replicates x k) when requested.
+    """
+
+    method: str
+    ci_method: str
+    k: int
+    level: float
+    df: float
+    Q_df: int
+    estimate: NDArray[np.float64]
+    se: NDArray[np.float64]
+    statistic: NDArray[np.float64]
+    pvalue: NDArray[np.float64]
+    ci_lower: NDArray[np.float64]
+    ci_upper: NDArray[np.float64]
+    pi_lower: NDArray[np.float64]
+    pi_upper: NDArray[np.float64]
+    s2w: NDArray[np.float64]
+    tau2: NDArray[np.float64]
+    tau2_se: NDArray[np.float64]
+    tau2_ci_lower: NDArray[np.float64]
+    tau2_ci_upper: NDArray[np.float64]
+    I2: NDArray[np.float64]
+    H2: NDArray[np.float64]
+    Q: NDArray[np.float64]
+    Q_pvalue: NDArray[np.float64]
+    vt: NDArray[np.float64]
+    converged: NDArray[np.bool_]
+    iterations: NDArray[np.int64]
+    fallback: NDArray[np.bool_]
+    weights: NDArray[np.float64] | None = None
+
+    def __len__(self) -> int:
+        return int(self.estimate.shape[0])
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per replicate: the metadata columns, then :data:`ARRAY_FIELDS`.
+
+        Returns
+        -------
+        pandas.DataFrame
+
+        Examples
+        --------
+        >>> res = fit_batched([[0.1, 0.5, -0.2], [0.3, 0.2, 0.4]], [[0.02, 0.03, 0.05]] * 2)
+        >>> res.to_frame().shape
+        (2, 26)
+        """
+        n = len(self)
+        cols: dict[str, object] = {
+            "method": [self.method] * n,
+            "ci_method": [self.ci_method] * n,
+            "k": np.full(n, self.k),
+            "level": np.full(n, self.level),
+            "Q_df": np.full(n, self.Q_df),
+        }
+        cols.update({name: getattr(self, name) for name in ARRAY_FIELDS})
+        return pd.DataFrame(cols)
+
+
+def _coerce(yi: ArrayLike, vi: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    y = np.asarray(yi, dtype=float)
+    v = np.asarray(vi, dtype=float)
+    if y.ndim == 1:
+        y = y[None, :]
+    if v.ndim == 1:
+        v = v[None, :]
+    if y.ndim != 2 or v.ndim != 2:
+        raise ValueError("yi and vi must be two-dimensional (replicates x studies)")
+    if y.shape != v.shape:
+        raise ValueError(f"yi and vi differ in shape ({y.shape} vs {v.shape})")
+    if y.shape[1] == 0:
+        raise ValueError("no studies (k = 0)")
+    for name, arr in (("yi", y), ("vi", v)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            rows = np.flatnonzero(bad.any(axis=1))[:10].tolist()
+            raise ValueError(f"{name} contains non-finite values in replicates {rows}")
+    if np.any(v <= 0):
+        rows = np.flatnonzero((v <= 0).any(axis=1))[:10].tolist()
+        raise ValueError(f"sampling variances must be > 0; vi <= 0 in replicates {rows}")
+    return y, v
+
+
+# ---------------------------------------------------------------------------------------------
+# closed forms for the intercept-only projection P = W - w w' / sum(w)  (all arrays (k, n))
+# ---------------------------------------------------------------------------------------------
+def _pp_sum(w: NDArray, W: NDArray, a: NDArray | float, b: NDArray | float) -> NDArray:
+    """sum_ij P_ij^2 a_i b_j, i.e. numpy's ``sum(P * P * outer(a, b))`` of the scalar code."""
+    w2 = w * w
+    return (
+        (w2 * a * b).sum(axis=0)
+        - 2.0 * (w2 * w * a * b).sum(axis=0) / W
+        + (w2 * a).sum(axis=0) * (w2 * b).sum(axis=0) / (W * W)
+    )
+
+
+def _rss(y: NDArray, w: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+    """Weighted sum of squares about the weighted mean: (rss, residuals, W)."""
+    W = w.sum(axis=0)
+    r = y - (w * y).sum(axis=0) / W
+    return (w * r * r).sum(axis=0), r, W
+
+
+def _q_root(yc: NDArray, v: NDArray, target: NDArray) -> tuple[NDArray, NDArray]:
+    """Solve ``Q(t) = target`` per column by Newton's method from a point left of the root.
+
+    Every column must have ``Q(0) >= target > 0``. Returns (root, converged).
+    """
+    n = yc.shape[1]
+    root = np.zeros(n)
+    ok = np.zeros(n, dtype=bool)
+    ss = ((yc - yc.mean(axis=0)) ** 2).sum(axis=0)
+    t = np.maximum(0.0, ss / target - v.max(axis=0))
+    idx = np.arange(n)
+    ya, va, tg = yc, v, np.asarray(target, dtype=float) * np.ones(n)
+    for _ in range(_NEWTON_MAXITER):
+        w = 1.0 / (va + t)
+        rss, r, _W = _rss(ya, w)
+        wr = w * r
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = (rss - tg) / (wr * wr).sum(axis=0)
+        new = np.maximum(t + step, 0.0)
+        done = ~(step > 4.0 * _EPS * new)  # also stops on NaN (no information left)
+        root[idx[done]] = new[done]
+        ok[idx[done]] = np.isfinite(new[done])
+        keep = ~done
+        if not keep.any():
+            break
+        idx, t = idx[keep], new[keep]
+        ya, va, tg = ya[:, keep], va[:, keep], tg[keep]
+    else:
+        root[idx] = t
+    return root, ok
+
+
+# ---------------------------------------------------------------------------------------------
+# tau^2 estimators
+# ---------------------------------------------------------------------------------------------
+def _fisher_scoring(
+    method: str, yc: NDArray, v: NDArray, init: NDArray, tol: float, maxiter: int
+) -> tuple[NDArray, NDArray, NDArray]:
+    """ML / REML / EB Fisher scoring per column; returns (tau2, iterations, failed).
+
+    The rules are those of :func:`hairtrial.models.tau2.estimate_tau2`: a non-finite step is
+    0, a step that would make tau2 negative is halved until it does not, a column stops when
+    ``|change| <= tol * max(1, tau2)`` and fails when its iteration ``maxiter + 1`` is done.
+    Finished columns stay in the working set (ignored) until half of it has finished; then
+    the working set is compacted.
+    """
+    k, n = yc.shape
+    tau2 = init.copy()
+    iters = np.zeros(n, dtype=np.int64)
+    failed = np.zeros(n, dtype=bool)
+    idx = np.arange(n)
+    alive = np.ones(n, dtype=bool)
+    ya, va, t = yc, v, init.copy()
+    it = 0
+    while True:
+        it += 1
+        w = 1.0 / (va + t)
+        rss, r, W = _rss(ya, w)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if method == "ML":
+                wr = w * r
+                adj = ((wr * wr).sum(axis=0) - W) / (w * w).sum(axis=0)
+            elif method == "REML":
+                wr = w * r
+                W2 = (w * w).sum(axis=0)
+                trP = W - W2 / W
+                trPP = W2 - 2.0 * (w * w * w).sum(axis=0) / W + (W2 / W) ** 2
+                adj = ((wr * wr).sum(axis=0) - trP) / trPP
+            else:  # EB
+                adj = (rss * k / (k - 1) - k) / W
+        adj = np.where(np.isfinite(adj) & alive, adj, 0.0)
+        # step halving (tau2.min = 0); from t = 0 a negative step halves down to -0.0
+        adj[(t == 0.0) & (adj < 0.0)] = 0.0
+        neg = np.flatnonzero(t + adj < 0.0)
+        while neg.size:
+            adj[neg] /= 2.0
+            neg = neg[t[neg] + adj[neg] < 0.0]
+        new = t + adj
+        change = np.abs(t - new)
+        stop = alive & ((change <= tol * np.maximum(1.0, new)) | (it > maxiter))
+        if stop.any():
+            tau2[idx[stop]] = new[stop]
+            iters[idx[stop]] = it
+            if it > maxiter:
+                failed[idx[stop]] = True
+            alive &= ~stop
+        t = new
+        n_alive = int(alive.sum())
+        if n_alive == 0:
+            break
+        if 2 * n_alive <= alive.size:
+            idx, t, ya, va = idx[alive], t[alive], ya[:, alive], va[:, alive]
+            alive = np.ones(n_alive, dtype=bool)
+    return tau2, iters, failed
+
+
+def _loglik_diff(yc: NDArray, v: NDArray, tau2: NDArray, reml: bool) -> NDArray:
+    """logLik(tau2 = 0) - logLik(tau2), as in metafor's ll0check."""
+    rss0, _, W0 = _rss(yc, 1.0 / v)
+    rss1, _, W1 = _rss(yc, 1.0 / (v + tau2))
+    d = -0.5 * np.log(v).sum(axis=0) + 0.5 * np.log(v + tau2).sum(axis=0) - 0.5 * rss0 + 0.5 * rss1
+    if reml:
+        d = d - 0.5 * np.log(W0) + 0.5 * np.log(W1)
+    return d
+
+
+def _tau2_chunk(
+    method: str,
+    y: NDArray,
+    yc: NDArray,
+    v: NDArray,
+    base: dict[str, NDArray],
+    tol: float,
+    maxiter: int,
+) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray]:
+    """tau2, se, converged, iterations, fallback for one chunk (k >= 2, arrays (k, n))."""
+    k, n = y.shape
+    df = k - 1
+    converged = np.ones(n, dtype=bool)
+    iters = np.zeros(n, dtype=np.int64)
+    fallback = np.zeros(n, dtype=bool)
+    q_raw, W0, trP0 = base["q_raw"], base["W0"], base["trP0"]
+    if method == "DL":
+        tau2 = np.maximum(0.0, (q_raw - df) / trP0)
+        trPP0 = _pp_sum(base["w0"], W0, 1.0, 1.0)
+        se = np.sqrt(1 / trP0**2 * (2 * df + 4 * tau2 * trP0 + 2 * tau2**2 * trPP0))
+    elif method == "HS":
+        tau2 = np.maximum(0.0, (q_raw - k) / W0)
+        trPP0 = _pp_sum(base["w0"], W0, 1.0, 1.0)
+        se = np.sqrt(1 / W0**2 * (2 * df + 4 * tau2 * trP0 + 2 * tau2**2 * trPP0))
+    elif method == "SJ":
+        tau0 = ((y - y.mean(axis=0)) ** 2).sum(axis=0) / (k - 1) * (k - 1) / k
+        w = 1.0 / (v + tau0)
+        rss, _, W = _rss(yc, w)
+        tau2 = np.maximum(0.0, tau0 * rss / df)
+        se = np.sqrt(
+            tau0**2
+            / df**2
+            * (
+                2 * _pp_sum(w, W, v, v)
+                + 4 * tau2 * _pp_sum(w, W, 1.0, v)
+                + 2 * tau2**2 * _pp_sum(w, W, 1.0, 1.0)
+            )
+        )
+    elif method == "PM":
+        tau2 = np.zeros(n)
+        solve = ~(q_raw - df < 0)
+        if solve.any():
+            root, ok = _q_root(yc[:, solve], v[:, solve], np.full(int(solve.sum()), float(df)))
+            tau2[solve] = root
+            converged[solve] = ok
+        W = (1.0 / (v + tau2)).sum(axis=0)
+        se = np.sqrt(2 * k**2 / df / W**2)
+    else:  # HE, ML, REML, EB
+        sum_v = v.sum(axis=0)
+        trPV1 = v.sum(axis=0) * (1.0 - 1.0 / k)
+        yPy = (yc * yc).sum(axis=0) - yc.sum(axis=0) ** 2 / k
+        tau2_he = (yPy - trPV1) / df
+        tau2 = np.maximum(0.0, tau2_he)
+        if method == "HE":
+            s_vv = (v * v).sum(axis=0) * (1.0 - 2.0 / k) + sum_v**2 / k**2
+            se = np.sqrt(1 / df**2 * (2 * s_vv + 4 * tau2 * trPV1 + 2 * tau2**2 * df))
+        else:
+            tau2, iters, failed = _fisher_scoring(method, yc, v, tau2, tol, maxiter)
+            if method in ("ML", "REML"):
+                ok = ~failed
+                if ok.any():
+                    d = _loglik_diff(yc[:, ok], v[:, ok], tau2[ok], method == "REML")
+                    zero = (d > _LL0_TOL) & (tau2[ok] > tol)
+                    sub = tau2[ok]
+                    sub[zero] = 0.0
+                    tau2[ok] = sub
+            tau2 = np.maximum(0.0, tau2)
+            w = 1.0 / (v + tau2)
+            if method == "ML":
+                se = np.sqrt(2 / (w * w).sum(axis=0))
+            elif method == "REML":
+                se = np.sqrt(2 / _pp_sum(w, w.sum(axis=0), 1.0, 1.0))
+            else:
+                se = np.sqrt(2 * k**2 / df / w.sum(axis=0) ** 2)
+            for j in np.flatnonzero(failed):
+                est = estimate_tau2(y[:, j], v[:, j], None, method, tol=tol, maxiter=maxiter)
+                tau2[j], se[j] = est.tau2, est.se
+                converged[j], iters[j], fallback[j] = est.converged, est.iterations, True
+    return tau2, se, converged, iters, fallback
+
+
+def _qprofile_chunk(
+    yc: NDArray, v: NDArray, q0: NDArray, level: float
+) -> tuple[NDArray, NDArray, NDArray]:
+    """Q-profile CI bounds (as :func:`hairtrial.models.tau2.tau2_ci_qprofile`) per column."""
+    k, n = yc.shape
+    alpha = 1 - level
+    crit_u = float(stats.chi2.isf(alpha / 2, k - 1))
+    crit_l = float(stats.chi2.ppf(alpha / 2, k - 1))
+    lower = np.zeros(n)
+    upper = np.zeros(n)
+    converged = np.ones(n, dtype=bool)
+    for bound, crit, rows in (
+        (upper, crit_l, ~(q0 < crit_l)),
+        (lower, crit_u, ~(q0 < crit_l) & ~(q0 < crit_u)),
+    ):
+        if rows.any():
+            root, ok = _q_root(yc[:, rows], v[:, rows], np.full(int(rows.sum()), crit))
+            bound[rows] = root
+            converged[rows] &= ok
+    return lower, upper, converged
+
+
+# ---------------------------------------------------------------------------------------------
+# one chunk
+# ---------------------------------------------------------------------------------------------
+def _fit_chunk(
+    y: NDArray,
+    v: NDArray,
+    method: str,
+    ci_method: str,
+    level: float,
+    tau2_ci: bool,
+    weights: bool,
+    tol: float,
+    maxiter: int,
+) -> dict[str, NDArray]:
+    """Fit one chunk; ``y``, ``v`` are (k, n) arrays. Returns the fields of BatchedResult."""
+    k, n = y.shape
+    nan = np.full(n, np.nan)
+    is_fe = method == "FE"
+    out: dict[str, NDArray] = {}
+    converged = np.ones(n, dtype=bool)
+    iters = np.zeros(n, dtype=np.int64)
+    fallback = np.zeros(n, dtype=bool)
+    tau2 = np.zeros(n)
+    tau2_se = nan
+    base: dict[str, NDArray] = {}
+    yc = y - y.mean(axis=0)
+    if k > 1:
+        w0 = 1.0 / v
+        q_raw, _, W0 = _rss(yc, w0)
+        base = {"w0": w0, "W0": W0, "q_raw": q_raw, "trP0": W0 - (w0 * w0).sum(axis=0) / W0}
+        if not is_fe:
+            tau2, tau2_se, converged, iters, fallback = _tau2_chunk(
+                method, y, yc, v, base, tol, maxiter
+            )
+
+    # fixed effect
+    wi = 1.0 / (v + tau2)
+    W = wi.sum(axis=0)
+    vb = 1.0 / W
+    beta = vb * (wi * y).sum(axis=0)
+    resid = y - beta
+    rss = (wi * resid * resid).sum(axis=0)
+    knha = ci_method in ("knha", "adhoc")
+    alpha = 1 - level
+    s2w = np.ones(n)
+    if knha and k > 1:
+        s2w = np.where(rss <= _EPS, 0.0, rss / (k - 1))
+        if ci_method == "adhoc":
+            s2w = np.maximum(1.0, s2w)
+    vb = s2w * vb
+    se = np.sqrt(vb)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        zval = beta / se
+    if knha and k == 1:
+        crit = np.nan
+        pval = nan
+        zval = nan
+    elif knha:
+        crit = float(stats.t.isf(alpha / 2, k - 1))
+        pval = 2 * special.stdtr(k - 1, -np.abs(zval))
+    else:
+        crit = float(stats.norm.isf(alpha / 2))
+        pval = 2 * special.ndtr(-np.abs(zval))
+    pi_half = crit * np.sqrt(vb + tau2)
+    out.update(
+        estimate=beta,
+        se=se,
+        statistic=zval,
+        pvalue=pval,
+        ci_lower=beta - crit * se,
+        ci_upper=beta + crit * se,
+        pi_lower=beta - pi_half,
+        pi_upper=beta + pi_half,
+        s2w=s2w,
+        tau2=tau2,
+        tau2_se=tau2_se,
+    )
+
+    # heterogeneity
+    if k > 1:
+        Q = np.maximum(0.0, base["q_raw"])
+        vt = (k - 1) / base["trP0"]
+        if is_fe:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                I2 = np.where(Q > 0, np.maximum(0.0, 100 * (Q - (k - 1)) / Q), 0.0)
+            H2 = Q / (k - 1)
+        else:
+            I2 = 100 * tau2 / (vt + tau2)
+            H2 = tau2 / vt + 1
+        out.update(Q=Q, Q_pvalue=special.chdtrc(k - 1, Q), vt=vt, I2=I2, H2=H2)
+    else:
+        out.update(Q=nan, Q_pvalue=nan, vt=nan, I2=nan, H2=nan)
+
+    lower = upper = nan
+    if tau2_ci and not is_fe and k > 1:
+        lower, upper, ok = _qprofile_chunk(yc, v, base["q_raw"], level)
+        converged = converged & ok
+    out.update(
+        tau2_ci_lower=lower,
+        tau2_ci_upper=upper,
+        converged=converged,
+        iterations=iters,
+        fallback=fallback,
+    )
+    if weights:
+        out["weights"] = (100 * wi / W).T
+    return out
+
+
+def _check_args(method: str, ci_method: str, level: float, chunk_size: int) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    if ci_method not in CI_METHODS:
+        raise ValueError(f"unknown ci_method {ci_method!r}; choose one of {CI_METHODS}")
+    if not 0 < level < 1:
+        raise ValueError("level must be in (0, 1), e.g. 0.95")
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be >= 1")
+
+
+def _result(method: str, ci_method: str, k: int, level: float, arrays: dict) -> BatchedResult:
+    df = float(k - 1) if ci_method in ("knha", "adhoc") and k > 1 else float("nan")
+    return BatchedResult(
+        method=method, ci_method=ci_method, k=k, level=level, df=df, Q_df=k - 1, **arrays
+    )
+
+
+def iter_fit_batched(
+    yi: ArrayLike,
+    vi: ArrayLike,
+    *,
+    method: str = "REML",
+    ci_method: str = "z",
+    level: float = 0.95,
+    tau2_ci: bool = True,
+    weights: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    tol: float = 1e-12,
+    maxiter: int = 1000,
+) -> Iterator[BatchedResult]:
+    """Fit chunk by chunk, yielding one :class:`BatchedResult` per ``chunk_size`` replicates.
+
+    Parameters are those of :func:`fit_batched`.
+
+    Yields
+    ------
+    BatchedResult
+        Results of consecutive chunks of replicates, in order.
+
+    Examples
+    --------
+    >>> y = [[0.1, 0.5, -0.2], [0.3, 0.2, 0.4], [0.0, 1.0, 2.0]]
+    >>> [len(r) for r in iter_fit_batched(y, [[0.02, 0.03, 0.05]] * 3, chunk_size=2)]
+    [2, 1]
+    """
+    _check_args(method, ci_method, level, chunk_size)
+    y, v = _coerce(yi, vi)
+    k = y.shape[1]
+    for start in range(0, y.shape[0], chunk_size):
+        yT = np.ascontiguousarray(y[start : start + chunk_size].T)
+        vT = np.ascontiguousarray(v[start : start + chunk_size].T)
+        arrays = _fit_chunk(yT, vT, method, ci_method, level, tau2_ci, weights, tol, maxiter)
+        yield _result(method, ci_method, k, level, arrays)
+
+
+def fit_batched(
+    yi: ArrayLike,
+    vi: ArrayLike,
+    *,
+    method: str = "REML",
+    ci_method: str = "z",
+    level: float = 0.95,
+    tau2_ci: bool = True,
+    weights: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    tol: float = 1e-12,
+    maxiter: int = 1000,
+) -> BatchedResult:
+    """Fit the intercept-only model of :func:`hairtrial.models.univariate.fit` to every row.
+
+    Parameters
+    ----------
+    yi, vi : array_like, shape (replicates, k)
+        Effect sizes and sampling variances, one data set per row, all with the same k
+        (a 1-D array is one replicate); finite, ``vi > 0``.
+    method : {"FE", "DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM"}
+        Common-effect model or tau^2 estimator, as in ``fit``.
+    ci_method : {"z", "knha", "adhoc"}
+        Wald, Hartung-Knapp or ad hoc Hartung-Knapp inference, as in ``fit``.
+    level : float
+        Confidence level of every interval.
+    tau2_ci : bool
+        Compute the Q-profile CI of tau^2 (NaN otherwise; it costs two root searches).
+    weights : bool
+        Also return the percent weights (replicates x k).
+    chunk_size : int
+        Replicates fitted at once; working memory is proportional to ``chunk_size * k``.
+    tol, maxiter : float, int
+        Fisher-scoring stopping rule and iteration limit, as
+        :func:`hairtrial.models.tau2.estimate_tau2` (whose defaults ``fit`` uses).
+
+    Returns
+    -------
+    BatchedResult
+        One entry per replicate in every array field.
+
+    Raises
+    ------
+    ValueError
+        Mismatched shapes, k = 0, non-finite values, ``vi <= 0``, unknown method or level
+        outside (0, 1).
+
+    See Also
+    --------
+    hairtrial.models.univariate.fit : the scalar model; row ``i`` of the result equals
+        ``fit(yi[i], vi[i], method=method, ci_method=ci_method, level=level)`` to rounding.
+
+    Examples
+    --------
+    >>> res = fit_batched([[0.1, 0.5, -0.2, 0.9]], [[0.02, 0.03, 0.05, 0.04]], method="DL")
+    >>> round(float(res.estimate[0]), 6), round(float(res.tau2[0]), 6)
+    (0.327269, 0.155211)
+    """
+    _check_args(method, ci_method, level, chunk_size)
+    y, v = _coerce(yi, vi)
+    n, k = y.shape
+    arrays: dict[str, NDArray] = {}
+    for start in range(0, n, chunk_size):
+        stop = min(n, start + chunk_size)
+        yT = np.ascontiguousarray(y[start:stop].T)
+        vT = np.ascontiguousarray(v[start:stop].T)
+        part = _fit_chunk(yT, vT, method, ci_method, level, tau2_ci, weights, tol, maxiter)
+        if not arrays:
+            arrays = {
+                name: np.empty((n, *val.shape[1:]), dtype=val.dtype) for name, val in part.items()
+            }
+        for name, val in part.items():
+            arrays[name][start:stop] = val
+    if weights and "weights" not in arrays:  # pragma: no cover - n >= 1 always
+        arrays["weights"] = np.empty((0, k))
+    return _result(method, ci_method, k, level, arrays)
+
+
+assert set(ARRAY_FIELDS) <= {f.name for f in fields(BatchedResult)}
