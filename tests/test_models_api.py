@@ -116,3 +116,17 @@ def test_arm_model_fits_from_keywords() -> None:
     failed = arm_model.fit_outcome(rows.iloc[:2], "hair_density")
     assert failed["fit"]["notes"].iloc[0].startswith("not fitted:")
     assert failed["coefficients"].empty
+
+
+def test_small_study_rows_are_the_results_summary_frames() -> None:
+    from hairtrial.diagnostics import smallstudy
+
+    table = smallstudy.small_study_table(Y, V)
+    frames = [
+        smallstudy.regtest(Y, V, model="rma").summary_frame(),
+        smallstudy.regtest(Y, V, model="lm").summary_frame(),
+        smallstudy.ranktest(Y, V).summary_frame(),
+        (tf := smallstudy.trimfill(Y, V)).summary_frame(),
+    ]
+    pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), table)
+    assert tf.fit is not None and tf.heterogeneity == tf.fit.heterogeneity

@@ -16,30 +16,8 @@ import pandas as pd
 from hairtrial.analyses import primary
 from hairtrial.derive import arm_level, comparisons
 from hairtrial.models import arm_model as model
-from hairtrial.models.arm_model import (
-    COEFFICIENT_COLUMNS,
-    CONTRAST_COLUMNS,
-    FIT_COLUMNS,
-    MEANS_COLUMNS,
-    OBSERVED_COLUMNS,
-    VARIANCE_COLUMNS,
-    sampling_covariance,
-)
 
-__all__ = [
-    "COEFFICIENT_COLUMNS",
-    "CONTRAST_COLUMNS",
-    "DEFAULT_ARM_MODEL",
-    "FIT_COLUMNS",
-    "MEANS_COLUMNS",
-    "OBSERVED_COLUMNS",
-    "VARIANCE_COLUMNS",
-    "arm_model_tables",
-    "arm_rows",
-    "fit_outcome",
-    "sampling_covariance",
-    "settings",
-]
+__all__ = ["DEFAULT_ARM_MODEL", "arm_model_tables", "arm_rows", "fit_outcome", "settings"]
 
 DEFAULT_ARM_MODEL = {
     "mods": model.DEFAULT_MODS,
@@ -69,7 +47,8 @@ def arm_rows(config: dict) -> tuple[pd.DataFrame, list[str]]:
     Returns
     -------
     rows : pandas.DataFrame
-        :data:`OBSERVED_COLUMNS` plus ``experimental`` (0/1), one row per arm x week.
+        :data:`hairtrial.models.arm_model.OBSERVED_COLUMNS` plus ``experimental`` (0/1), one
+        row per arm x week.
     notes : list of str
         Arm-weeks left out, and why.
     """
@@ -109,7 +88,7 @@ def arm_rows(config: dict) -> tuple[pd.DataFrame, list[str]]:
     ]
     keep["arm"] = keep["study"] + ": " + keep["arm"]  # arm labels unique across studies
     keep = keep.sort_values(["outcome", "study", "arm", "week"], kind="stable")
-    return keep[[*OBSERVED_COLUMNS, "experimental"]].reset_index(drop=True), notes
+    return keep[[*model.OBSERVED_COLUMNS, "experimental"]].reset_index(drop=True), notes
 
 
 def settings(config: dict) -> dict[str, Any]:
@@ -188,11 +167,11 @@ def arm_model_tables(config: dict) -> dict[str, pd.DataFrame]:
         for k in parts:
             parts[k].append(res[k])
     cols = {
-        "coefficients": [*COEFFICIENT_COLUMNS, "statistic", "df"],
-        "contrasts": CONTRAST_COLUMNS,
-        "variance": VARIANCE_COLUMNS,
-        "fit": FIT_COLUMNS,
-        "means": MEANS_COLUMNS,
+        "coefficients": [*model.COEFFICIENT_COLUMNS, "statistic", "df"],
+        "contrasts": model.CONTRAST_COLUMNS,
+        "variance": model.VARIANCE_COLUMNS,
+        "fit": model.FIT_COLUMNS,
+        "means": model.MEANS_COLUMNS,
     }
     out = {}
     for k, frames in parts.items():
