@@ -362,6 +362,9 @@ def test_glmm_k1_and_empty_are_reported() -> None:
     assert res.se == pytest.approx(math.sqrt(1 / 17 + 1 / 3 + 1 / 9 + 1 / 11), rel=1e-5)
     empty = glmm_um_fs([0, 0], [10, 12], [0, 0], [11, 9])
     assert math.isnan(empty.estimate) and empty.notes
+    # no events in the control arm of any table: the ML log odds ratio is infinite
+    div = glmm_um_fs([4, 40], [25, 50], [0, 0], [25, 50])
+    assert not div.converged and any("diverges" in n for n in div.notes)
 
 
 def test_glmm_swapping_arms_negates_estimate() -> None:

@@ -982,15 +982,26 @@ def glmm_um_fs(
         # polish with a few Newton steps on the 2-d profile (central differences)
         beta, theta = _polish(profile, beta, theta)
         dev_b = profile(beta, theta)
-        fe0 = optimize.minimize_scalar(
-            lambda bb: profile(bb, 0.0),
-            bracket=(beta - 0.5, beta + 0.5),
-            options={"xtol": 1e-12, "maxiter": 500},
-        )
-        if float(fe0.fun) <= dev_b + 1e-10:
-            theta, beta = 0.0, float(fe0.x)
+        if dev_fe <= dev_b + 1e-10:
+            # the likelihood is largest at theta = 0 (boundary): the common-effect fit
+            theta, beta = 0.0, beta_fe
+        else:
+            # first-order check at the optimum (lme4 checks the scaled gradient, tol 2e-3)
+            h = 1e-5
+            grad = [
+                (profile(beta + h, theta) - profile(beta - h, theta)) / (2 * h),
+                (profile(beta, theta + h) - profile(beta, theta - h)) / (2 * h),
+            ]
+            if max(abs(g) for g in grad) > 1e-3:
+                converged = False
         if not converged:
             notes.append("GLMM optimisation did not converge")
+    if not (math.isfinite(beta) and abs(beta) < 30):
+        converged = False
+        notes.append(
+            "GLMM log odds ratio diverges (e.g. no events in one arm of every table): "
+            "the estimate is not meaningful"
+        )
     alpha, _ = mdl.profile_alpha(beta, theta, state["alpha"])
     par = np.concatenate([[theta, beta], alpha])
     dev = mdl.deviance(par)
