@@ -385,8 +385,8 @@ class _Plot:
             footnotes.append((sym, text))
         notes = [("", text, None) for text in foot_texts]
         notes += [(sym, text, None) for sym, text in footnotes]
-        foot, y = footnote_lines(notes, full_w, y, m)
-        height = y + _MARGIN
+        foot, _ = footnote_lines(notes, full_w, y, m)
+        height = y + len(foot) * _LINE_H + _MARGIN  # (sums differ in the last bit)
 
         t = self.table = Table(width, height)
         t.title(title_lines, title_y)
