@@ -13,15 +13,17 @@
   experimental, j = 2 control) ``logit p_ij = alpha_i + beta * x_ij + theta * u_i * g_ij`` with
   x = 1 / 0, g = +1/2 / -1/2 and u_i ~ N(0, 1), so that the table's true log odds ratio is
   ``beta + theta * u_i`` and tau2 = theta^2. The marginal likelihood is approximated, as lme4
-  does, by adaptive Gauss-Hermite quadrature with 7 nodes per table, centred at the
-  conditional mode of u_i and scaled by the conditional curvature. Here the intercepts are
-  profiled out table by table (each alpha_i enters only its own table's likelihood) and the
-  profile deviance is minimised over (beta, theta). Standard errors are computed as lme4
+  does, by adaptive Gauss-Hermite quadrature (``nagq`` nodes per table, default 7; 1 is the
+  Laplace approximation), centred at the conditional mode of u_i and scaled by the
+  conditional curvature. Here the intercepts are profiled out table by table (each alpha_i
+  enters only its own table's likelihood) and the profile deviance is minimised over
+  (beta, theta). Standard errors are computed as lme4
   computes them by default for nAGQ > 0: the fixed-effect block of ``2 * inverse(H)``, with H
-  the central-difference Hessian (step 1e-4, lme4's ``deriv12``) of the deviance in
-  (theta, beta, alpha). Heterogeneity: the Wald and likelihood-ratio tests against the
-  saturated model (one log odds ratio per table) and I2 / H2 from tau2 and the 'typical'
-  within-study variance of the escalc log odds ratios, as rma.glmm.
+  the central-difference Hessian (step 1e-4 and formulas of lme4's ``deriv12``) of the
+  deviance in (theta, beta, alpha), whose alpha_i-alpha_j entries are exactly 0.
+  Heterogeneity: the Wald and likelihood-ratio tests against the saturated model (one log
+  odds ratio per table) and I2 / H2 from tau2 and the 'typical' within-study variance of the
+  escalc log odds ratios, as rma.glmm.
 * :func:`inverse_variance` is the inverse-variance route (escalc yi / vi pooled by
   :func:`hairtrial.models.univariate.fit`).
 * :func:`number_needed` (NNT / NNH from a risk difference) and :func:`absolute_effects`
@@ -33,10 +35,14 @@ Deliberate differences from metafor 3.8 (reported in ``notes``):
 
 * With a single table contributing to Q (k_yi = 1) Q, its p-value, I2 and H2 are NaN (metafor:
   Q = 0, p = 1, I2 = 0, H2 = 1), as in :mod:`hairtrial.models.univariate`.
-* An estimate that metafor reports as NA (MH RR / OR without events in one arm in every
-  table, Peto without any events) or where metafor stops with an error (Peto with one outcome
-  never occurring, ``rma.glmm`` with k = 1) is returned as NaN with a note. For k = 1 the
-  GLMM is fitted with tau2 fixed at 0 (the table's own maximum-likelihood log odds ratio).
+* An estimate that metafor reports as NA (MH RR / OR without events in one arm of every
+  table) or where it stops with an error (Peto with one outcome never occurring) is NaN with
+  a note; a variance that is 0 up to rounding (MH RR / RD) gives a NaN standard error with a
+  note. Where ``rma.glmm`` stops for k = 1, the GLMM is fitted with tau2 fixed at 0 (the
+  table's own maximum-likelihood log odds ratio), with a note; a diverging GLMM estimate (no
+  events in one arm of every table) is flagged ``converged=False`` with a note.
+* Breslow-Day expected counts use the conjugate form of metafor's quadratic root (the same
+  number, without metafor's cancellation when the MH odds ratio is close to 1).
 * Wald heterogeneity test of the GLMM: tables with a zero cell have an infinite
   saturated-model log odds ratio with infinite variance; their contribution is its limit, 0
   (glm stops after a finite number of iterations and reports a value close to that limit).
