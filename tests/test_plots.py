@@ -735,3 +735,11 @@ def test_single_axes_plots_in_one_figure(kind: str):
     left, right = host.subplots(1, 2)
     _draw_single(kind, ax=right)
     assert not left.lines and not left.collections and not left.texts
+
+
+def test_shared_module_doctests():
+    import doctest
+
+    for mod in (layout_mod, intervals_mod, labels_mod, legends_mod):
+        result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.failed == 0, mod.__name__

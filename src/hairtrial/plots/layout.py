@@ -457,7 +457,7 @@ def axis_limits(points: list[float], intervals: list[tuple[float, float]]) -> tu
     Examples
     --------
     >>> axis_limits([1.0, 2.0], [(0.5, 9.0)])
-    (-0.24, 4.0)
+    (-0.32, 4.0)
     """
     pts = [v for v in points if math.isfinite(v)] + [0.0]
     core_lo, core_hi = min(pts), max(pts)
