@@ -288,33 +288,16 @@ def funnel_plot(
             ax.plot(x, s, color=VERMILLION, lw=0.9, zorder=2.5)
 
         # --- points ------------------------------------------------------------------------
-        if has_fill:
-            ax.scatter(
-                fill_y,
-                fill_se,
-                marker="D",
-                s=16,
-                facecolors="white",
-                edgecolors=GREY,
-                linewidths=0.7,
-                zorder=3,
-            )
+        if has_fill:  # imputed studies: open grey diamonds
+            ax.scatter(fill_y, fill_se, marker="D", s=16, facecolors="white", edgecolors=GREY,
+                       linewidths=0.7, zorder=3)  # fmt: skip
         rep = ok & ~derived
         der = ok & derived
         ax.scatter(
             yi[rep], sei[rep], marker="o", s=18, color=BLUE, linewidths=0, zorder=4, clip_on=clip
         )
-        ax.scatter(
-            yi[der],
-            sei[der],
-            marker="o",
-            s=18,
-            facecolors="white",
-            edgecolors=BLUE,
-            linewidths=1.0,
-            zorder=4,
-            clip_on=clip,
-        )
+        ax.scatter(yi[der], sei[der], marker="o", s=18, facecolors="white", edgecolors=BLUE,
+                   linewidths=1.0, zorder=4, clip_on=clip)  # fmt: skip
         if label_studies:
             # Each label goes on the side away from the pooled estimate (so that it does not
             # cover the estimate and the apex of the pseudo CI funnel), unless it would leave

@@ -1096,32 +1096,14 @@ def influence_plot(
             for v in dotted:
                 ax.axhline(v, color="black", lw=0.6, ls=(0, (1, 1.5)), zorder=1)
             ax.plot(idx[fin], vals[fin], color=GREY, lw=0.6, zorder=2)
-            normal = fin & ~is_inf
-            ax.plot(
-                idx[normal],
-                vals[normal],
-                ls="none",
-                marker="o",
-                ms=3.6,
-                mfc=BLUE,
-                mec="white",
-                mew=0.4,
-                zorder=3,
-            )
-            hit = fin & is_inf
-            if hit.any():
-                ax.plot(
-                    idx[hit],
-                    vals[hit],
-                    ls="none",
-                    marker="o",
-                    ms=4.6,
-                    mfc=VERMILLION,
-                    mec="white",
-                    mew=0.4,
-                    zorder=4,
-                    gid="influential",
-                )
+            # the other studies in blue, then the influential ones bigger and in vermillion
+            for sel, ms, colour, extra in (
+                (fin & ~is_inf, 3.6, BLUE, {"zorder": 3}),
+                (fin & is_inf, 4.6, VERMILLION, {"zorder": 4, "gid": "influential"}),
+            ):
+                if sel.any() or colour == BLUE:
+                    ax.plot(idx[sel], vals[sel], ls="none", marker="o", ms=ms, mfc=colour,
+                            mec="white", mew=0.4, **extra)  # fmt: skip
         # key and footer
         y = title_h + grid_h + 0.12 + _LINE_H / 2
         for line in key_lines:

@@ -52,7 +52,10 @@ MARK_GAP = 0.012
 
 
 class Table:
-    """Text of a forest-type figure, placed in inches from the top-left corner.
+    """Text and rules of a fixed-geometry figure, placed in inches from the top-left corner.
+
+    The table of the forest-type figures (cells, superscript marks, rules, title and
+    footnotes, beside an :class:`IntervalAxes`); the PRISMA diagram writes its boxes with it.
 
     Parameters
     ----------

@@ -230,6 +230,13 @@ class _Plot:
             return "not estimable"
         return f"{fmt(est, self.dec)} [{fmt(lo, self.dec)}, {fmt(hi, self.dec)}]"
 
+    def _estimate(
+        self, kind: str, label: str, est: float, lo: float, hi: float, **kw: Any
+    ) -> _Line:
+        """A row with an estimate and its interval, written out on the right."""
+        return _Line(kind, label=label, est=est, lo=lo, hi=hi,
+                     right=self._interval_text(est, lo, hi), **kw)  # fmt: skip
+
     def _lines(self) -> list[_Line]:
         st, sg = self.studies, self.subgroups
         vals = [*st["yi"], *sg["estimate"], as_float(self.overall.get("estimate"))]
@@ -250,28 +257,15 @@ class _Plot:
                 yi, lo, hi = (as_float(r[c]) for c in ("yi", "ci_lower", "ci_upper"))
                 w = as_float(r.get("weight_pct"))
                 lines.append(
-                    _Line(
-                        "study",
-                        label=label,
-                        est=yi,
-                        lo=lo,
-                        hi=hi,
-                        weight=w,
-                        right=self._interval_text(yi, lo, hi),
+                    self._estimate(
+                        "study", label, yi, lo, hi, weight=w,
                         wtext=f"{w:.1f}%" if math.isfinite(w) else "",
                         marks=sorted(self._mark(c) for c in codes),
                     )
-                )
+                )  # fmt: skip
             est, lo, hi = (as_float(g[c]) for c in ("estimate", "ci_lower", "ci_upper"))
             lines.append(
-                _Line(
-                    "subtotal",
-                    label=f"Subtotal (k = {fmt_count(g['k'])})",
-                    est=est,
-                    lo=lo,
-                    hi=hi,
-                    right=self._interval_text(est, lo, hi),
-                )
+                self._estimate("subtotal", f"Subtotal (k = {fmt_count(g['k'])})", est, lo, hi)
             )
             het = _het_text(dict(g.items()), with_tau2=not common)
             if het:
@@ -285,17 +279,7 @@ class _Plot:
             kt = f" (k = {fmt_count(k)})" if math.isfinite(k) else ""
             total_w = pd.to_numeric(st.get("weight_pct"), errors="coerce")
             wtext = "100.0%" if total_w is not None and total_w.notna().all() else ""
-            lines.append(
-                _Line(
-                    "overall",
-                    label=f"Overall{kt}",
-                    est=est,
-                    lo=lo,
-                    hi=hi,
-                    right=self._interval_text(est, lo, hi),
-                    wtext=wtext,
-                )
-            )
+            lines.append(self._estimate("overall", f"Overall{kt}", est, lo, hi, wtext=wtext))
             pl, pu = as_float(o.get("pi_lower")), as_float(o.get("pi_upper"))
             if math.isfinite(pl) and math.isfinite(pu):
                 lines.append(
