@@ -27,6 +27,7 @@ __all__ = [
     "Column",
     "DataValidationError",
     "Problem",
+    "check_table",
     "read_arms",
     "read_inputs",
     "read_studies",
@@ -200,10 +201,27 @@ STUDY_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def _check_table(
+def check_table(
     raw: pd.DataFrame, spec: tuple[Column, ...], fname: str
 ) -> tuple[pd.DataFrame, list[Problem]]:
-    """Type-check every cell of ``raw`` against ``spec``."""
+    """Type-check every cell of ``raw`` against ``spec``.
+
+    Parameters
+    ----------
+    raw : pandas.DataFrame
+        A table from :func:`hairtrial.data.csvread.read_table` (strings, indexed by line).
+    spec : tuple of Column
+        The file's columns.
+    fname : str
+        File name used in the problems.
+
+    Returns
+    -------
+    (table, problems) : tuple of pandas.DataFrame and list of Problem
+        Typed cells (``None`` where empty or invalid; every column of ``spec``) and every
+        problem of the header (unknown, repeated, missing required column; then the table is
+        returned as read) or of a cell.
+    """
     problems: list[Problem] = []
     known = {c.name for c in spec}
     header = [str(c) for c in raw.columns]
@@ -328,7 +346,7 @@ def read_studies(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     fname = str(path)
-    df, problems = _check_table(read_table(path), STUDY_COLUMNS, fname)
+    df, problems = check_table(read_table(path), STUDY_COLUMNS, fname)
     if problems:
         raise DataValidationError(problems)
     seen: dict[str, int] = {}
@@ -378,7 +396,7 @@ def read_arms(path: str | Path, studies: pd.DataFrame) -> pd.DataFrame:
     """
     path = Path(path)
     fname = str(path)
-    df, problems = _check_table(read_table(path), ARM_COLUMNS, fname)
+    df, problems = check_table(read_table(path), ARM_COLUMNS, fname)
     if problems:
         raise DataValidationError(problems)
     df["line"] = df.index.to_numpy()
