@@ -1,7 +1,7 @@
 # hairtrial: one command to run, one to test.
 #   make run                      whole workflow on config/config.yaml
 #   make run CONFIG=my.yaml       same analysis on another config
-#   make figures                  redraw figures from existing model outputs
+#   make figures                  redraw figures from saved tables (no model is fitted)
 #   make test                     unit, property, parity and end-to-end tests
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -28,15 +28,14 @@ $(STAMP): requirements.lock pyproject.toml
 env: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG)
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) $(SMK_ARGS)
 
-# Redraw every figure from the existing model outputs (no model is refitted unless
-# its outputs are missing); picks up changes to the `figures` section of the config.
-FIGURE_RULES := forest_plot robustness_plot trajectory_plot bubble_plot subgroups_plot \
-	leave_one_out_plot cumulative_plot baujat_plot influence_plot funnel_plot labbe_plot prisma_plot
+# Redraw every figure from the saved tables and figure data: one job that fits nothing
+# (the analysis jobs run only when their outputs are missing); picks up changes to the
+# `figures` section of the config. SMK_ARGS: extra Snakemake options (e.g. -n).
+FIGURES_ARGS := --forcerun figures --until figures
 figures: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) \
-		--forcerun $(FIGURE_RULES) --until $(FIGURE_RULES)
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) $(FIGURES_ARGS) $(SMK_ARGS)
 
 # Timing benchmark of the multilevel engine (and metafor, when Rscript is installed);
 # writes benchmarks/results/multilevel.{csv,png}. Not part of `make test`.
@@ -78,4 +77,4 @@ config-docs: $(STAMP)
 	 } > config/README.md.tmp && mv config/README.md.tmp config/README.md
 
 clean:
-	rm -rf results/tables results/figures results/derived results/logs results/benchmarks .snakemake
+	rm -rf results/tables results/figures results/derived results/manifests results/logs results/benchmarks .snakemake

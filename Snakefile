@@ -12,12 +12,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/ingest.smk"
-include: "workflow/rules/meta.smk"
-include: "workflow/rules/robustness.smk"
-include: "workflow/rules/sensitivity.smk"
-include: "workflow/rules/arm_model.smk"
-include: "workflow/rules/tables.smk"
+include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/notebooks.smk"
 include: "workflow/rules/report.smk"
@@ -26,4 +21,8 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        final_outputs,
+        "results/manifests/analysis.csv",
+        "results/manifests/arm_model.csv",
+        "results/manifests/figures.csv",
+        "results/manifests/notebooks.csv",
+        "results/report/report.html",

@@ -36,6 +36,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from hairtrial.analyses.config import load_config, resolve_data_paths
+from hairtrial.analyses.primary import primary_model
 from hairtrial.plots import show
 from hairtrial.report import figures
 
@@ -43,10 +44,8 @@ config = resolve_data_paths(load_config(Path(project_root) / config_path), proje
 tables = Path(results_dir) / "tables"
 meta_table = pd.read_csv(tables / "meta_analysis.csv", keep_default_na=False, na_values=[""])
 study_effects = pd.read_csv(tables / "study_effects.csv", keep_default_na=False, na_values=[""])
-ma = config["meta_analysis"]
-primary = meta_table[
-    (meta_table.method == ma["tau2_methods"][0]) & (meta_table.ci_method == ma["ci_methods"][0])
-]
+method, ci_method, _ = primary_model(config)  # the one rule for the primary model
+primary = meta_table[(meta_table.method == method) & (meta_table.ci_method == ci_method)]
 
 # %% [markdown]
 # ## Primary model, every outcome and week

@@ -23,6 +23,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
+from hairtrial.core.manifest import write_manifest  # noqa: E402
 from hairtrial.report import document  # noqa: E402
 from hairtrial.report.tables import format_value  # noqa: E402
 
@@ -227,6 +228,8 @@ def synthetic(tmp_path: Path) -> dict[str, Path]:
             "rob": [None] * 5,
         }
     ).to_csv(data / "studies.csv", index=False)
+    made = sorted(p for d in (tables, figures, notebooks) for p in d.iterdir())
+    write_manifest(results / "manifests" / "analysis.csv", made, results)
     return {"results": results, "data": data, "out": results / "report" / "report.html"}
 
 
@@ -432,6 +435,26 @@ def test_notebook_links_only_inside_results(synthetic: dict[str, Path], tmp_path
     assert "href=" not in nb and "notebooks/01_evidence.html" in nb
 
 
+def test_only_what_this_run_made(synthetic: dict[str, Path], tmp_path: Path) -> None:
+    """Files in results/ that no manifest lists (another run's) never appear."""
+    expected = _build(synthetic)
+    results = synthetic["results"]
+    _png(results / "figures" / "forest_stale_week1_MD.png", "C4")
+    pd.DataFrame({"outcome": ["stale"]}).to_csv(results / "tables" / "stale.csv", index=False)
+    (results / "notebooks" / "99_stale.html").write_text("<html></html>", encoding="utf-8")
+    text = _build(synthetic)
+    assert text == expected
+    assert "forest_stale" not in text and "table-stale" not in text and "99_stale" not in text
+    # the list of outputs can also be given: then exactly those are reported
+    only = ["tables/meta_analysis.csv", "figures/prisma.png"]
+    out = document.build_report(
+        results, data_dir_or_config=synthetic["data"], out_path=tmp_path / "r.html", outputs=only
+    )
+    text = out.read_text(encoding="utf-8")
+    assert 'id="figure-prisma"' in text and 'id="figure-forest_count_week24_MD"' not in text
+    assert 'id="table-meta_analysis"' in text and 'id="table-study_effects"' not in text
+
+
 def test_empty_results_dir(tmp_path: Path) -> None:
     out = document.build_report(
         tmp_path / "nothing", data_dir_or_config=tmp_path / "nodata", out_path=tmp_path / "r.html"
@@ -446,15 +469,16 @@ def test_doctests() -> None:
 
 def test_real_results(tmp_path: Path) -> None:
     results = ROOT / "results"
-    if not (results / "tables" / "meta_analysis.csv").is_file():
-        pytest.skip("results/ has no tables: run `make run` first")
+    if not (results / "manifests" / "analysis.csv").is_file():
+        pytest.skip("results/ has no manifests: run `make run` first")
     out = document.build_report(
         results, data_dir_or_config=ROOT / "data", out_path=tmp_path / "report" / "report.html"
     )
     text = out.read_text(encoding="utf-8")
-    for csv in (results / "tables").glob("*.csv"):
+    made = [Path(p) for p in document.run_outputs(results)]
+    for csv in (p for p in made if p.parent.name == "tables" and p.suffix == ".csv"):
         assert f'id="table-{csv.stem}"' in text
-    for png in (results / "figures").glob("*.png"):
+    for png in (p for p in made if p.parent.name == "figures" and p.suffix == ".png"):
         assert f'id="figure-{png.stem}"' in text
     assert str(ROOT) not in text and str(tmp_path) not in text
     meta = pd.read_csv(results / "tables" / "meta_analysis.csv")

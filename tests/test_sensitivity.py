@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hairtrial.analyses import primary, sensitivity
+from hairtrial.analyses import primary, run, sensitivity
 from hairtrial.analyses.config import DEFAULT_CONFIG, load_config
 from hairtrial.data.validate import read_studies
 from hairtrial.diagnostics import influence, smallstudy
@@ -220,18 +220,39 @@ def test_figure_targets_and_figures(synthetic, config, tmp_path):
     assert {"leave_one_out", "cumulative", "baujat", "influence", "funnel"} <= {k for k, _ in kinds}
     assert not [t for t in targets if t[1] == "hair_diameter"]
     cfg = {**config, "figures": {"formats": ["png"], "dpi": 72}}
-    for kind, o, w, m, mod in targets:
-        fig = figures.sensitivity_figure_object(
-            kind, eff, studies, cfg, outcome=o, week=w, measure=m, moderator=mod
-        )
+    tables, data = run.figure_inputs(eff, studies, cfg)
+    assert len(data["figures"]) == len(targets)
+    for row in data["figures"].to_dict("records"):
+        fig = figures.figure_object(row, tables, data, cfg)
         assert fig.get_figwidth() > 0
-        if kind == "bubble":
+        if row["kind"] == "bubble":
             figures.save(fig, tmp_path / "bubble", cfg)
     assert (tmp_path / "bubble.png").stat().st_size > 0
     with pytest.raises(ValueError, match="not computable"):
         figures.sensitivity_figure_object(
-            "funnel", eff, studies, cfg, outcome="hair_diameter", week=12, measure="MD"
+            "funnel", tables, data, cfg, outcome="hair_diameter", week=12, measure="MD"
         )
+
+
+def test_figures_fit_nothing(synthetic, config, monkeypatch):
+    """Drawing from the tables and figure data calls no model or diagnostic."""
+    eff, studies = synthetic
+    cfg = {**config, "figures": {"formats": ["png"], "dpi": 72}}
+    tables, data = run.figure_inputs(eff, studies, cfg)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a figure fitted a model")
+
+    for module, names in (
+        (metareg, ["metareg", "permutest", "predict"]),
+        (subgroups, ["subgroup_analysis"]),
+        (influence, ["leave_one_out", "cumulative", "baujat", "influence_diagnostics"]),
+        (smallstudy, ["trimfill", "regtest"]),
+    ):
+        for name in names:
+            monkeypatch.setattr(module, name, no_fit)
+    for row in data["figures"].to_dict("records"):
+        assert figures.figure_object(row, tables, data, cfg).get_figwidth() > 0
 
 
 def test_default_data_runs_and_says_why(config):

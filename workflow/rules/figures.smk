@@ -1,72 +1,37 @@
-rule forest_plot:
-    """Forest plot of one outcome x week x measure (primary model)."""
+rule figures:
+    """Every figure of the run, drawn from its tables and figure data (nothing is fitted)."""
     input:
-        meta=f"{RESULTS}/tables/meta_analysis.csv",
-        studies=f"{RESULTS}/tables/study_effects.csv",
+        **table_csvs(
+            [
+                "meta_analysis",
+                "study_effects",
+                "robustness",
+                "meta_regression",
+                "leave_one_out",
+                "cumulative",
+                "arm_model_means",
+                "arm_model_contrasts",
+            ]
+        ),
+        **{name: f"results/derived/{name}.csv" for name in FIGURE_DATA},
+        figures="results/derived/figures.csv",
+        arm_model_data="results/derived/arm_model_data.csv",
+        prisma=config["data"].get("prisma") or [],
     output:
-        figure_files("forest"),
+        figures=in_report(
+            directory("results/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figure.rst",
+            category="Figures",
+        ),
+        manifest="results/manifests/figures.csv",
     log:
-        f"{RESULTS}/logs/forest_{{outcome}}_week{{week}}_{{measure}}.log",
-    wildcard_constraints:
-        week=r"\d+",
-        measure="MD|SMD",
+        "results/logs/figures.log",
     conda:
         "../../envs/hairtrial.yaml"
+    threads: 2
     params:
         figures=config["figures"],
+        captions=CAPTIONS["figures"],
     script:
-        "../scripts/forest_plot.py"
-
-
-rule robustness_plot:
-    """Pooled estimate under every robustness scenario, one outcome x week x measure."""
-    input:
-        f"{RESULTS}/tables/robustness.csv",
-    output:
-        figure_files("robustness"),
-    log:
-        f"{RESULTS}/logs/robustness_{{outcome}}_week{{week}}_{{measure}}.log",
-    wildcard_constraints:
-        week=r"\d+",
-        measure="MD|SMD",
-    conda:
-        "../../envs/hairtrial.yaml"
-    params:
-        figures=config["figures"],
-    script:
-        "../scripts/robustness_plot.py"
-
-
-rule labbe_plot:
-    """L'Abbé-style plot: control-arm against experimental-arm change, one outcome x week."""
-    input:
-        meta=f"{RESULTS}/tables/meta_analysis.csv",
-        studies=f"{RESULTS}/tables/study_effects.csv",
-    output:
-        outcome_week_figure_files("labbe"),
-    log:
-        f"{RESULTS}/logs/labbe_{{outcome}}_week{{week}}.log",
-    wildcard_constraints:
-        week=r"\d+",
-    conda:
-        "../../envs/hairtrial.yaml"
-    params:
-        figures=config["figures"],
-    script:
-        "../scripts/labbe_plot.py"
-
-
-rule prisma_plot:
-    """PRISMA 2020 flow diagram from the counts file the user edits."""
-    input:
-        config["data"]["prisma"],
-    output:
-        [f"{RESULTS}/figures/prisma.{ext}" for ext in config["figures"]["formats"]],
-    log:
-        f"{RESULTS}/logs/prisma.log",
-    conda:
-        "../../envs/hairtrial.yaml"
-    params:
-        figures=config["figures"],
-    script:
-        "../scripts/prisma_plot.py"
+        "../scripts/figures.py"

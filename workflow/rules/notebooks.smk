@@ -1,31 +1,22 @@
-rule config_snapshot:
-    """The validated config of this run, with defaults filled in (read by the notebooks)."""
-    output:
-        f"{RESULTS}/config.yaml",
-    log:
-        f"{RESULTS}/logs/config_snapshot.log",
-    conda:
-        "../../envs/hairtrial.yaml"
-    params:
-        config=config,
-    script:
-        "../scripts/config_snapshot.py"
-
-
-rule notebook:
-    """Execute one notebook of notebooks/ with this run's results; write .ipynb and HTML."""
+rule notebooks:
+    """Execute the notebooks of notebooks/ with this run's results; write .ipynb and HTML."""
     input:
-        source=f"{workflow.basedir}/notebooks/{{name}}.py",
-        config=f"{RESULTS}/config.yaml",
-        tables=expand(f"{RESULTS}/tables/{{table}}.csv", table=TABLES),
+        sources=expand(f"{workflow.basedir}/notebooks/{{name}}.py", name=NOTEBOOKS),
+        config="results/config.yaml",
+        tables=expand(
+            "results/tables/{name}.csv", name=CONTRAST_TABLES + ARM_MODEL_TABLES
+        ),
+        data="results/derived/arm_model_data.csv",
     output:
-        ipynb=f"{RESULTS}/notebooks/{{name}}.ipynb",
-        html=f"{RESULTS}/notebooks/{{name}}.html",
+        ipynb=expand("results/notebooks/{name}.ipynb", name=NOTEBOOKS),
+        html=expand("results/notebooks/{name}.html", name=NOTEBOOKS),
+        manifest="results/manifests/notebooks.csv",
     log:
-        f"{RESULTS}/logs/notebook_{{name}}.log",
+        "results/logs/notebooks.log",
     benchmark:
-        f"{RESULTS}/benchmarks/notebook_{{name}}.tsv"
+        "results/benchmarks/notebooks.tsv"
     conda:
         "../../envs/hairtrial.yaml"
+    threads: 2
     script:
-        "../scripts/execute_notebook.py"
+        "../scripts/notebooks.py"

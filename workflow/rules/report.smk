@@ -1,14 +1,17 @@
 rule html_report:
-    """One self-contained HTML report of the run (methods, evidence, every table and figure)."""
+    """One self-contained HTML report of what this run made (its manifests)."""
     input:
-        config=f"{RESULTS}/config.yaml",
-        tables=expand(f"{RESULTS}/tables/{{name}}.csv", name=TABLES),
-        figures=figure_outputs,
-        notebooks=notebook_outputs(),
+        config="results/config.yaml",
+        manifests=[
+            "results/manifests/analysis.csv",
+            "results/manifests/arm_model.csv",
+            "results/manifests/figures.csv",
+            "results/manifests/notebooks.csv",
+        ],
     output:
-        f"{RESULTS}/report/report.html",
+        "results/report/report.html",
     log:
-        f"{RESULTS}/logs/html_report.log",
+        "results/logs/html_report.log",
     conda:
         "../../envs/hairtrial.yaml"
     script:

@@ -1,19 +1,21 @@
 """Snakemake script: the arm-based longitudinal model and its tables."""
 
-from hairtrial.analyses import arm_model
-from hairtrial.analyses.config import validate_config
-from hairtrial.core.runlog import logged
-from hairtrial.core.io import write_csv
+from pathlib import Path
 
+from hairtrial.analyses import run
+from hairtrial.analyses.config import validate_config
+from hairtrial.core.io import write_csv
+from hairtrial.core.manifest import write_manifest
+from hairtrial.core.runlog import logged
+from hairtrial.report.tables import write_tables
+
+out = snakemake.output
 with logged(snakemake.log[0]) as log:
     config = validate_config(snakemake.config)
-    tables = arm_model.arm_model_tables(config)
-    for _, row in tables["arm_model_fit"].iterrows():
+    result = run.arm_analyses(config)
+    for _, row in result.tables["arm_model_fit"].iterrows():
         log.info("%s: converged=%s %s", row["outcome"], row["converged"], row["notes"])
-    out = snakemake.output
-    write_csv(tables["arm_model_coefficients"], out.coefficients)
-    write_csv(tables["arm_model_contrasts"], out.contrasts)
-    write_csv(tables["arm_model_variance"], out.variance)
-    write_csv(tables["arm_model_fit"], out.fit)
-    write_csv(tables["arm_model_means"], out.means)
-    write_csv(tables["arm_model_data"], out.data)
+    results = Path(out.manifest).parents[1]
+    written = write_tables(result.tables, results / "tables")
+    write_csv(result.derived["arm_model_data"], out.data)
+    write_manifest(out.manifest, written, results)

@@ -9,6 +9,8 @@ published data are package data too (``hairtrial/resources/``, links to ``config
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -153,6 +155,27 @@ def resolve_data_paths(config: dict, root: str | Path) -> dict:
         k: str(v if Path(v).is_absolute() else Path(root) / v) for k, v in config["data"].items()
     }
     return out
+
+
+@functools.cache
+def _schema() -> dict:
+    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def schema_default(*keys: str) -> Any:
+    """The schema's default of a config key (``schema_default("subgroups", "moderators")``).
+
+    The defaults live in the schema only; code that needs one reads it from there.
+
+    Examples
+    --------
+    >>> schema_default("subgroups", "moderators")
+    ['sex', 'category', 'design']
+    """
+    node = _schema()
+    for key in keys:
+        node = node["properties"][key]
+    return copy.deepcopy(node["default"])
 
 
 def _describe_type(schema: dict) -> str:

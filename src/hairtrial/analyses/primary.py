@@ -153,14 +153,30 @@ def meta_analyses(eff: pd.DataFrame, config: dict) -> tuple[pd.DataFrame, pd.Dat
     return meta_table[META_COLUMNS], study_effects[STUDY_EFFECT_COLUMNS]
 
 
-def primary_row(meta_table: pd.DataFrame, config: dict, outcome: str, week: int, measure: str):
-    """The primary model's row (first tau2 method x first CI method), or None."""
+def primary_model(config: dict) -> tuple[str, str, float]:
+    """(tau² method, CI method, level) of the primary analysis.
+
+    The one rule for the primary model, used by every table, figure, the report and the
+    notebooks: the first entries of ``meta_analysis.tau2_methods`` and
+    ``meta_analysis.ci_methods``, at ``meta_analysis.level`` (default 0.95).
+
+    Examples
+    --------
+    >>> primary_model({"meta_analysis": {"tau2_methods": ["REML", "DL"], "ci_methods": ["adhoc"]}})
+    ('REML', 'adhoc', 0.95)
+    """
     ma = config["meta_analysis"]
+    return ma["tau2_methods"][0], ma["ci_methods"][0], float(ma.get("level", 0.95))
+
+
+def primary_row(meta_table: pd.DataFrame, config: dict, outcome: str, week: int, measure: str):
+    """The primary model's row (:func:`primary_model`) of one outcome x week x measure, or None."""
+    method, ci_method, _ = primary_model(config)
     sel = meta_table[
         (meta_table["outcome"] == outcome)
         & (meta_table["week"] == int(week))
         & (meta_table["measure"] == measure)
-        & (meta_table["method"] == ma["tau2_methods"][0])
-        & (meta_table["ci_method"] == ma["ci_methods"][0])
+        & (meta_table["method"] == method)
+        & (meta_table["ci_method"] == ci_method)
     ]
     return None if sel.empty else sel.iloc[0]

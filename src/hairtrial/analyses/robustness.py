@@ -96,7 +96,7 @@ def scenarios(config: dict) -> list[Scenario]:
     """
     ma = config["meta_analysis"]
     grids = {**DEFAULT_GRIDS, **config.get("robustness", {})}
-    m0, c0 = ma["tau2_methods"][0], ma["ci_methods"][0]
+    m0, c0, _ = primary.primary_model(config)
     out = [Scenario("Primary", "Primary analysis")]
     for m in ma["tau2_methods"]:
         for c in ma["ci_methods"]:
@@ -181,8 +181,8 @@ def robustness_table(config: dict) -> pd.DataFrame:
     for sc in scenarios(config):
         cfg = _merge(config, sc.overrides)
         eff, _, _ = primary.prepare(cfg) if sc.overrides else (base_eff, None, None)
-        method = sc.method or ma["tau2_methods"][0]
-        ci_method = sc.ci_method or ma["ci_methods"][0]
+        method = sc.method or primary.primary_model(config)[0]
+        ci_method = sc.ci_method or primary.primary_model(config)[1]
         for outcome, week, measure, unit in keys.itertuples(index=False):
             g = eff[(eff.outcome == outcome) & (eff.week == week) & (eff.measure == measure)]
             notes: list[str] = []

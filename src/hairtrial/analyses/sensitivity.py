@@ -29,6 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hairtrial.analyses import primary
+from hairtrial.analyses.config import schema_default
+from hairtrial.core import vocab
 from hairtrial.diagnostics import influence, smallstudy
 from hairtrial.models import metareg, subgroups
 
@@ -152,49 +155,15 @@ _WHY_MIN_K = {
     ),
 }
 
-#: Default moderator sets and subgroup moderators (the schema holds the same defaults).
-DEFAULT_MODERATORS = [
-    ["needle_mm"],
-    ["interval_weeks"],
-    ["sessions"],
-    ["treatment_weeks"],
-    ["minoxidil_pct"],
-    ["sex"],
-    ["rob"],
-]
-DEFAULT_SUBGROUPS = ["sex", "category", "design"]
-DEFAULT_PERMUTATIONS = 1000
-DEFAULT_SEED = 20240612
+#: Default moderator sets, subgroup moderators, permutations and seed: the schema's.
+DEFAULT_MODERATORS = schema_default("meta_regression", "moderators")
+DEFAULT_SUBGROUPS = schema_default("subgroups", "moderators")
+DEFAULT_PERMUTATIONS = schema_default("meta_regression", "permutation_iterations")
+DEFAULT_SEED = schema_default("meta_regression", "seed")
 
-#: Display names of moderators (axis labels, titles).
-MODERATOR_LABELS: dict[str, str] = {
-    "year": "Publication year",
-    "needle_mm": "Needle length (mm)",
-    "interval_weeks": "Interval between sessions (weeks)",
-    "sessions": "Number of sessions",
-    "treatment_weeks": "Treatment duration (weeks)",
-    "minoxidil_pct": "Minoxidil concentration (%)",
-    "n_randomised": "Participants randomised",
-    "n_arms": "Arms randomised",
-    "sex": "sex",
-    "category": "device category",
-    "design": "design",
-    "rob": "risk of bias",
-    "country": "country",
-    "status": "inclusion status",
-    "confidence": "extraction confidence",
-}
-#: Units of numeric moderators (for "slope per ...").
-MODERATOR_UNITS: dict[str, str] = {
-    "year": "year",
-    "needle_mm": "mm",
-    "interval_weeks": "week",
-    "sessions": "session",
-    "treatment_weeks": "week",
-    "minoxidil_pct": "percentage point",
-    "n_randomised": "participant",
-    "n_arms": "arm",
-}
+#: Display names and units of moderators (:mod:`hairtrial.core.vocab`).
+MODERATOR_LABELS = vocab.MODERATOR_LABELS
+MODERATOR_UNITS = vocab.MODERATOR_UNITS
 #: Categorical moderators with a natural order (first level = reference).
 ORDERED_LEVELS: dict[str, list[str]] = {"rob": ["low", "some", "high"]}
 
@@ -216,10 +185,7 @@ _NAN = float("nan")
 # ---------------------------------------------------------------------------------------------
 # shared helpers
 # ---------------------------------------------------------------------------------------------
-def primary_model(config: dict) -> tuple[str, str, float]:
-    """(tau2 method, CI method, level) of the primary analysis."""
-    ma = config["meta_analysis"]
-    return ma["tau2_methods"][0], ma["ci_methods"][0], float(ma.get("level", 0.95))
+primary_model = primary.primary_model  # the one rule for the primary model
 
 
 def _settings(config: dict) -> tuple[list[list[str]], list[str], int, int]:

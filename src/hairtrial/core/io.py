@@ -38,9 +38,15 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def write_csv(df: pd.DataFrame, path: str | Path) -> None:
-    """Write ``df`` as CSV, full precision, ``\\n`` line ends, atomically."""
+def write_csv(
+    df: pd.DataFrame, path: str | Path, float_format: str | None = CSV_FLOAT_FORMAT
+) -> None:
+    """Write ``df`` as CSV, ``\\n`` line ends, atomically.
+
+    Numbers with :data:`CSV_FLOAT_FORMAT` (12 significant digits); ``float_format=None``
+    writes the shortest text that reads back as the same float (figure data).
+    """
     atomic_write(
         path,
-        lambda p: df.to_csv(p, index=False, float_format=CSV_FLOAT_FORMAT, lineterminator="\n"),
+        lambda p: df.to_csv(p, index=False, float_format=float_format, lineterminator="\n"),
     )

@@ -36,7 +36,7 @@ import platform
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,13 @@ import pandas as pd
 import yaml
 from markupsafe import Markup
 
+from hairtrial.analyses import primary as analyses_primary
+from hairtrial.core import vocab
 from hairtrial.core.io import atomic_write
+from hairtrial.core.manifest import read_manifests
 from hairtrial.data.provenance import ORDER as PROVENANCE_ORDER
 from hairtrial.data.provenance import PROVENANCE
+from hairtrial.data.units import UNIT_LABELS
 from hairtrial.report.tables import ROUNDING_NOTE, format_value
 
 __all__ = [
@@ -60,6 +64,7 @@ __all__ = [
     "primary_model",
     "provenance_codes_present",
     "render_report",
+    "run_outputs",
     "software_versions",
     "table_caption",
 ]
@@ -79,136 +84,15 @@ TEMPLATE = "report.html.j2"
 # Caption registries
 # ---------------------------------------------------------------------------------------
 
-TABLE_CAPTIONS: dict[str, str] = {
-    "meta_analysis": (
-        "Every pooled model: one row per outcome × week × effect measure × tau² estimator × "
-        "CI method, with the pooled estimate, its CI and p-value, the prediction interval, "
-        "tau² with its Q-profile CI, I², H² and the Q test. FE is the common-effect model. "
-        "Notes name every boundary case (k = 1, tau² at 0, non-convergence)."
-    ),
-    "study_effects": (
-        "Effect of each trial (experimental minus control change from baseline) with its "
-        "sampling variance, 95% CI, weight in the primary model, arm sizes, the arms' mean "
-        "changes and SDs, the provenance of the numbers and extraction flags."
-    ),
-    "data_quality": (
-        "Provenance of every number used in the analysis that was not reported as such: "
-        "what was derived, converted or assumed, its value, the rule, its inputs and the "
-        "assumption it rests on."
-    ),
-    "excluded": "Input rows and comparisons that could not be used, and why.",
-    "robustness": (
-        "The primary analysis re-run with one choice changed per row (tau² estimator and CI "
-        "method, assumed correlations, the rule for p-values printed as bounds, the set of "
-        "trials). Notes say when a scenario cannot change anything or leaves too few trials."
-    ),
-    "meta_regression": (
-        "Mixed-effects meta-regressions on study-level moderators: coefficients with CIs, "
-        "residual heterogeneity, pseudo-R² and the tests of the moderators (QM) and of "
-        "residual heterogeneity (QE)."
-    ),
-    "subgroups": (
-        "Subgroup analyses by categorical moderator: pooled estimate per subgroup (separate "
-        "and common tau²) and the test for subgroup differences."
-    ),
-    "leave_one_out": (
-        "Leave-one-out analysis: the primary model refitted without each trial in turn."
-    ),
-    "influence": (
-        "Influence diagnostics of each trial (Viechtbauer & Cheung 2010): standardised "
-        "residuals, DFFITS, Cook's distance, covariance ratio, leave-one-out tau² and Q, hat "
-        "values, weights and the flag of influential trials."
-    ),
-    "cumulative": (
-        "Cumulative meta-analysis: the primary model refitted as trials are added in order "
-        "of publication."
-    ),
-    "small_study": (
-        "Small-study effects: regression and rank-correlation tests for funnel-plot asymmetry "
-        "and trim-and-fill. With fewer than 10 trials these tests cannot tell chance from "
-        "real asymmetry (Sterne et al. 2011); the notes say so."
-    ),
-    "arm_model_coefficients": (
-        "Arm-based longitudinal model: fixed-effect coefficients (control mean change and "
-        "experimental-minus-control difference per week) with SEs, CIs and p-values."
-    ),
-    "arm_model_contrasts": (
-        "Arm-based longitudinal model: experimental-minus-control contrasts of mean change "
-        "at each week."
-    ),
-    "arm_model_means": (
-        "Arm-based longitudinal model: estimated mean change from baseline by treatment and week."
-    ),
-    "arm_model_variance": (
-        "Arm-based longitudinal model: estimated variance components of the random effects."
-    ),
-    "arm_model_fit": (
-        "Arm-based longitudinal model: fit statistics (log-likelihood, information criteria, "
-        "residual heterogeneity test)."
-    ),
-}
+CAPTIONS: dict[str, dict[str, str]] = yaml.safe_load(
+    resources.files("hairtrial").joinpath("resources", "captions.yaml").read_text(encoding="utf-8")
+)
+"""The caption file (``hairtrial/resources/captions.yaml``), also read by Snakemake's report."""
+
+TABLE_CAPTIONS: dict[str, str] = CAPTIONS["tables"]
 """Caption of each results table, keyed by the file stem; the order is the report's order."""
 
-FIGURE_CAPTIONS: dict[str, str] = {
-    "prisma": (
-        "PRISMA 2020 flow diagram (Page et al. 2021): records identified, screened and "
-        "excluded, and studies included. Counts that are not known are shown as "
-        "'not reported', never as 0."
-    ),
-    "forest": (
-        "Forest plot of {what}. Squares: trial effects (area proportional to the weight in "
-        "the primary model) with 95% CIs; diamond: pooled estimate of the primary model; bar "
-        "under it: 95% prediction interval. Superscript letters mark numbers that were "
-        "derived rather than reported; the footnotes and the provenance table say how."
-    ),
-    "robustness": (
-        "Robustness of the pooled estimate of {what}: the primary analysis (shaded band, "
-        "dashed line) and the same analysis with one choice changed per row (tau² estimator "
-        "and CI method, assumed correlations, the rule for p-values printed as bounds, the "
-        "set of trials). Scenarios that cannot change anything for these data are named in "
-        "the footer instead of drawn."
-    ),
-    "subgroups": (
-        "Forest plot of {what} by subgroup, with a pooled estimate per subgroup and overall, "
-        "and the test for subgroup differences."
-    ),
-    "bubble": (
-        "Bubble plot of the meta-regression of {what} on a study-level moderator: trial "
-        "effects against the moderator (marker area proportional to weight; hollow markers: "
-        "derived numbers), fitted line with its confidence and prediction bands."
-    ),
-    "leave_one_out": (
-        "Leave-one-out analysis of {what}: the pooled estimate and CI with each trial "
-        "omitted in turn; dashed line and band: the estimate and CI from all trials."
-    ),
-    "cumulative": (
-        "Cumulative meta-analysis of {what}: the pooled estimate and CI as trials are added "
-        "in order; dashed line and band: the estimate and CI from all trials."
-    ),
-    "baujat": (
-        "Baujat plot of {what}: each trial's contribution to the heterogeneity statistic Q "
-        "against its influence on the pooled estimate (Baujat et al. 2002); hollow markers: "
-        "derived numbers."
-    ),
-    "influence": (
-        "Influence diagnostics of {what} (Viechtbauer & Cheung 2010), with metafor's cut-off "
-        "lines; influential trials are highlighted."
-    ),
-    "funnel": (
-        "Contour-enhanced funnel plot of {what}: trial effects against their standard "
-        "errors, with the regions of conventional significance shaded and the pooled "
-        "estimate (Peters et al. 2008). With fewer than 10 trials asymmetry cannot be judged "
-        "(Sterne et al. 2011)."
-    ),
-    "trajectory": (
-        "Mean change from baseline over the weeks of follow-up, by trial and arm, for {what}."
-    ),
-    "labbe": (
-        "L'Abbé-style plot of {what}: experimental-arm against control-arm mean change, one "
-        "point per trial. Points above the line y = x favour the experimental arm; the "
-        "parallel line is the pooled mean difference."
-    ),
-}
+FIGURE_CAPTIONS: dict[str, str] = CAPTIONS["figures"]
 """Caption template of each figure kind (``{what}``: outcome, week and measure of the file).
 
 The kind is the longest registry key that is the file stem or a ``_``-separated prefix of
@@ -245,14 +129,7 @@ COLUMN_LABELS: dict[str, str] = {
 }
 """Column headers for reading; other columns are shown with ``_`` as spaces."""
 
-UNIT_LABELS = {"hairs/cm2": "hairs/cm²", "um": "µm", "percent": "%"}
-
-MEASURE_LABELS = {
-    "MD": "mean difference",
-    "SMD": "standardised mean difference (Hedges' g)",
-    "MC": "mean change difference",
-    "SMCRP": "standardised mean change difference",
-}
+MEASURE_LABELS = vocab.MEASURE_NAMES
 
 # ---------------------------------------------------------------------------------------
 # Methods vocabulary and references
@@ -734,7 +611,9 @@ def software_versions() -> list[tuple[str, str]]:
     return rows
 
 
-def provenance_codes_present(tables_dir: str | Path) -> list[str]:
+def provenance_codes_present(
+    tables_dir: str | Path, tables: Mapping[str, pd.DataFrame] | None = None
+) -> list[str]:
     """Provenance codes other than ``reported`` that occur in this run, in canonical order.
 
     Read from the ``provenance`` columns of ``data_quality.csv`` and ``study_effects.csv``.
@@ -743,19 +622,24 @@ def provenance_codes_present(tables_dir: str | Path) -> list[str]:
     ----------
     tables_dir : str or Path
         ``results/tables``.
+    tables : mapping, optional
+        The run's tables by name; when given, only these are read.
 
     Returns
     -------
     list of str
     """
     found: set[str] = set()
-    for name in ("data_quality.csv", "study_effects.csv"):
-        path = Path(tables_dir) / name
-        if path.is_file():
-            df = _read_csv(path)
-            if "provenance" in df.columns:
-                for value in df["provenance"]:
-                    found.update(_codes(value))
+    for name in ("data_quality", "study_effects"):
+        path = Path(tables_dir) / f"{name}.csv"
+        df = (
+            tables.get(name)
+            if tables is not None
+            else (_read_csv(path) if path.is_file() else None)
+        )
+        if df is not None and "provenance" in df.columns:
+            for value in df["provenance"]:
+                found.update(_codes(value))
     found.discard("reported")
     return sorted(found, key=lambda c: (PROVENANCE_ORDER.get(c, len(PROVENANCE_ORDER)), c))
 
@@ -781,11 +665,14 @@ def primary_model(meta: pd.DataFrame, config: Mapping[str, Any]) -> pd.Series | 
     """
     if meta.empty:
         return None
-    ma = config.get("meta_analysis") or {}
+    try:  # the one rule for the primary model
+        method, ci_method, _ = analyses_primary.primary_model(dict(config))
+    except (KeyError, IndexError, TypeError):
+        method = ci_method = None
     wanted = {
         "measure": (config.get("measures") or [None])[0],
-        "method": (ma.get("tau2_methods") or [None])[0],
-        "ci_method": (ma.get("ci_methods") or [None])[0],
+        "method": method,
+        "ci_method": ci_method,
     }
     rows = meta
     for col, value in wanted.items():
@@ -814,6 +701,7 @@ class _Context:
     config: dict[str, Any]
     tables: dict[str, pd.DataFrame]
     studies: pd.DataFrame | None
+    outputs: list[str] = field(default_factory=list)
     cited: set[str] = field(default_factory=set)
 
     def table(self, stem: str) -> pd.DataFrame:
@@ -1479,8 +1367,7 @@ def _summary_table(ctx: _Context) -> dict[str, Any] | None:
     units = {}
     if {"outcome", "unit"} <= set(se.columns):
         units = {str(o): _unit(u) for o, u in zip(se["outcome"], se["unit"], strict=True)}
-    cols = ["outcome", "week", "measure", "k", "estimate", "ci_lower", "ci_upper"]
-    cols += ["pi_lower", "pi_upper", "tau2", "I2"]
+    cols = list(vocab.SUMMARY_COLUMNS)
     numeric = set(cols) - {"outcome", "measure"}
     head = [
         {"label": COLUMN_LABELS.get(c, c.capitalize()), "name": c, "numeric": c in numeric}
@@ -1503,27 +1390,29 @@ def _summary_table(ctx: _Context) -> dict[str, Any] | None:
     return {**_table(head, out, notes), "method": f"{model['method']}, {model['ci_method']}"}
 
 
-def _figures(figures_dir: Path) -> list[dict[str, str]]:
-    if not figures_dir.is_dir():
-        return []
+def _figures(results_dir: Path, outputs: list[str]) -> list[dict[str, str]]:
+    """The figures of this run (PNG files among ``outputs``), in the report's order."""
     order = {k: i for i, k in enumerate(FIGURE_CAPTIONS)}
+    files = [Path(p) for p in outputs if Path(p).parent.name == "figures"]
     pngs = sorted(
-        figures_dir.glob("*.png"),
+        (p for p in files if p.suffix.lower() == ".png"),
         key=lambda p: (order.get(figure_kind(p.stem), len(order)), figure_kind(p.stem), p.stem),
     )
     out = []
     for png in pngs:
         others = sorted(
             p.suffix[1:].upper()
-            for p in figures_dir.glob(f"{png.stem}.*")
-            if p.suffix.lower() in {".svg", ".pdf"}
+            for p in files
+            if p.stem == png.stem
+            and p.parent == png.parent
+            and p.suffix.lower() in {".svg", ".pdf"}
         )
         out.append(
             {
                 "stem": png.stem,
                 "kind": figure_kind(png.stem),
                 "caption": figure_caption(png.stem),
-                "data": base64.b64encode(png.read_bytes()).decode("ascii"),
+                "data": base64.b64encode((results_dir / png).read_bytes()).decode("ascii"),
                 "formats": " and ".join(others),
             }
         )
@@ -1537,14 +1426,16 @@ def _notebooks(ctx: _Context) -> list[dict[str, str]]:
     it is a short relative path such as ``../notebooks/01_evidence.html``); a report written
     elsewhere names the file instead, so that no path outside the results leaks into it.
     """
-    nb_dir = ctx.results_dir / "notebooks"
-    if not nb_dir.is_dir():
-        return []
+    pages = sorted(
+        ctx.results_dir / p
+        for p in ctx.outputs
+        if Path(p).parent.name == "notebooks" and Path(p).suffix == ".html"
+    )
     results = ctx.results_dir.resolve()
     report_dir = ctx.out_path.parent.resolve()
     inside = report_dir == results or results in report_dir.parents
     out = []
-    for page in sorted(nb_dir.glob("*.html")):
+    for page in pages:
         title, intro = _notebook_intro(page.with_suffix(".ipynb"))
         href = os.path.relpath(page.resolve(), report_dir) if inside else ""
         out.append(
@@ -1574,29 +1465,41 @@ def _config_text(config: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------
 
 
+MANIFESTS = ("analysis", "arm_model", "figures", "notebooks")
+"""The jobs whose manifests (``results/manifests/{job}.csv``) list what a run made."""
+
+
+def run_outputs(results_dir: str | Path) -> list[str]:
+    """The files a run made: the paths of its manifests (:data:`MANIFESTS`) that exist."""
+    paths = [Path(results_dir) / "manifests" / f"{m}.csv" for m in MANIFESTS]
+    return read_manifests(p for p in paths if p.is_file())
+
+
 def render_report(
     results_dir: str | Path,
     *,
     data_dir_or_config: str | Path | Mapping[str, Any],
     out_path: str | Path,
+    outputs: Iterable[str | Path] | None = None,
 ) -> str:
     """The report as an HTML string (see :func:`build_report`; nothing is written)."""
     results_dir = Path(results_dir)
     out_path = Path(out_path)
     tables_dir = results_dir / "tables"
-    tables = (
-        {p.stem: _read_csv(p) for p in sorted(tables_dir.glob("*.csv")) if p.is_file()}
-        if tables_dir.is_dir()
-        else {}
-    )
+    made = run_outputs(results_dir) if outputs is None else [Path(p).as_posix() for p in outputs]
+    tables = {
+        Path(p).stem: _read_csv(results_dir / p)
+        for p in sorted(made, key=lambda p: Path(p).stem)
+        if Path(p).parent.name == "tables" and Path(p).suffix == ".csv"
+    }
     config = _load_config(results_dir, data_dir_or_config)
     studies_path = _studies_path(data_dir_or_config)
     studies = _read_csv(studies_path) if studies_path is not None else None
-    ctx = _Context(results_dir, out_path, config, tables, studies)
+    ctx = _Context(results_dir, out_path, config, tables, studies, made)
 
     labels = _study_labels(ctx)
     summary, sure, numbers = _summary(ctx)
-    codes = provenance_codes_present(tables_dir)
+    codes = provenance_codes_present(tables_dir, tables)
     methods = _methods(ctx, codes)
 
     # table numbering follows the order of appearance
@@ -1654,7 +1557,7 @@ def render_report(
         if "data_quality" in tables
         else None
     )
-    figures = _figures(results_dir / "figures")
+    figures = _figures(results_dir, made)
     for i, fig in enumerate(figures, start=1):
         fig["number"] = str(i)
         for cite, key in _CAPTION_CITES.items():
@@ -1706,15 +1609,15 @@ def build_report(
     *,
     data_dir_or_config: str | Path | Mapping[str, Any],
     out_path: str | Path,
+    outputs: Iterable[str | Path] | None = None,
 ) -> Path:
     """Write the self-contained HTML report of a run.
 
     Parameters
     ----------
     results_dir : str or Path
-        The ``results/`` directory of a run: ``tables/*.csv``, ``figures/*.png``,
-        ``config.yaml`` (the validated config of the run; preferred to the config given
-        here), ``notebooks/*.html``. Whatever is present is reported.
+        The ``results/`` directory of a run: ``config.yaml`` (the validated config of the
+        run; preferred to the config given here) and the files of `outputs`.
     data_dir_or_config : str, Path or mapping
         Where the trial list comes from: a data directory holding ``studies.csv``, the
         ``studies.csv`` file itself, a config file (its ``data.studies`` is taken relative
@@ -1724,6 +1627,11 @@ def build_report(
     out_path : str or Path
         The HTML file to write (usually ``results/report/report.html``); its directory is
         created. Links to the notebooks are relative to it.
+    outputs : iterable of str or Path, optional
+        The files this run made, relative to `results_dir` (``tables/*.csv``,
+        ``figures/*.png`` with their SVG/PDF twins, ``notebooks/*.html``): exactly these are
+        reported, whatever else lies in `results_dir`. Default: the run's manifests
+        (:func:`run_outputs`).
 
     Returns
     -------
@@ -1737,6 +1645,8 @@ def build_report(
     builds from the same inputs (and software versions) give the same bytes.
     """
     out_path = Path(out_path)
-    text = render_report(results_dir, data_dir_or_config=data_dir_or_config, out_path=out_path)
+    text = render_report(
+        results_dir, data_dir_or_config=data_dir_or_config, out_path=out_path, outputs=outputs
+    )
     atomic_write(out_path, lambda p: p.write_text(text, encoding="utf-8", newline="\n"))
     return out_path

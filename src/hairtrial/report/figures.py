@@ -7,20 +7,18 @@ in every format of ``config['figures']`` (:func:`save`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from hairtrial.analyses import sensitivity
 from hairtrial.analyses.primary import primary_row
-from hairtrial.diagnostics import influence, smallstudy
-from hairtrial.models import metareg, subgroups, univariate
+from hairtrial.core import vocab
 
-MEASURE_LABELS = {
-    "MD": "Mean difference in change from baseline ({unit})",
-    "SMD": "Standardised mean difference in change (Hedges' g)",
-}
+MEASURE_LABELS = vocab.MEASURE_AXIS_LABELS
 
 
 def figure_text(outcome: str, week: int, measure: str, unit: str) -> tuple[str, str]:
@@ -157,24 +155,32 @@ def trajectory_figure(
     return save(fig, stem, config)
 
 
-def labbe_figure(meta_csv, studies_csv, config: dict, *, outcome: str, week: int, stem) -> list:
-    """Draw and save the L'Abbé-style plot of one outcome x week (MD rows)."""
+def labbe_figure_object(
+    meta_table: pd.DataFrame, study_effects: pd.DataFrame, config: dict, *, outcome: str, week: int
+):
+    """The L'Abbé-style plot of one outcome x week (MD rows) from the result tables."""
     from hairtrial.data.units import UNIT_LABELS
     from hairtrial.plots.labbe import labbe_plot
 
-    meta_table = pd.read_csv(meta_csv, keep_default_na=False, na_values=[""])
-    st = pd.read_csv(studies_csv, keep_default_na=False, na_values=[""])
+    st = study_effects
     rows = st[(st["outcome"] == outcome) & (st["week"] == int(week)) & (st["measure"] == "MD")]
     pooled = primary_row(meta_table, config, outcome, week, "MD")
     k = 0 if pooled is None else int(pooled["k"])
     pooled_md = None if pooled is None or k < 2 else float(pooled["estimate"])
     unit = rows["unit"].iloc[0] if len(rows) else ""
     title = f"{outcome.replace('_', ' ').capitalize()}, week {week}"
-    fig = labbe_plot(
+    return labbe_plot(
         rows.sort_values(["year", "study"], kind="stable").reset_index(drop=True),
         pooled_md,
         unit_label=UNIT_LABELS.get(unit, unit),
         title=title,
+    )
+
+
+def labbe_figure(meta_csv, studies_csv, config: dict, *, outcome: str, week: int, stem) -> list:
+    """Draw and save the L'Abbé-style plot of one outcome x week (MD rows)."""
+    fig = labbe_figure_object(
+        _read(meta_csv), _read(studies_csv), config, outcome=outcome, week=week
     )
     return save(fig, stem, config)
 
@@ -188,7 +194,7 @@ def prisma_figure(prisma_csv, config: dict, *, stem) -> list:
 
 
 def _label(name: str) -> str:
-    return sensitivity.MODERATOR_LABELS.get(name, name.replace("_", " "))
+    return vocab.MODERATOR_LABELS.get(name, name.replace("_", " "))
 
 
 def _level_label(level: Any) -> str:
@@ -196,24 +202,53 @@ def _level_label(level: Any) -> str:
     return s[:1].upper() + s[1:]
 
 
+KEYS = list(vocab.KEYS)
+_MODEL = list(vocab.MODEL_COLUMNS)
+
+
+def _select(table: pd.DataFrame, outcome: str, week: int, measure: str) -> pd.DataFrame:
+    t = table
+    sel = t[(t["outcome"] == outcome) & (t["week"] == int(week)) & (t["measure"] == measure)]
+    return sel.reset_index(drop=True)
+
+
+def _of(data: Mapping[str, pd.DataFrame], name: str, stem: str) -> pd.DataFrame:
+    """Rows of the figure data ``name`` that belong to the figure ``stem``."""
+    d = data[name]
+    return d[d["stem"] == stem].drop(columns="stem").reset_index(drop=True)
+
+
+def _namespace(row: pd.Series, prefix: str) -> SimpleNamespace:
+    """The ``{prefix}_*`` values of a row as attributes (``trimfill_k0`` -> ``.k0``)."""
+    values = {c[len(prefix) + 1 :]: row[c] for c in row.index if c.startswith(prefix + "_")}
+    return SimpleNamespace(**values)
+
+
 def sensitivity_figure_object(
     kind: str,
-    effects: pd.DataFrame,
-    studies: pd.DataFrame,
+    tables: Mapping[str, pd.DataFrame],
+    data: Mapping[str, pd.DataFrame],
     config: dict,
     *,
     outcome: str,
     week: int,
     measure: str,
     moderator: str | None = None,
+    stem: str | None = None,
 ):
     """Draw one sensitivity figure (a matplotlib Figure) of one outcome x week x measure.
+
+    Everything comes from the run's tables (``study_effects``, ``meta_analysis``,
+    ``meta_regression``, ``leave_one_out``, ``cumulative``) and its figure
+    data (:func:`hairtrial.analyses.run.figure_data`, keyed by the figure's ``stem``);
+    nothing is fitted here.
 
     Raises
     ------
     ValueError
-        For an unknown kind, a combination without trials, or a figure that is not
-        computable for these data (not in :func:`sensitivity.figure_targets`).
+        For an unknown kind, a moderator given to a kind that takes none (or missing), or
+        a figure that is not in the run's figure list (``data['figures']``): not computable
+        for these data.
     """
     from hairtrial.plots import bubble, funnel, subgroup_forest
     from hairtrial.plots import influence as iplots
@@ -223,54 +258,47 @@ def sensitivity_figure_object(
     if (kind in sensitivity.MODERATOR_FIGURES) != (moderator is not None):
         need = "needs a" if moderator is None else "takes no"
         raise ValueError(f"figure kind {kind!r} {need} moderator")
-    e = effects
-    g = e[(e["outcome"] == outcome) & (e["week"] == int(week)) & (e["measure"] == measure)]
-    g = g.sort_values("study", kind="stable").reset_index(drop=True)
-    if (kind, outcome, int(week), measure, moderator) not in sensitivity.figure_targets(
-        g, studies, config
-    ):
+    week = int(week)
+    if stem is None:
+        stem = f"{kind}_{outcome}_week{week}_{measure}" + (f"_{moderator}" if moderator else "")
+    if "figures" in data and stem not in set(data["figures"]["stem"]):
         raise ValueError(
             f"{kind} figure not computable for {outcome}, week {week}, {measure}"
             + (f", {moderator}" if moderator else "")
-            + f" (k = {len(g)}); the sensitivity tables say why"
+            + " (not in the run's figure list); the sensitivity tables say why"
         )
     method, ci_method, level = sensitivity.primary_model(config)
-    unit = g["unit"].iloc[0] if "unit" in g.columns else ""
-    title, xlabel = figure_text(outcome, int(week), measure, unit)
+    g = _select(tables["study_effects"], outcome, week, measure)
+    g = g.sort_values("study", kind="stable").reset_index(drop=True)
+    unit = g["unit"].iloc[0] if "unit" in g.columns and len(g) else ""
+    title, xlabel = figure_text(outcome, week, measure, unit)
     pct = int(round(100 * level))
     effect_label = f"{measure} [{pct}% CI]"
     labels = dict(zip(g["study"], g["label"] if "label" in g.columns else g["study"], strict=True))
-    yi, vi = g["yi"].to_numpy(float), g["vi"].to_numpy(float)
-    overall = univariate.fit(yi, vi, method=method, ci_method=ci_method, level=level)
-    pooled = univariate.results_frame([overall]).iloc[0]
+    pooled = primary_row(tables["meta_analysis"], config, outcome, week, measure)
 
     if kind == "bubble":
         assert moderator is not None
-        mf = sensitivity.fit_moderators(g, studies, [moderator], config)
-        res, perm, d = mf.result, mf.perm, mf.md.data
-        assert res is not None and perm is not None
-        x = d[moderator].to_numpy(float)
-        grid = pd.DataFrame({moderator: np.linspace(x.min(), x.max(), 101)})
-        pred = metareg.predict(res, grid)
-        slope = res.coefficients.iloc[1]
+        pts = _of(data, "bubble_points", stem)
+        pred = _of(data, "bubble_lines", stem).rename(columns={"x": moderator})
+        x = pts.pop("x").to_numpy(float)
+        mr = _select(tables["meta_regression"], outcome, week, measure)
+        slope = mr[(mr["moderators"] == moderator) & (mr["term"] == moderator)].iloc[0]
+        r2 = float(slope["R2"])
         ann = (
             f"Slope {slope['estimate']:.3g} per "
-            f"{sensitivity.MODERATOR_UNITS.get(moderator, 'unit')} "
+            f"{vocab.MODERATOR_UNITS.get(moderator, 'unit')} "
             f"[{pct}% CI {slope['ci_lower']:.3g} to "
-            f"{slope['ci_upper']:.3g}]; QM p = {res.QM_pvalue:.2g}; permutation p = "
-            f"{perm.pvalue[1]:.2g}; residual \u03c4\u00b2 = {res.tau2:.3g}"
-            + (f"; R\u00b2 = {res.R2:.0f}%" if math.isfinite(res.R2) else "")
-            + f"; k = {res.k} ({method}, {ci_method})"
+            f"{slope['ci_upper']:.3g}]; QM p = {slope['QM_pvalue']:.2g}; permutation p = "
+            f"{slope['permutation_pvalue']:.2g}; residual \u03c4\u00b2 = {slope['tau2']:.3g}"
+            + (f"; R\u00b2 = {r2:.0f}%" if math.isfinite(r2) else "")
+            + f"; k = {int(slope['k'])} ({method}, {ci_method})"
         )
-        if mf.md.dropped:
+        dropped = slope["studies_dropped"]
+        if isinstance(dropped, str) and dropped:
             ann += f". Not shown (no {moderator} recorded): " + ", ".join(
-                labels.get(s, s) for s in mf.md.dropped
+                labels.get(s, s) for s in dropped.split(";")
             )
-        pts = d[["study", "yi"]].copy()
-        pts["label"] = [labels.get(s, s) for s in d["study"]]
-        pts["weight_pct"] = res.weights
-        if "provenance" in d.columns:
-            pts["provenance"] = d["provenance"].to_numpy()
         return bubble.bubble_plot(
             pts, x, pred, xlabel=_label(moderator), ylabel=xlabel,
             title=f"{title}: meta-regression on {_label(moderator).lower()}",
@@ -279,108 +307,208 @@ def sensitivity_figure_object(
 
     if kind == "subgroups":
         assert moderator is not None
-        md = sensitivity.moderator_data(g, studies, [moderator], subgroup=True)
-        d = md.data.copy()
-        d["subgroup"] = d[moderator].astype(str)
-        res = subgroups.subgroup_analysis(
-            d["yi"].to_numpy(float), d["vi"].to_numpy(float), d["subgroup"].to_numpy(),
-            moderator=moderator, method=method, ci_method=ci_method, level=level,
-        )  # fmt: skip
-        d["weight_pct"] = res.overall.weights
-        lo, hi = _study_ci(d, level)
-        d["ci_lower"], d["ci_upper"] = lo, hi
-        tab = res.table[res.table["tau2_option"] == "separate"].copy()
-        # a one-trial subgroup has no tau2 (fixed at 0, not estimated): show none
-        tab.loc[tab["k"] < 2, "tau2"] = math.nan
-        test = res.test[res.test["tau2_option"] == "separate"].iloc[0]
-        over = univariate.results_frame([res.overall]).iloc[0]
+        d = _of(data, "subgroup_studies", stem)
+        d["subgroup"] = d["subgroup"].astype(str)
+        tab = _of(data, "subgroup_levels", stem)
+        tab["level"] = tab["level"].astype(str)
+        test = _of(data, "subgroup_tests", stem).iloc[0]
+        over = _of(data, "subgroup_overall", stem)
+        n_dropped = int(over.pop("studies_dropped").iloc[0])
         t = f"{title}: subgroups by {_label(moderator)}"
-        if md.dropped:
-            t += f" ({len(md.dropped)} trial(s) without {moderator} left out)"
+        if n_dropped:
+            t += f" ({n_dropped} trial(s) without {moderator} left out)"
+        levels = sorted(set(d["subgroup"]))
         return subgroup_forest.subgroup_forest_plot(
-            d, tab, test, over, xlabel=xlabel, group_column="subgroup", title=t,
-            effect_label=effect_label, level_labels={lv: _level_label(lv) for lv in res.levels},
+            d, tab, test, over.iloc[0], xlabel=xlabel, group_column="subgroup", title=t,
+            effect_label=effect_label, level_labels={lv: _level_label(lv) for lv in levels},
         )  # fmt: skip
 
-    if kind == "leave_one_out":
-        loo = influence.leave_one_out(yi, vi, list(g["study"]), method=method,
-                                      ci_method=ci_method, level=level)  # fmt: skip
-        return iplots.leave_one_out_plot(
-            loo, pooled, xlabel=xlabel, title=f"{title}: leave-one-out analysis",
-            effect_label=effect_label, study_labels=labels,
-        )  # fmt: skip
-
-    if kind == "cumulative":
-        d = sensitivity.by_year(g, studies)
-        cum = influence.cumulative(
-            d["yi"].to_numpy(float), d["vi"].to_numpy(float), list(d["study"]),
-            order_by=list(d["year"]), method=method, ci_method=ci_method, level=level,
-        )  # fmt: skip
+    if kind in ("leave_one_out", "cumulative"):
+        rows = _select(tables[kind], outcome, week, measure).drop(columns=_MODEL)
+        rows = rows.drop(columns=KEYS)
+        if kind == "leave_one_out":
+            return iplots.leave_one_out_plot(
+                rows, pooled, xlabel=xlabel, title=f"{title}: leave-one-out analysis",
+                effect_label=effect_label, study_labels=labels,
+            )  # fmt: skip
         return iplots.cumulative_plot(
-            cum, pooled, xlabel=xlabel, title=f"{title}: cumulative meta-analysis by year",
+            rows, pooled, xlabel=xlabel, title=f"{title}: cumulative meta-analysis by year",
             effect_label=effect_label, order_label="Year", study_labels=labels,
         )  # fmt: skip
 
     if kind == "baujat":
-        bj = influence.baujat(yi, vi, list(g["study"]), method=method, ci_method=ci_method)
+        bj = _of(data, "baujat", stem)
+        attrs = {"xlabel": bj.pop("xlabel").iloc[0], "ylabel": bj.pop("ylabel").iloc[0]}
+        bj.attrs = attrs
         prov = dict(zip(g["study"], g["provenance"], strict=True)) if "provenance" in g else None
         return iplots.baujat_plot(
             bj, provenance=prov, study_labels=labels, title=f"{title}: Baujat plot ({measure})"
         )
 
     if kind == "influence":
+        infl = _of(data, "influence_panels", stem)
+        ref = _of(data, "influence_reference", stem).iloc[0]
+        infl.attrs = {
+            "k": int(ref["k"]),
+            "p": int(ref["p"]),
+            "method": ref["method"],
+            "ci_method": ref["ci_method"],
+            "tau2": float(ref["tau2"]),
+            "QE": float(ref["QE"]),
+            "cutoffs": {
+                c[len("cutoff_") :]: float(ref[c]) for c in ref.index if c.startswith("cutoff_")
+            },
+        }
         return iplots.influence_plot(
-            sensitivity.influence_frame(g, method, ci_method),
-            title=f"{title}: influence diagnostics ({measure})",
-            study_labels=labels,
+            infl, title=f"{title}: influence diagnostics ({measure})", study_labels=labels
         )
 
     # funnel
-    tf = smallstudy.trimfill(yi, vi, method=method, ci_method=ci_method, level=level)
-    eg = smallstudy.regtest(yi, vi, model="lm", predictor="sei", level=level)
+    line = _of(data, "funnel_lines", stem).iloc[0]
+    filled = _of(data, "funnel_filled", stem)
+    tf = _namespace(line, "trimfill")
+    tf.computable, tf.k0 = bool(tf.computable), int(tf.k0)
+    empty = pd.Series(dtype=float)
+    tf.filled_yi = filled.get("yi", empty).to_numpy(float)
+    tf.filled_vi = filled.get("vi", empty).to_numpy(float)
+    eg = _namespace(line, "egger")
+    eg.computable = bool(eg.computable)
     pts = g.copy()
     pts["label"] = [labels[s] for s in g["study"]]
+    estimate = {"estimate": float(line["pooled_estimate"]), "method": line["pooled_method"]}
     return funnel.funnel_plot(
-        pts, estimate=pooled, trimfill=vars(tf), egger=vars(eg), xlabel=xlabel,
+        pts, estimate=estimate, trimfill=vars(tf), egger=vars(eg), xlabel=xlabel,
         title=f"{title}: funnel plot ({measure})", width=5.0,
     )  # fmt: skip
 
 
-def _study_ci(d: pd.DataFrame, level: float) -> tuple[np.ndarray, np.ndarray]:
-    if {"ci_lower", "ci_upper"} <= set(d.columns) and d[["ci_lower", "ci_upper"]].notna().all(
-        axis=None
-    ):
-        return d["ci_lower"].to_numpy(float), d["ci_upper"].to_numpy(float)
-    from hairtrial.derive.effects import ci_from_yi_vi
+#: Tables the figures are drawn from (``results/tables/{name}.csv``).
+FIGURE_TABLES = (
+    "meta_analysis",
+    "study_effects",
+    "robustness",
+    "meta_regression",
+    "leave_one_out",
+    "cumulative",
+    "arm_model_means",
+    "arm_model_contrasts",
+)
+#: Figure data (``results/derived/{name}.csv``, :func:`hairtrial.analyses.run.figure_data`).
+FIGURE_DATA = (
+    "figures",
+    "arm_model_data",
+    "bubble_points",
+    "bubble_lines",
+    "subgroup_studies",
+    "subgroup_levels",
+    "subgroup_tests",
+    "subgroup_overall",
+    "baujat",
+    "influence_reference",
+    "influence_panels",
+    "funnel_filled",
+    "funnel_lines",
+)
 
-    lo, hi = ci_from_yi_vi(d["yi"].to_numpy(float), d["vi"].to_numpy(float), level=level)
-    return np.atleast_1d(lo), np.atleast_1d(hi)
 
-
-def sensitivity_figure(
-    kind: str,
-    study_effects_csv,
+def figure_object(
+    row: Mapping[str, Any],
+    tables: Mapping[str, pd.DataFrame],
+    data: Mapping[str, pd.DataFrame],
     config: dict,
+):
+    """The Figure of one row of the figure list (``results/derived/figures.csv``)."""
+    kind, stem = row["kind"], row["stem"]
+    if kind == "prisma":
+        from hairtrial.data.prisma import read_prisma
+        from hairtrial.plots.prisma import prisma_diagram
+
+        return prisma_diagram(read_prisma(config["data"]["prisma"]))
+    outcome = row["outcome"]
+    if kind == "trajectory":
+        return trajectory_figure_object(
+            tables["arm_model_means"], tables["arm_model_contrasts"], data["arm_model_data"],
+            config, outcome=outcome,
+        )  # fmt: skip
+    week = int(row["week"])
+    if kind == "labbe":
+        return labbe_figure_object(
+            tables["meta_analysis"], tables["study_effects"], config, outcome=outcome, week=week
+        )
+    measure = row["measure"]
+    if kind == "forest":
+        return forest_figure_object(
+            tables["meta_analysis"], tables["study_effects"], config,
+            outcome=outcome, week=week, measure=measure,
+        )  # fmt: skip
+    if kind == "robustness":
+        rows = _select(tables["robustness"], outcome, week, measure)
+        return robustness_figure_object(rows, outcome=outcome, week=week, measure=measure)
+    moderator = row.get("moderator")
+    moderator = moderator if isinstance(moderator, str) and moderator else None
+    return sensitivity_figure_object(
+        kind, tables, data, config, outcome=outcome, week=week, measure=measure,
+        moderator=moderator, stem=stem,
+    )  # fmt: skip
+
+
+def draw_figures(
+    tables: Mapping[str, str | Path],
+    data: Mapping[str, str | Path],
+    config: dict,
+    figures_dir: str | Path,
     *,
-    outcome: str,
-    week: int,
-    measure: str,
-    moderator: str | None = None,
-    stem,
-) -> list:
-    """Draw and save one sensitivity figure in every format of ``config['figures']``.
+    processes: int = 1,
+) -> list[Path]:
+    """Draw every figure of the figure list from tables and figure data; fit nothing.
+
+    Parameters
+    ----------
+    tables : mapping
+        Path of each table of :data:`FIGURE_TABLES`.
+    data : mapping
+        Path of each figure data file of :data:`FIGURE_DATA` (``figures``: the list).
+    config : dict
+        The validated config (``figures``: formats and DPI; the primary model).
+    figures_dir : str or Path
+        Where the figures go (``{stem}.{format}``).
+    processes : int
+        Figures drawn at once (forked worker processes when more than 1; each figure is
+        drawn by one process, so the files do not depend on this).
 
     Returns
     -------
     list of pathlib.Path
-        The files written.
+        Every file written, in the order of the figure list and of the formats.
     """
-    from hairtrial.data.validate import read_studies
+    global _JOB
+    t = {name: _read(path) for name, path in tables.items()}
+    d = {name: _read(path) for name, path in data.items()}
+    rows = d["figures"].to_dict("records")
+    _JOB = (t, d, rows, config, Path(figures_dir))
+    n = max(1, min(int(processes), len(rows)))
+    if n == 1:
+        return [p for i in range(len(rows)) for p in _draw(i)]
+    import multiprocessing
 
-    effects = sensitivity.read_study_effects(study_effects_csv)
-    studies = read_studies(config["data"]["studies"])
-    fig = sensitivity_figure_object(
-        kind, effects, studies, config, outcome=outcome, week=week, measure=measure,
-        moderator=moderator,
-    )  # fmt: skip
-    return save(fig, stem, config)
+    with multiprocessing.get_context("fork").Pool(n) as pool:
+        return [p for files in pool.map(_draw, range(len(rows)), chunksize=1) for p in files]
+
+
+_JOB: tuple[Any, ...] | None = None  # what the forked workers of draw_figures draw from
+
+
+def _draw(i: int) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    assert _JOB is not None
+    t, d, rows, config, figures_dir = _JOB
+    row = rows[i]
+    fig = figure_object(row, t, d, config)
+    written = save(fig, figures_dir / row["stem"], config)
+    plt.close(fig)
+    return written
+
+
+def _read(path: str | Path) -> pd.DataFrame:
+    return pd.read_csv(path, keep_default_na=False, na_values=[""])

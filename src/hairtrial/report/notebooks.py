@@ -11,7 +11,9 @@ removed, so two runs on the same inputs give the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,44 @@ def scrub(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
+def _prepared(source: str | Path, parameters: dict[str, Any]) -> nbformat.NotebookNode:
+    nb = jupytext.read(source)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.metadata["papermill"] = {}
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])
+    return parameterize_notebook(nb, parameters, kernel_name="python3", language="python")
+
+
+@functools.cache
+def _html_exporter() -> HTMLExporter:
+    return HTMLExporter(template_name="lab")  # one per process: its templates load once
+
+
+def _write(nb: nbformat.NotebookNode, ipynb_out: str | Path, html_out: str | Path) -> None:
+    nb = scrub(nb)
+    atomic_write(ipynb_out, lambda p: nbformat.write(nb, str(p)))
+    body, _ = _html_exporter().from_notebook_node(nb)
+    atomic_write(html_out, lambda p: p.write_text(body, encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def _inline_backend():
+    env_backup = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    try:
+        yield
+    finally:
+        if env_backup is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = env_backup
+
+
 def execute(
     source: str | Path,
     ipynb_out: str | Path,
@@ -85,28 +125,56 @@ def execute(
     nbclient.exceptions.CellExecutionError
         When a cell fails; nothing is written then.
     """
-    nb = jupytext.read(source)
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    nb.metadata["papermill"] = {}
-    for cell in nb.cells:
-        cell.metadata.setdefault("tags", [])
-    nb = parameterize_notebook(nb, parameters, kernel_name="python3", language="python")
-    env_backup = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    try:
-        NotebookClient(
-            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
-        ).execute()
-    finally:
-        if env_backup is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = env_backup
-    nb = scrub(nb)
-    atomic_write(ipynb_out, lambda p: nbformat.write(nb, str(p)))
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    atomic_write(html_out, lambda p: p.write_text(body, encoding="utf-8"))
+    execute_many(
+        [
+            {
+                "source": source,
+                "ipynb_out": ipynb_out,
+                "html_out": html_out,
+                "parameters": parameters,
+                "cwd": cwd,
+            }
+        ],
+        timeout=timeout,
+        parallel=1,
+    )
+
+
+def execute_many(runs: list[dict[str, Any]], *, timeout: int = 600, parallel: int = 2) -> None:
+    """Execute several notebooks, each in its own kernel, ``parallel`` at a time.
+
+    Parameters
+    ----------
+    runs : list of dict
+        Keyword arguments of :func:`execute` per notebook (``source``, ``ipynb_out``,
+        ``html_out``, ``parameters``, ``cwd``).
+    timeout : int
+        Seconds allowed per cell.
+    parallel : int
+        Kernels running at once (the cores the job may use).
+
+    Raises
+    ------
+    nbclient.exceptions.CellExecutionError
+        When a cell fails; the notebooks that finished are written, the failed one is not.
+    """
+    import asyncio
+
+    async def run_one(sem: asyncio.Semaphore, run: dict[str, Any]) -> None:
+        async with sem:
+            nb = _prepared(run["source"], run["parameters"])
+            client = NotebookClient(
+                nb,
+                timeout=timeout,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(run["cwd"])}},
+            )
+            await client.async_execute()
+            _write(nb, run["ipynb_out"], run["html_out"])
+
+    async def run_all() -> None:
+        sem = asyncio.Semaphore(max(1, int(parallel)))
+        await asyncio.gather(*(run_one(sem, r) for r in runs))
+
+    with _inline_backend():
+        asyncio.run(run_all())

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
-from hairtrial.core.io import atomic_write
+from hairtrial.core.io import atomic_write, write_csv
 
 ROUNDING_NOTE = (
     "Rounded for reading: p-values to 2 significant digits, percentages to 1 decimal, "
@@ -180,3 +181,27 @@ def write_renderings(
         tex_path,
         lambda p: p.write_text(to_latex(df, caption, f"tab:{stem}"), encoding="utf-8"),
     )
+
+
+def write_tables(
+    tables: Mapping[str, pd.DataFrame], tables_dir: str | Path, *, renderings: bool = True
+) -> list[Path]:
+    """Write each table as ``{name}.csv`` (full precision) and its renderings.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written: per table the CSV, then ``.md``, ``.html`` and ``.tex``.
+    """
+
+    tables_dir = Path(tables_dir)
+    written: list[Path] = []
+    for name, df in tables.items():
+        csv = tables_dir / f"{name}.csv"
+        write_csv(df, csv)
+        written.append(csv)
+        if renderings:
+            md, html, tex = (csv.with_suffix(s) for s in (".md", ".html", ".tex"))
+            write_renderings(csv, md, html, tex)
+            written += [md, html, tex]
+    return written

@@ -1,0 +1,134 @@
+"""Benchmark of the workflow as a user runs it: `make run` (cold and no-op), `make figures`,
+`make test`.
+
+On the default data with the environment present (``.venv``). The runs go to a scratch
+directory (``--directory``, with ``data/`` linked to the project's), so the project's own
+``results/`` is never touched. For each step: wall time, the Snakemake jobs it ran, and the
+Python interpreters it started (counted by a ``sitecustomize`` module put on
+``PYTHONPATH`` for the benchmark only: every interpreter that starts appends a line to a
+file; forked workers are not new interpreters and are not counted). The machine's load
+(1-minute load average) before each step is recorded: the targets are for an idle
+2-core machine.
+
+    .venv/bin/python benchmarks/bench_workflow.py [--skip-test]
+
+writes ``benchmarks/results/workflow.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "workflow.csv"
+TARGETS = {"cold run": 20.0, "no-op run": 2.0, "make figures": 5.0, "make test": 180.0}
+SITECUSTOMIZE = """
+import os, sys
+_log = os.environ.get("HAIRTRIAL_BENCH_PROCESSES")
+if _log:
+    with open(_log, "a") as _f:
+        _f.write(f"{os.getpid()} {' '.join(sys.argv)[:200]}\\n")
+"""
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Snakemake's "Job stats" table (rule -> jobs); empty when nothing ran."""
+    if "Job stats:" not in output:
+        return {}
+    counts = {}
+    for line in output.split("Job stats:", 1)[1].splitlines()[3:]:
+        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        counts[m.group(1)] = int(m.group(2))
+    counts.pop("total", None)
+    return counts
+
+
+def step(name: str, cmd: list[str], env: dict[str, str], log_dir: Path) -> dict[str, object]:
+    processes = log_dir / f"{name.replace(' ', '_')}.processes"
+    processes.unlink(missing_ok=True)
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        env={**env, "HAIRTRIAL_BENCH_PROCESSES": str(processes)},
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - t0
+    out = proc.stdout + proc.stderr
+    (log_dir / f"{name.replace(' ', '_')}.log").write_text(out)
+    if proc.returncode != 0:
+        sys.exit(f"{name} failed ({' '.join(cmd)}):\n{out[-3000:]}")
+    jobs = job_counts(out)
+    started = processes.read_text().splitlines() if processes.exists() else []
+    return {
+        "step": name,
+        "seconds": round(seconds, 2),
+        "target_seconds": TARGETS.get(name, ""),
+        "jobs": sum(v for k, v in jobs.items() if k != "all") if name != "make test" else "",
+        "python_processes": len(started),
+        "load_1min_before": round(load, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--skip-test", action="store_true", help="do not time `make test`")
+    args = parser.parse_args()
+    if not (ROOT / ".venv" / "bin" / "snakemake").exists():
+        sys.exit("the environment is missing: run `make env` first")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="hairtrial-bench-") as tmp:
+        tmp = Path(tmp)
+        hook = tmp / "hook"
+        hook.mkdir()
+        (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
+        work = tmp / "work"
+        work.mkdir()
+        (work / "data").symlink_to(ROOT / "data")
+        logs = tmp / "logs"
+        logs.mkdir()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(hook), *filter(None, [os.environ.get("PYTHONPATH")])]
+        )
+        smk = f"SMK_ARGS=--directory {work}"
+        rows.append(step("cold run", ["make", "run", smk], env, logs))
+        rows.append(step("no-op run", ["make", "run", smk], env, logs))
+        rows.append(step("make figures", ["make", "figures", smk], env, logs))
+        if not args.skip_test:
+            rows.append(step("make test", ["make", "test"], env, logs))
+        shutil.rmtree(work / ".snakemake", ignore_errors=True)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    for r in rows:
+        r.update(cores=os.cpu_count(), machine=platform.node(), date=stamp)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    with OUT.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    for r in rows:
+        print(
+            f"{r['step']:<14} {r['seconds']:>8.2f} s (target {r['target_seconds']} s)  "
+            f"jobs {r['jobs']!s:>3}  python processes {r['python_processes']:>3}  "
+            f"load before {r['load_1min_before']}"
+        )
+    print(f"wrote {OUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""The project's vocabulary, in one place: labels and column lists.
+
+Figures, tables, the HTML report and the notebooks name measures, moderators and columns
+the same way because they all read them from here.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "KEYS",
+    "MEASURE_AXIS_LABELS",
+    "MEASURE_NAMES",
+    "MODEL_COLUMNS",
+    "MODERATOR_LABELS",
+    "MODERATOR_UNITS",
+    "SUMMARY_COLUMNS",
+]
+
+KEYS: tuple[str, ...] = ("outcome", "week", "measure")
+"""Columns that identify one analysis: outcome x week x effect measure."""
+
+MODEL_COLUMNS: tuple[str, ...] = ("method", "ci_method")
+"""Columns that name a model: tau² estimator (metafor's spelling, ``FE`` = common effect)
+and CI method."""
+
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    *KEYS,
+    "k",
+    "estimate",
+    "ci_lower",
+    "ci_upper",
+    "pi_lower",
+    "pi_upper",
+    "tau2",
+    "I2",
+)
+"""Columns of the summary of findings (the primary model of every outcome x week x measure)."""
+
+MEASURE_NAMES: dict[str, str] = {
+    "MD": "mean difference",
+    "SMD": "standardised mean difference (Hedges' g)",
+    "MC": "mean change difference",
+    "SMCRP": "standardised mean change difference",
+}
+"""Effect measures in words (methods text, summaries)."""
+
+MEASURE_AXIS_LABELS: dict[str, str] = {
+    "MD": "Mean difference in change from baseline ({unit})",
+    "SMD": "Standardised mean difference in change (Hedges' g)",
+}
+"""Effect axis of a figure, per measure (``{unit}``: the typeset unit)."""
+
+MODERATOR_LABELS: dict[str, str] = {
+    "year": "Publication year",
+    "needle_mm": "Needle length (mm)",
+    "interval_weeks": "Interval between sessions (weeks)",
+    "sessions": "Number of sessions",
+    "treatment_weeks": "Treatment duration (weeks)",
+    "minoxidil_pct": "Minoxidil concentration (%)",
+    "n_randomised": "Participants randomised",
+    "n_arms": "Arms randomised",
+    "sex": "sex",
+    "category": "device category",
+    "design": "design",
+    "rob": "risk of bias",
+    "country": "country",
+    "status": "inclusion status",
+    "confidence": "extraction confidence",
+}
+"""Display names of study-level moderators (axis labels, titles)."""
+
+MODERATOR_UNITS: dict[str, str] = {
+    "year": "year",
+    "needle_mm": "mm",
+    "interval_weeks": "week",
+    "sessions": "session",
+    "treatment_weeks": "week",
+    "minoxidil_pct": "percentage point",
+    "n_randomised": "participant",
+    "n_arms": "arm",
+}
+"""Units of numeric moderators (for "slope per ...")."""
