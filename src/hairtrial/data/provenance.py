@@ -13,6 +13,8 @@ PROVENANCE: dict[str, str] = {
     "reported": "as reported in the paper",
     "unit_converted": "converted from hairs/inch² to hairs/cm² (divided by 6.4516)",
     "n_split_equally": "per-arm n not reported: total randomised split equally between arms",
+    "events_from_percent": "events not reported: percent x n / 100, rounded to the nearest "
+    "whole number (halves up)",
     "from_se": "SD from the reported SE (SD = SE·√n)",
     "from_ci": "SD from the reported 95% CI of the mean (t-based; Cochrane Handbook 6.5.2.2)",
     "from_median_iqr": "mean/SD estimated from median and IQR (Luo 2018; Wan 2014)",
