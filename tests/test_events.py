@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hairtrial.data import provenance
 from hairtrial.data.csvread import DataValidationError
 from hairtrial.data.events import EVENT_COLUMNS, read_events, split_arms
-from hairtrial.data.outcomes import OUTCOME_COLUMNS, read_outcomes
+from hairtrial.data.outcomes import OUTCOME_COLUMNS, outcome_problems, read_outcomes
 from hairtrial.data.validate import read_inputs, read_studies
 from hairtrial.derive import binary
 from hairtrial.derive.arm_level import QUALITY_COLUMNS
@@ -134,6 +134,13 @@ def test_default_files_validate_and_agree():
     assert {kind[o] for o in events["outcome"]} == {"binary"}
     assert {kind[o] for o in arms["outcome"]} == {"continuous"}
     assert set(kind) == set(events["outcome"]) | set(arms["outcome"])  # nothing unused
+    assert outcome_problems(arms, outcomes, kind="continuous", fname="arms.csv") == []
+    wrong = [str(p) for p in outcome_problems(arms, outcomes, kind="binary", fname="arms.csv")]
+    assert len(wrong) == len(arms)
+    assert wrong[0] == (
+        "arms.csv, line 2, column 'outcome': value 'hair_density': outcome is continuous in "
+        "outcomes.csv; this file takes binary outcomes"
+    )
     # the arms of a study shared with arms.csv carry the same labels and treatments
     shared = events.merge(arms, on=["study", "arm"], suffixes=("", "_arms"))
     assert (shared["treatment"] == shared["treatment_arms"]).all()

@@ -28,6 +28,7 @@ __all__ = [
     "BINARY_UNITS",
     "CONTINUOUS_UNITS",
     "OUTCOME_COLUMNS",
+    "outcome_problems",
     "read_outcomes",
 ]
 
@@ -162,3 +163,47 @@ def read_outcomes(path: str | Path) -> pd.DataFrame:
         raise DataValidationError(problems)
     df["mid"] = pd.to_numeric(df["mid"], errors="coerce").astype(float)
     return df.reset_index(drop=True)
+
+
+def outcome_problems(
+    table: pd.DataFrame, outcomes: pd.DataFrame, *, kind: str, fname: str
+) -> list[Problem]:
+    """Rows of a validated data table whose outcome is not listed in ``outcomes.csv`` as ``kind``.
+
+    For ``arms.csv`` (``kind="continuous"``); :func:`hairtrial.data.events.read_events` makes
+    the same check itself for binary outcomes.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`hairtrial.data.validate.read_arms` (columns ``outcome`` and ``line``).
+    outcomes : pandas.DataFrame
+        Output of :func:`read_outcomes`.
+    kind : {"continuous", "binary"}
+        The kind the table's outcomes must have.
+    fname : str
+        The table's file name, for the problems.
+
+    Returns
+    -------
+    list of Problem
+        One per row, empty when every outcome is listed with the right kind.
+
+    Examples
+    --------
+    >>> arms = pd.DataFrame({"outcome": ["hair_density", "itch"], "line": [2, 3]})
+    >>> outs = pd.DataFrame({"outcome": ["hair_density"], "kind": ["continuous"]})
+    >>> [str(p) for p in outcome_problems(arms, outs, kind="continuous", fname="arms.csv")]
+    ["arms.csv, line 3, column 'outcome': value 'itch': outcome is not listed in outcomes.csv"]
+    """
+    kinds = dict(zip(outcomes["outcome"], outcomes["kind"], strict=True))
+    problems: list[Problem] = []
+    for code, line in zip(table["outcome"], table["line"], strict=True):
+        if code not in kinds:
+            rule = "outcome is not listed in outcomes.csv"
+        elif kinds[code] != kind:
+            rule = f"outcome is {kinds[code]} in outcomes.csv; this file takes {kind} outcomes"
+        else:
+            continue
+        problems.append(Problem(fname, int(line), "outcome", code, rule))
+    return problems
