@@ -533,9 +533,9 @@ def read_arms(path: str | Path, studies: pd.DataFrame) -> pd.DataFrame:
     if problems:
         raise DataValidationError(problems)
 
-    for c in ARM_COLUMNS:
-        if c.kind in ("int", "number"):
-            df[c.name] = pd.to_numeric(df[c.name], errors="coerce")
+    for spec in ARM_COLUMNS:
+        if spec.kind in ("int", "number"):
+            df[spec.name] = pd.to_numeric(df[spec.name], errors="coerce")
     df["week"] = df["week"].astype(int)
     return df.reset_index(drop=True)
 
