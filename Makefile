@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 PYDIRS := $(wildcard src tests workflow benchmarks notebooks)
 STAMP := $(VENV)/.hairtrial-installed
 
-.PHONY: run figures bench test test-slow test-fast lint format env lock clean help config-docs
+.PHONY: run figures bench test test-slow test-fast test-slurm lint format env lock clean help config-docs
 
 help:
 	@sed -n '1,6p' Makefile
@@ -51,7 +51,13 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -s
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not e2e and not slow"
+	$(BIN)/python -m pytest -m "not e2e and not slow and not slurm"
+
+# The workflow on a real one-node Slurm cluster (tests/test_slurm.py, .ci/slurm/): needs root
+# and apt-get, installs Debian's Slurm packages when missing, starts the daemons and always
+# stops them; 2-3 minutes. Not part of `make test` or .ci/run; .ci/run-slurm runs it.
+test-slurm: $(STAMP)
+	$(BIN)/python -m pytest -m slurm -s tests/test_slurm.py
 
 lint: $(STAMP)
 	$(BIN)/lint-imports

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -111,12 +112,15 @@ def slurm_cluster():
     base = Path(tempfile.mkdtemp(prefix="hairtrial-slurm-", dir="/tmp"))
     cluster = Cluster(base)
     env = _env(HAIRTRIAL_SLURM_DIR=str(base))
+    t0 = time.monotonic()
     try:
-        _run([SLURM_CI / "start.sh"], env=env, timeout=START_TIMEOUT)
+        start = _run([SLURM_CI / "start.sh"], env=env, timeout=START_TIMEOUT)
+        print(f"\n{start.stdout}start.sh: {time.monotonic() - t0:.0f} s")
         cluster.pids = {p.stem: int(p.read_text()) for p in (base / "pids").glob("*.pid")}
         assert set(cluster.pids) == {"munged", "slurmctld", "slurmd"}
         yield cluster
     finally:
+        t0 = time.monotonic()
         stop = subprocess.run(
             [str(SLURM_CI / "stop.sh"), *(["--purge"] if cluster.passed else [])],
             env=env,
@@ -127,7 +131,7 @@ def slurm_cluster():
             timeout=300,
             check=False,
         )
-        print(stop.stdout)
+        print(f"{stop.stdout}stop.sh: {time.monotonic() - t0:.0f} s")
         if not cluster.passed:
             print(f"Slurm logs kept in {base}/log")
     assert stop.returncode == 0, stop.stdout
@@ -151,10 +155,13 @@ def _job_ids(workdir: Path) -> dict[str, str]:
 
 
 def test_workflow_on_slurm_matches_local_run(slurm_cluster, tmp_path):
+    t0 = time.monotonic()
     on_slurm = tmp_path / "slurm"
     _snakemake(on_slurm, "--profile", str(PROFILE))
+    t1 = time.monotonic()
     local = tmp_path / "local"
     _snakemake(local, "--cores", "2")
+    print(f"snakemake on Slurm: {t1 - t0:.0f} s, locally: {time.monotonic() - t1:.0f} s")
 
     # same bytes, however the jobs were run
     assert (on_slurm / RESULT).read_bytes() == (local / RESULT).read_bytes()
