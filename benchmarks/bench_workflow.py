@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "workflow.csv"
+STAMP = ".venv/.hairtrial-installed"  # the Makefile's marker of a built environment
 TARGETS = {"cold run": 20.0, "no-op run": 2.0, "make figures": 5.0, "make test": 180.0}
 SITECUSTOMIZE = """
 import os, sys
@@ -71,8 +72,9 @@ def step(name: str, cmd: list[str], env: dict[str, str], log_dir: Path) -> dict[
     seconds = time.perf_counter() - t0
     out = proc.stdout + proc.stderr
     (log_dir / f"{name.replace(' ', '_')}.log").write_text(out)
-    if proc.returncode != 0:
+    if proc.returncode != 0 and name != "make test":
         sys.exit(f"{name} failed ({' '.join(cmd)}):\n{out[-3000:]}")
+    summary = re.findall(r"^=+ (.* in [\d.]+s.*) =+$", out, re.M)
     jobs = job_counts(out)
     started = processes.read_text().splitlines() if processes.exists() else []
     return {
@@ -82,12 +84,17 @@ def step(name: str, cmd: list[str], env: dict[str, str], log_dir: Path) -> dict[
         "jobs": sum(v for k, v in jobs.items() if k != "all") if name != "make test" else "",
         "python_processes": len(started),
         "load_1min_before": round(load, 2),
+        "result": "ok" if proc.returncode == 0 else f"exit {proc.returncode}",
+        "notes": summary[-1] if summary else "",
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip-test", action="store_true", help="do not time `make test`")
+    parser.add_argument(
+        "--keep", type=Path, help="copy the run's results/ here (to compare with another run)"
+    )
     args = parser.parse_args()
     if not (ROOT / ".venv" / "bin" / "snakemake").exists():
         sys.exit("the environment is missing: run `make env` first")
@@ -107,12 +114,19 @@ def main() -> None:
             [str(hook), *filter(None, [os.environ.get("PYTHONPATH")])]
         )
         smk = f"SMK_ARGS=--directory {work}"
-        rows.append(step("cold run", ["make", "run", smk], env, logs))
-        rows.append(step("no-op run", ["make", "run", smk], env, logs))
-        rows.append(step("make figures", ["make", "figures", smk], env, logs))
+        # the environment is present: never let make rebuild it (-o: the stamp is up to date)
+        make = ["make", "-o", STAMP]
+        rows.append(step("cold run", [*make, "run", smk], env, logs))
+        rows.append(step("no-op run", [*make, "run", smk], env, logs))
+        rows.append(step("make figures", [*make, "figures", smk], env, logs))
+        if args.keep:
+            shutil.copytree(work / "results", args.keep, dirs_exist_ok=True)
         if not args.skip_test:
-            rows.append(step("make test", ["make", "test"], env, logs))
-        shutil.rmtree(work / ".snakemake", ignore_errors=True)
+            # another engineer's unfinished test module must not stop the timing of the rest
+            test_env = {**env, "PYTEST_ADDOPTS": "--continue-on-collection-errors"}
+            rows.append(step("make test", [*make, "test"], test_env, logs))
+        if args.keep:
+            shutil.copytree(logs, args.keep / "bench_logs", dirs_exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for r in rows:
         r.update(cores=os.cpu_count(), machine=platform.node(), date=stamp)
@@ -125,7 +139,7 @@ def main() -> None:
         print(
             f"{r['step']:<14} {r['seconds']:>8.2f} s (target {r['target_seconds']} s)  "
             f"jobs {r['jobs']!s:>3}  python processes {r['python_processes']:>3}  "
-            f"load before {r['load_1min_before']}"
+            f"load before {r['load_1min_before']}  {r['result']} {r['notes']}"
         )
     print(f"wrote {OUT.relative_to(ROOT)}")
 

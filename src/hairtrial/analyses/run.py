@@ -266,19 +266,19 @@ def figure_data(
             md = sensitivity.moderator_data(g, studies, [mod], subgroup=True)
             d = md.data.copy()
             d["subgroup"] = d[mod].astype(str)
-            res = subgroups.subgroup_analysis(
+            sres = subgroups.subgroup_analysis(
                 d["yi"].to_numpy(float), d["vi"].to_numpy(float), d["subgroup"].to_numpy(),
                 moderator=mod, method=method, ci_method=ci_method, level=level,
             )  # fmt: skip
-            d["weight_pct"] = res.overall.weights
+            d["weight_pct"] = sres.overall.weights
             lo, hi = _study_ci(d, level)
             d["ci_lower"], d["ci_upper"] = lo, hi
-            table = res.summary_frame()
+            table = sres.summary_frame()
             tab = table[table["tau2_option"] == "separate"].copy()
             # a one-trial subgroup has no tau2 (fixed at 0, not estimated): show none
             tab.loc[tab["k"] < 2, "tau2"] = math.nan
-            test = res.test[res.test["tau2_option"] == "separate"].iloc[:1]
-            over = res.overall.summary_frame()
+            test = sres.test[sres.test["tau2_option"] == "separate"].iloc[:1]
+            over = sres.overall.summary_frame()
             dropped = pd.Series([len(md.dropped)], name="studies_dropped")
             parts["subgroup_studies"].append(_keyed(d.drop(columns=[mod]), keys))
             parts["subgroup_levels"].append(_keyed(tab, keys))

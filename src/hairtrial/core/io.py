@@ -15,7 +15,7 @@ CSV_FLOAT_FORMAT = "%.12g"
 """Full precision for CSV outputs (12 significant digits)."""
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary path, then move it onto ``path``.
 
     Parameters

@@ -550,7 +550,7 @@ def _studies_path(data_dir_or_config: object) -> Path | None:
         elif path.suffix == ".csv":
             candidates = [path]
         else:
-            cfg = {}
+            cfg: dict[str, Any] = {}
             if path.is_file():
                 cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
             rel = Path((cfg.get("data") or {}).get("studies", "data/studies.csv"))
@@ -665,6 +665,8 @@ def primary_model(meta: pd.DataFrame, config: Mapping[str, Any]) -> pd.Series | 
     """
     if meta.empty:
         return None
+    method: str | None
+    ci_method: str | None
     try:  # the one rule for the primary model
         method, ci_method, _ = analyses_primary.primary_model(dict(config))
     except (KeyError, IndexError, TypeError):
