@@ -69,15 +69,29 @@ pid_alive() { # pid_alive NAME: the recorded PID runs that daemon (a zombie coun
     [[ "$(cat "/proc/$p/comm" 2>/dev/null)" == "$1" ]] || return 1
     ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null
 }
-wait_for() { # wait_for SECONDS WHAT CMD...: poll CMD every 0.5 s
-    local end=$((SECONDS + $1)) what=$2
+wait_for() { # wait_for SECONDS WHAT CMD...: poll CMD every 0.5 s; fail early if a daemon died
+    local end=$((SECONDS + $1)) what=$2 f d
     shift 2
     until "$@" >/dev/null 2>&1; do
         ((SECONDS < end)) || die "timed out waiting for $what (logs: $BASE/log)"
+        for f in "$BASE"/pids/*.pid; do
+            [[ -e "$f" ]] || continue
+            d=$(basename "$f" .pid)
+            pid_alive "$d" || {
+                tail -n 20 "$BASE/log/$d.out" "$BASE/log/$d.log" >&2 2>/dev/null || true
+                die "$d exited while waiting for $what"
+            }
+        done
         sleep 0.5
     done
 }
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_free() { # no listener on the port, on any address
+    if command -v ss >/dev/null; then
+        [[ -z "$(ss -Hltn "sport = :$1")" ]]
+    elif (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+        return 1
+    fi
+}
 start_daemon() { # start_daemon NAME PIDFILE CMD...: foreground daemon, detached, PID recorded
     local name=$1 pidfile=$2 pid
     shift 2
