@@ -38,8 +38,9 @@ Design
   started at a point left of the root increases monotonically to it. The start is the bound
   ``S / c - max(v)`` (``S`` the unweighted sum of squares about the mean, ``c`` the target),
   since ``S/(max(v) + t) <= Q(t) <= S/(min(v) + t)``: the root lies in
-  ``[S/c - max(v), S/c - min(v)]``. Newton stops when a step is at most 4 ulp of ``t`` (or
-  turns negative through rounding); the scalar code uses Brent's method with
+  ``[S/c - max(v), S/c - min(v)]``; a Newton step from the right end also lands left of the
+  root, so Newton starts at the larger of the two. Newton stops when a step is at most 4 ulp
+  of ``t`` (or turns negative through rounding); the scalar code uses Brent's method with
   ``xtol = 1e-14``, so both give the root to rounding.
 * **Chunks.** Replicates are processed ``chunk_size`` at a time into preallocated output
   arrays, so working memory is ``O(chunk_size * k)`` whatever the number of replicates (the
@@ -255,9 +256,18 @@ def _q_root(yc: NDArray, v: NDArray, target: NDArray) -> tuple[NDArray, NDArray]
     root = np.zeros(n)
     ok = np.zeros(n, dtype=bool)
     ss = ((yc - yc.mean(axis=0)) ** 2).sum(axis=0)
-    t = np.maximum(0.0, ss / target - v.max(axis=0))
+    tg = np.asarray(target, dtype=float) * np.ones(n)
+    t = np.maximum(0.0, ss / tg - v.max(axis=0))
+    # a Newton step from the right end of the bracket also lands left of the root (convexity)
+    right = np.maximum(t, ss / tg - v.min(axis=0))
+    w = 1.0 / (v + right)
+    rss, r, _W = _rss(yc, w)
+    wr = w * r
+    with np.errstate(divide="ignore", invalid="ignore"):
+        from_right = right + (rss - tg) / (wr * wr).sum(axis=0)
+    t = np.where(from_right > t, from_right, t)
     idx = np.arange(n)
-    ya, va, tg = yc, v, np.asarray(target, dtype=float) * np.ones(n)
+    ya, va = yc, v
     for _ in range(_NEWTON_MAXITER):
         w = 1.0 / (va + t)
         rss, r, _W = _rss(ya, w)
