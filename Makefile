@@ -61,6 +61,8 @@ test-slurm: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/lint-imports
+	$(BIN)/python .ci/check_private_imports.py src/hairtrial
+	$(BIN)/mypy
 	$(BIN)/ruff check $(PYDIRS)
 	$(BIN)/ruff format --check $(PYDIRS)
 	$(BIN)/snakefmt --check Snakefile workflow/rules
