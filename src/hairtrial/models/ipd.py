@@ -45,9 +45,11 @@ gradient 1e-5 can leave a variance component 1e-3 relative from the optimum; BFG
 optimizer of ``optimizers`` (default :data:`DEFAULT_OPTIMIZERS`) is therefore tried in turn,
 with tight tolerances where MixedLM passes them on (:data:`OPTIMIZER_SETTINGS`), and a fit is
 accepted when the gradient of the profiled REML log-likelihood (statsmodels' ``score``, in its
-square-root parameterisation, which is 0 at a boundary) is at most ``gradient_tol`` in every
-component; the first accepted fit is used. If none is accepted, the fit with the largest REML
-log-likelihood is reported with ``converged = False`` and a note. Every attempt is kept
+square-root parameterisation) is at most ``gradient_tol`` in every component (a variance
+component at the boundary, below :data:`BOUNDARY_RELATIVE` times the residual variance, is
+accepted when the likelihood decreases as it leaves 0, the Karush-Kuhn-Tucker condition); the
+first accepted fit is used. If none is accepted, the fit with the largest REML log-likelihood
+is reported with ``converged = False`` and a note. Every attempt is kept
 (:attr:`IPDFit.attempts`).
 
 Trial-level statistics with pingouin (model fits, so they live here; the arithmetic ones are in
@@ -349,6 +351,28 @@ def _fit_ols(y: np.ndarray, X: pd.DataFrame, level: float) -> dict[str, Any]:
     }
 
 
+def _kkt_gradient(sqrt_params: np.ndarray, grad: np.ndarray) -> float:
+    """Largest violation of the optimality conditions of the profiled REML fit.
+
+    ``sqrt_params`` are statsmodels' packed parameters with ``use_sqrt``: here (random
+    intercept, scalar variance components) each is the square root ``s`` of a variance
+    relative to the residual, ``psi = s^2``, and ``grad`` is the gradient in ``s``. Interior
+    optimum: ``|d logLik / d s| = 0``. Boundary optimum (``psi <= BOUNDARY_RELATIVE``): the
+    derivative in ``psi``, ``(d logLik / d s) / (2 s)``, must be <= 0 (the likelihood falls as
+    the variance leaves 0); then the component counts as satisfied. Returns the largest
+    ``|d logLik / d s|`` over the components that are not such a boundary optimum (0 if none).
+    """
+    if not grad.size:
+        return 0.0
+    s, g = np.abs(sqrt_params), np.asarray(grad, dtype=float)
+    at_boundary = s**2 <= BOUNDARY_RELATIVE
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_psi = np.where(s > 0, g * np.sign(sqrt_params) / (2 * s), -np.inf)
+    ok = at_boundary & (d_psi <= 0)
+    bad = np.abs(g[~ok])
+    return float(bad.max()) if bad.size else 0.0
+
+
 def _fit_mixed(
     frame: pd.DataFrame,
     X: pd.DataFrame,
@@ -394,7 +418,7 @@ def _fit_mixed(
             attempts.append(row)
             continue
         row["logLik"] = float(res.llf)
-        row["max_abs_gradient"] = float(np.max(np.abs(grad))) if grad.size else 0.0
+        row["max_abs_gradient"] = _kkt_gradient(np.asarray(packed, dtype=float), grad)
         msgs = sorted({str(w.message).splitlines()[0] for w in caught})
         row["message"] = "; ".join(msgs)
         row["accepted"] = bool(
@@ -458,7 +482,9 @@ def fit_trial(
         statsmodels optimizers tried in turn (keys of :data:`OPTIMIZER_SETTINGS`).
     gradient_tol : float, default 1e-6
         A MixedLM fit is accepted when every component of the gradient of the profiled REML
-        log-likelihood is at most this in absolute value.
+        log-likelihood (in statsmodels' square-root parameters) is at most this in absolute
+        value, a variance component at 0 with the likelihood falling away from 0 excepted
+        (``max_abs_gradient`` of :attr:`IPDFit.attempts`).
 
     Returns
     -------
