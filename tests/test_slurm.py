@@ -135,6 +135,10 @@ def slurm_cluster():
         if not cluster.passed:
             print(f"Slurm logs kept in {base}/log")
     assert stop.returncode == 0, stop.stdout
+    again = subprocess.run(
+        [str(SLURM_CI / "stop.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert again.returncode == 0, f"stop.sh failed when called twice:\n{again.stdout}"
     left = {name: pid for name, pid in cluster.pids.items() if _alive(pid, name)}
     assert not left, f"daemons still running after stop.sh: {left}"
     link = Path("/etc/slurm/slurm.conf")
