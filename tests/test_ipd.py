@@ -30,6 +30,8 @@ INPUTS = pd.read_csv(
 REF = pd.read_csv(REF_DIR / "lme4_ipd.csv")
 
 RTOL = 1e-4  # issue 12: agreement with lme4 to 1e-4 relative (observed worst ~6e-7)
+# (lme4 itself, minqa vs NLopt BOBYQA at rhoend / xtol 1e-12..1e-14, agrees to ~4e-7 on the
+# split-scalp variance components: the REML deviance is flat at its optimum, see the R script)
 CONTROL, EXPERIMENTAL = "minoxidil", "minoxidil_microneedling"
 # Each example costs two model fits: few examples, and no shrinking (a failing example is
 # reported as drawn, with its seed, instead of being shrunk fit by fit).
@@ -75,12 +77,17 @@ def test_lme4_parity(row):
     assert fit.method == row.method
     assert fit.converged
     ours = _ours(fit, row.quantity, "" if pd.isna(row.term) else row.term)
-    assert ours == pytest.approx(row.value, rel=RTOL, abs=0.0), (ours, row.value)
+    if row.quantity == "variance" and row.value == 0:
+        # lme4's singular fit puts the variance exactly at 0; statsmodels' square-root
+        # parameterisation reaches 0 only in the limit: "at the boundary" is the comparison
+        assert 0 <= ours <= ipd.BOUNDARY_RELATIVE * fit.variance["residual"]
+    else:
+        assert ours == pytest.approx(row.value, rel=RTOL, abs=0.0), (ours, row.value)
 
 
 def test_lme4_parity_contrast_table():
     """summary_frame('contrasts') is the C(week)w:experimental rows, one per week, in order."""
-    for study in ("ipd_par3", "ipd_par1", "ipd_split"):
+    for study in ("ipd_par3", "ipd_par1", "ipd_split", "ipd_boundary"):
         fit = _fit(study)
         con = fit.summary_frame("contrasts")
         ref = REF[(REF["study"] == study) & REF["term"].str.endswith(":experimental", na=False)]
@@ -486,6 +493,17 @@ def test_rm_correlation():
     assert rc.loc["ipd_par3", "ci_lower"] < r < rc.loc["ipd_par3", "ci_upper"]
 
 
+def test_correlation_table_stacks_every_correlation():
+    tab = ipd.correlation_table(INPUTS)
+    assert list(tab.columns) == dipd.CORRELATION_COLUMNS
+    assert set(tab["method"]) == {"pearson", "rm_corr", "ICC(C,1)"}
+    assert len(tab) == len(dipd.correlations(INPUTS)) + len(ipd.rm_correlation(INPUTS)) + len(
+        ipd.side_icc(INPUTS)
+    )
+    ok = tab["r"].dropna()
+    assert ((ok >= -1) & (ok <= 1)).all()
+
+
 def test_side_icc():
     icc = ipd.side_icc(INPUTS)
     assert set(icc["study"]) == {"ipd_split"}
@@ -514,7 +532,12 @@ def test_anova_table():
     tab = ipd.anova_table(INPUTS)
     assert list(tab.columns) == ipd.ANOVA_COLUMNS
     tests = tab.groupby("study")["test"].first().to_dict()
-    assert tests == {"ipd_par1": "anova", "ipd_par3": "mixed_anova", "ipd_split": "rm_anova"}
+    assert tests == {
+        "ipd_boundary": "mixed_anova",
+        "ipd_par1": "anova",
+        "ipd_par3": "mixed_anova",
+        "ipd_split": "rm_anova",
+    }
     # one week, two arms: F = t^2 of the pooled two-sample t-test of change
     ch = dipd.changes(INPUTS)
     c = ch[ch["study"] == "ipd_par1"]

@@ -20,6 +20,8 @@
 #   ipd_par3   parallel, 41 + 38 participants, follow-up weeks 4, 12, 24 (dropouts: unbalanced)
 #   ipd_par1   parallel, 27 + 31 participants, one follow-up week (12), no dropout
 #   ipd_split  split-scalp, 34 participants (microneedling side randomised), weeks 12 and 24
+#   ipd_boundary  parallel, 25 + 25 participants, weeks 12 and 24, the week-24 deviation the
+#              negative of the week-12 one: REML participant variance 0 (lme4: singular fit)
 #
 # Model (per trial): change from baseline at each follow-up week
 #     change ~ 0 + factor(week) + factor(week):experimental + baseline_c
@@ -49,7 +51,10 @@
 # participant:side, residual (sigma^2); logLik(fit) (REML, with lme4's constants:
 # -1/2 [(n - p) log(2 pi) + log|V| + log|X' V^-1 X| + r' V^-1 r]); for lm in addition the t-based
 # 95% CI (confint) and p-values, and logLik(fit, REML = TRUE), which is the same REML formula with
-# V = sigma^2 I. lme4 gives no p-values (hairtrial reports Wald z for MixedLM fits).
+# V = sigma^2 I. lme4 gives no p-values (hairtrial reports Wald z for MixedLM fits). A variance
+# lme4 puts at 0 (ipd_boundary; `singular` = 1) is compared as "at the boundary" (below 1e-6 of
+# the residual variance in hairtrial, whose square-root parameterisation reaches 0 only in the
+# limit).
 
 suppressPackageStartupMessages(library(lme4))
 stopifnot(packageVersion("lme4") >= "1.1.27")
@@ -130,10 +135,32 @@ gen_split <- function(study, n, follow, side_r = 0.5) {
   do.call(rbind, out)
 }
 
+# A boundary case: the two follow-up changes of a participant are negatively correlated (the
+# week-24 deviation mirrors the week-12 one), so the REML participant variance is 0 and lme4
+# reports a singular fit.
+gen_boundary <- function(study, n_ctrl, n_exp) {
+  out <- list()
+  start <- 0
+  for (arm in c(CONTROL, EXPERIMENTAL)) {
+    n <- if (arm == CONTROL) n_ctrl else n_exp
+    b <- 150 + 30 * rnorm(n)
+    e12 <- 12 * rnorm(n)
+    e24 <- -e12 + 6 * rnorm(n)
+    y <- cbind(b, b + 15 + (arm == EXPERIMENTAL) * 10 + e12 - 0.2 * (b - 150),
+               b + 20 + (arm == EXPERIMENTAL) * 14 + e24 - 0.2 * (b - 150))
+    ids <- sprintf("p%03d", start + seq_len(n))
+    start <- start + n
+    out[[arm]] <- long_rows(study, ids, rep(NA_character_, n), rep(arm, n), c(0, 12, 24), y,
+                            rep(Inf, n))
+  }
+  do.call(rbind, out)
+}
+
 inputs <- rbind(
   gen_parallel("ipd_par3", 41, 38, c(4, 12, 24)),
   gen_parallel("ipd_par1", 27, 31, 12, dropout = FALSE),
-  gen_split("ipd_split", 34, c(12, 24))
+  gen_split("ipd_split", 34, c(12, 24)),
+  gen_boundary("ipd_boundary", 25, 25)
 )
 inputs <- inputs[order(inputs$study, inputs$participant, inputs$side, inputs$week), ]
 rownames(inputs) <- NULL
@@ -191,7 +218,7 @@ lmer_quantities <- function(fit) {
   )
 }
 
-for (study in c("ipd_par3", "ipd_split")) {
+for (study in c("ipd_par3", "ipd_split", "ipd_boundary")) {
   f <- analysis_frame(inputs[inputs$study == study, ])
   form <- if (study == "ipd_split") {
     change ~ 0 + week_f + week_f:experimental + baseline_c + (1 | participant) +
@@ -199,12 +226,14 @@ for (study in c("ipd_par3", "ipd_split")) {
   } else {
     change ~ 0 + week_f + week_f:experimental + baseline_c + (1 | participant)
   }
-  fit <- lmer(form, data = f, REML = TRUE, control = ctrl_bobyqa)
-  fit_nm <- lmer(form, data = f, REML = TRUE, control = ctrl_nm)
+  fit <- suppressMessages(lmer(form, data = f, REML = TRUE, control = ctrl_bobyqa))
+  fit_nm <- suppressMessages(lmer(form, data = f, REML = TRUE, control = ctrl_nm))
   q <- lmer_quantities(fit)
   q_nm <- lmer_quantities(fit_nm)
   rel <- abs(q - q_nm) / pmax(abs(q), 1e-300)
-  stopifnot(length(fit@optinfo$conv$lme4) == 0, length(fit_nm@optinfo$conv$lme4) == 0)
+  stopifnot(length(fit@optinfo$conv$lme4$code) == 0 || isSingular(fit))
+  stopifnot(length(fit_nm@optinfo$conv$lme4$code) == 0 || isSingular(fit_nm))
+  stopifnot(isSingular(fit) == (study == "ipd_boundary"))
   stopifnot(max(rel) < 1e-6)
   cat(sprintf("%s: minqa vs NLopt BOBYQA, max relative difference %.2e\n", study, max(rel)))
   parts <- strsplit(names(q), "/", fixed = TRUE)

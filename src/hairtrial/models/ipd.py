@@ -83,6 +83,7 @@ __all__ = [
     "VARIANCE_COMPONENTS",
     "IPDFit",
     "anova_table",
+    "correlation_table",
     "fit_trial",
     "fit_trials",
     "rm_correlation",
@@ -711,7 +712,9 @@ def rm_correlation(data: pd.DataFrame) -> pd.DataFrame:
         if g["cell"].nunique() < 3:
             row["notes"] = "not computed: rm_corr needs at least 3 arm x week cells"
         else:
-            res = pg.rm_corr(data=g, x="baseline", y="value", subject="cell")
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", module="pingouin")
+                res = pg.rm_corr(data=g, x="baseline", y="value", subject="cell")
             row["r"] = float(res["r"].iloc[0])
             row["pvalue"] = float(res["pval"].iloc[0])
             row["ci_lower"], row["ci_upper"] = _ci95(res["CI95"].iloc[0])
@@ -768,9 +771,11 @@ def side_icc(data: pd.DataFrame) -> pd.DataFrame:
                 "notes": "raters = treatment (side); 95% CI",
             }
             if row["n"] >= 3:
-                res = pg.intraclass_corr(
-                    data=complete, targets="participant", raters="treatment", ratings=col
-                ).set_index("Type")
+                with warnings.catch_warnings():  # pandas deprecations inside pingouin
+                    warnings.filterwarnings("ignore", module="pingouin")
+                    res = pg.intraclass_corr(
+                        data=complete, targets="participant", raters="treatment", ratings=col
+                    ).set_index("Type")
                 row["r"] = float(res.loc["ICC(C,1)", "ICC"])
                 row["pvalue"] = float(res.loc["ICC(C,1)", "pval"])
                 row["ci_lower"], row["ci_upper"] = _ci95(res.loc["ICC(C,1)", "CI95"])
@@ -778,6 +783,32 @@ def side_icc(data: pd.DataFrame) -> pd.DataFrame:
                 row["notes"] = "not computed: fewer than 3 participants with both sides"
             rows.append(row)
     return pd.DataFrame(rows, columns=derive_ipd.CORRELATION_COLUMNS)
+
+
+def correlation_table(data: pd.DataFrame) -> pd.DataFrame:
+    """Every measured correlation of a participant-level table, in one table.
+
+    The Pearson rows of :func:`hairtrial.derive.ipd.correlations` (per arm and week; side to
+    side), then :func:`rm_correlation` and :func:`side_icc`: the content of issue 12's
+    ``ipd_correlations.csv``.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Participant-level table (:data:`hairtrial.derive.ipd.IPD_COLUMNS`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`hairtrial.derive.ipd.CORRELATION_COLUMNS`, sorted by study, outcome, quantity,
+        method, treatment and week.
+    """
+    parts = [derive_ipd.correlations(data), rm_correlation(data), side_icc(data)]
+    out = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    out = out.sort_values(
+        ["study", "outcome", "quantity", "method", "treatment", "week"], kind="mergesort"
+    )
+    return out.reset_index(drop=True)[derive_ipd.CORRELATION_COLUMNS]
 
 
 def _anova_rows(res: pd.DataFrame, base: dict[str, Any], effsize_type: str) -> list[dict]:
