@@ -557,3 +557,18 @@ def test_doctests():
     for module in (dipd, ipd):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.failed == 0, module.__name__
+
+
+def test_units_without_baseline_are_left_out_with_note():
+    d = _trial(7)
+    no_base = (d["participant"] == "p000") & (d["week"] == 0)
+    fit = ipd.fit_trial(d[~no_base])
+    assert any(n.startswith("1 unit(s) with follow-up values but no baseline") for n in fit.notes)
+    assert fit.n_participants == ipd.fit_trial(d).n_participants - 1
+
+
+def test_arm_missing_at_a_week_is_not_estimable():
+    d = _trial(8)
+    gone = (d["treatment"] == EXPERIMENTAL) & (d["week"] == 24)
+    with pytest.raises(ValueError, match="not estimable"):
+        ipd.fit_trial(d[~gone])
