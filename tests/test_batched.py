@@ -7,10 +7,11 @@ k = 1..30, heterogeneous, homogeneous, under-dispersed (tau2 at the boundary 0) 
 outcomes, sampling variances spread up to 1000-fold, outcomes on the scale of an SMD or of a
 hair-count mean difference. Tolerance: 1e-10 relative, or absolute on the quantity's natural
 scale near 0 (see ``_SCALE``). ``converged`` and ``fallback`` must be equal; the Fisher-scoring
-``iterations`` within max(2, 20%): the stopping rule ``|change| <= 1e-12 max(1, tau2)`` is met
-at a change of the size of rounding error when tau2 creeps to the boundary 0, so the last
-steps of the two codes (same formulas, sums in a different order) can end a few iterations
-apart (observed: up to 4 in ~50 of 90,000 fits, all with tau2 < 1e-12).
+``iterations`` within 1, or any when tau2 is 0 to the tolerance: the stopping rule
+``|change| <= 1e-12 max(1, tau2)`` can be met one step earlier or later when the last change is
+of the size of rounding error (the two codes sum in a different order), and when tau2 creeps
+to the boundary 0 every step is of that size (observed over 182,628 fits: 60 differ, by 1
+where tau2 >= 1e-10, by up to 5 where tau2 < 1e-12).
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def _mismatches(batched: BatchedResult, i: int, scalar, yscale: float) -> list[t
     for name in ARRAY_FIELDS:
         ours = getattr(batched, name)[i]
         if name == "iterations":
-            if abs(int(ours) - ref[name]) > max(2, 0.2 * ref[name]):
+            creeping = ref["tau2"] <= RTOL * yscale**2  # tau2 creeping to the boundary 0
+            if abs(int(ours) - ref[name]) > 1 and not creeping:
                 bad.append((name, ours, ref[name]))
             continue
         if name in ("converged", "fallback"):
@@ -258,6 +260,7 @@ def test_tau2_ci_can_be_skipped() -> None:
         ([[0.1, np.nan]], [[0.1, 0.1]], {}, "non-finite"),
         ([[0.1, 0.2]], [[0.1, 0.0]], {}, "must be > 0"),
         (np.zeros((2, 0)), np.zeros((2, 0)), {}, "k = 0"),
+        (np.zeros((0, 3)), np.ones((0, 3)), {}, "no replicates"),
         ([[0.1, 0.2]], [[0.1, 0.1]], {"method": "XX"}, "unknown method"),
         ([[0.1, 0.2]], [[0.1, 0.1]], {"ci_method": "t"}, "unknown ci_method"),
         ([[0.1, 0.2]], [[0.1, 0.1]], {"level": 1.0}, "level"),
