@@ -14,15 +14,19 @@ the style sheet inline, so the file can be mailed, archived or opened offline. I
   (provenance codes) that occur in this run with the assumed values they used, and the
   versions of the software that produced the numbers;
 * the evidence table (every trial of ``studies.csv``, with what was usable), every results
-  table present (rounded by :func:`hairtrial.report.tables.format_value`; captions from
-  :data:`TABLE_CAPTIONS`, a generic caption for a table not listed there), every figure
-  present (captions from :data:`FIGURE_CAPTIONS` keyed by figure kind, a generic caption
-  for an unknown kind), the provenance of every derived number, and links to the executed
-  notebooks.
+  table this run made (rounded by :func:`hairtrial.report.tables.format_value`; captions
+  from :data:`TABLE_CAPTIONS`, a generic caption for a table not listed there), every figure
+  this run made (captions from :data:`FIGURE_CAPTIONS` keyed by figure kind, a generic
+  caption for an unknown kind), the provenance of every derived number, and links to the
+  executed notebooks.
 
-New tables and figures written by the workflow appear in the report without any change
-here. The report is deterministic: everything is sorted, nothing depends on the clock or on
-where the files are, so two builds from the same inputs give the same bytes.
+What "this run made" is comes from the run's manifests (``results/manifests/*.csv``, one per
+job, :func:`run_outputs`) or a list given to :func:`build_report`; nothing is found by
+looking in ``results/``, so a file left there by another run cannot appear. The captions come
+from one file, ``hairtrial/resources/captions.yaml``, which Snakemake's report reads too. New
+tables and figures written by the workflow appear in the report without any change here.
+The report is deterministic: everything is sorted, nothing depends on the clock or on where
+the files are, so two builds from the same inputs give the same bytes.
 """
 
 from __future__ import annotations

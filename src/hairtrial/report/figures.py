@@ -1,7 +1,10 @@
 """Figures of a run: pick rows from the result tables and draw them with :mod:`hairtrial.plots`.
 
-Each ``*_figure_object`` returns a matplotlib Figure; each ``*_figure`` draws it and saves it
-in every format of ``config['figures']`` (:func:`save`).
+Nothing is fitted here. :func:`draw_figures` draws every figure of the run's figure list
+(``results/derived/figures.csv``) from the tables and the figure data that the analysis job
+saved (:func:`hairtrial.analyses.run.figure_data`), and returns the files it wrote (the
+figure job's manifest). Each ``*_figure_object`` returns one matplotlib Figure;
+:func:`save` writes it in every format of ``config['figures']``.
 """
 
 from __future__ import annotations
