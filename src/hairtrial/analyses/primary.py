@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hairtrial.core import vocab
 from hairtrial.data import validate
 from hairtrial.derive import arm_level, comparisons, effects
 from hairtrial.models import univariate
@@ -41,7 +42,7 @@ STUDY_EFFECT_COLUMNS = [
 ]
 """Columns of ``results/tables/study_effects.csv``."""
 
-META_COLUMNS = ["outcome", "week", "measure", *univariate.FRAME_COLUMNS]
+META_COLUMNS = [*vocab.KEYS, *univariate.FRAME_COLUMNS]
 """Columns of ``results/tables/meta_analysis.csv``."""
 
 

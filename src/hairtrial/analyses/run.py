@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from hairtrial.analyses import arm_model, primary, robustness, sensitivity
+from hairtrial.core import vocab
 from hairtrial.core.io import CSV_FLOAT_FORMAT
 from hairtrial.data.validate import read_studies
 from hairtrial.derive.effects import ci_from_yi_vi
@@ -61,7 +62,7 @@ ARM_MODEL_TABLES = (
     "arm_model_means",
 )
 
-KEYS = ["outcome", "week", "measure"]
+KEYS = list(vocab.KEYS)
 
 
 @dataclass

@@ -34,6 +34,7 @@ from hairtrial.analyses.config import schema_default
 from hairtrial.core import vocab
 from hairtrial.diagnostics import influence, smallstudy
 from hairtrial.models import metareg, subgroups
+from hairtrial.models.heterogeneity import HETEROGENEITY_COLUMNS
 
 __all__ = [
     "CUMULATIVE_TABLE_COLUMNS",
@@ -55,7 +56,7 @@ __all__ = [
     "table",
 ]
 
-KEYS = ["outcome", "week", "measure"]
+KEYS = list(vocab.KEYS)
 
 #: Columns of ``results/tables/meta_regression.csv`` (the extras after ``notes``).
 META_REGRESSION_COLUMNS = [
@@ -106,14 +107,7 @@ SUBGROUP_TABLE_COLUMNS = [
     "ci_upper",
     "pi_lower",
     "pi_upper",
-    "tau2",
-    "tau2_ci_lower",
-    "tau2_ci_upper",
-    "I2",
-    "H2",
-    "Q",
-    "Q_df",
-    "Q_pvalue",
+    *HETEROGENEITY_COLUMNS,
     "n_levels",
     "method",
     "ci_method",
