@@ -7,6 +7,8 @@ the same way because they all read them from here.
 from __future__ import annotations
 
 __all__ = [
+    "CI_METHOD_LABELS",
+    "FIXED_METHODS",
     "KEYS",
     "MEASURE_AXIS_LABELS",
     "MEASURE_NAMES",
@@ -14,6 +16,7 @@ __all__ = [
     "MODERATOR_LABELS",
     "MODERATOR_UNITS",
     "SUMMARY_COLUMNS",
+    "TAU2_METHOD_LABELS",
 ]
 
 KEYS: tuple[str, ...] = ("outcome", "week", "measure")
@@ -80,3 +83,29 @@ MODERATOR_UNITS: dict[str, str] = {
     "n_arms": "arm",
 }
 """Units of numeric moderators (for "slope per ...")."""
+
+FIXED_METHODS: frozenset[str] = frozenset({"FE", "EE", "CE"})
+"""metafor's names of the common-effect model (no tau²)."""
+
+TAU2_METHOD_LABELS: dict[str, str] = {
+    "REML": "REML",
+    "ML": "ML",
+    "DL": "DerSimonian\u2013Laird",
+    "PM": "Paule\u2013Mandel",
+    "PMM": "median-unbiased Paule\u2013Mandel",
+    "HE": "Hedges",
+    "HS": "Hunter\u2013Schmidt",
+    "HSK": "Hunter\u2013Schmidt (small-sample corrected)",
+    "SJ": "Sidik\u2013Jonkman",
+    "EB": "empirical Bayes",
+    "GENQ": "generalised Q-statistic",
+}
+"""Short names of the tau² estimators (figure footers; the report's methods text says more)."""
+
+CI_METHOD_LABELS: dict[str, str] = {
+    "z": "Wald-type (normal)",
+    "t": "t distribution",
+    "knha": "Hartung\u2013Knapp",
+    "adhoc": "Hartung\u2013Knapp (ad hoc)",
+}
+"""Short names of the CI methods of the pooled estimate (figure footers)."""

@@ -24,6 +24,7 @@ from matplotlib.layout_engine import PlaceHolderLayoutEngine
 from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Affine2D, Transform
 
+from hairtrial.core import vocab
 from hairtrial.plots.style import as_float, fmt, fmt_count, fmt_p, fmt_sig, sig_decimals
 
 __all__ = [
@@ -144,26 +145,9 @@ def as_mapping(row: Mapping[str, Any] | pd.Series | pd.DataFrame | None) -> dict
     return dict(row.items())
 
 
-_FIXED_METHODS = {"FE", "EE", "CE"}
-_TAU2_METHODS = {
-    "REML": "REML",
-    "ML": "ML",
-    "DL": "DerSimonian\u2013Laird",
-    "PM": "Paule\u2013Mandel",
-    "PMM": "median-unbiased Paule\u2013Mandel",
-    "HE": "Hedges",
-    "HS": "Hunter\u2013Schmidt",
-    "HSK": "Hunter\u2013Schmidt (small-sample corrected)",
-    "SJ": "Sidik\u2013Jonkman",
-    "EB": "empirical Bayes",
-    "GENQ": "generalised Q-statistic",
-}
-_CI_METHODS = {
-    "z": "Wald-type (normal)",
-    "t": "t distribution",
-    "knha": "Hartung\u2013Knapp",
-    "adhoc": "Hartung\u2013Knapp (ad hoc)",
-}
+_FIXED_METHODS = vocab.FIXED_METHODS
+_TAU2_METHODS = vocab.TAU2_METHOD_LABELS
+_CI_METHODS = vocab.CI_METHOD_LABELS
 
 
 def q_text(row: Mapping[str, Any]) -> str:
