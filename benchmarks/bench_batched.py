@@ -141,7 +141,7 @@ def run_metafor(y: np.ndarray, v: np.ndarray, with_ci: bool) -> tuple[float, np.
             text=True,
             check=True,
         ).stdout.split()
-    return float(out[0]), np.array([float(x) for x in out[1:]])
+    return float(out[0]), np.array([np.nan if x == "NA" else float(x) for x in out[1:]])
 
 
 def r_version() -> str:
