@@ -21,8 +21,11 @@ density of tau, its first two moments, the conditional mean and second moment of
 trial's effect and of every theta_i) is below ``rtol`` relative. The final Kronrod nodes
 and weights then *are* the mixture: a CDF at ``x`` is a weighted sum of normal CDFs, a
 quantile is a root of that sum (vectorised safeguarded Newton), and the CDF of tau inside a
-panel uses a Kronrod rule on the partial panel. Relative accuracy is ~1e-10 or better on every
-quantity (tested against base-R ``integrate`` at 1e-6 and against bayesmeta 3.4).
+panel uses a Kronrod rule on the partial panel. With the default ``rtol = 1e-11`` the error
+is ~1e-10 of the posterior's scale or less (the worst difference from a base-R
+``integrate(rel.tol = 1e-12)`` reference over 88 cases is ~1e-11, the tests require 1e-6; the
+summaries change by < 2e-9 relative when ``rtol`` is tightened to 1e-13 over 200 random data
+sets with k = 1 to 1000). A fit takes ~1 ms for k = 3, and ~50 ms for k = 1000.
 
 The numerical core consists of pure array functions that broadcast over leading axes
 (:func:`log_marginal_likelihood`, :func:`conditional_mu_moments`,
@@ -992,6 +995,13 @@ class BayesResult:
         return isinstance(self.tau_prior, Fixed)
 
     @property
+    def _fixed_value(self) -> float:
+        prior = self.tau_prior
+        if not isinstance(prior, Fixed):  # pragma: no cover
+            raise TypeError("tau is not fixed")
+        return prior.value
+
+    @property
     def mu_prior_proper(self) -> bool:
         """Whether the prior of mu is proper (else the marginal likelihood is relative)."""
         return bool(self.mu_prior.proper)
@@ -1085,7 +1095,7 @@ class BayesResult:
         """
         x = np.asarray(x, dtype=float)
         if self.fixed:
-            return (x >= self.tau_prior.value).astype(float)
+            return (x >= self._fixed_value).astype(float)
         xs = np.clip(x, 0.0, np.inf)
         with np.errstate(invalid="ignore"):
             u = np.where(np.isinf(xs), 1.0, self._u(xs))
@@ -1109,7 +1119,7 @@ class BayesResult:
         if np.any((p < 0) | (p > 1)) or np.any(np.isnan(p)):
             raise ValueError("probabilities must lie in [0, 1]")
         if self.fixed:
-            return np.full(p.shape, self.tau_prior.value)
+            return np.full(p.shape, self._fixed_value)
         flat = p.ravel()
         target = flat * self._z
         cum = np.concatenate([[0.0], self._cum])
@@ -1181,7 +1191,7 @@ class BayesResult:
     def tau_mode(self) -> float:
         """Posterior mode of tau (a root of the derivative of the log posterior, or a bound)."""
         if self.fixed:
-            return self.tau_prior.value
+            return self._fixed_value
         prior = self.tau_prior
 
         def dlog(t: float) -> float:
@@ -1593,7 +1603,7 @@ def fit(
     tau_prior: TauPrior,
     mu_prior: MuPrior | None = None,
     *,
-    rtol: float = 1e-10,
+    rtol: float = 1e-11,
 ) -> BayesResult:
     """Fit the Bayesian normal-normal hierarchical random-effects model.
 
