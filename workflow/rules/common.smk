@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+import hairtrial.analyses.config  # jsonschema without its slow optional IRI checker (~1 s)
 from hairtrial.data import validate as data_validation
 
 validate(config, schema="../schemas/config.schema.yaml")

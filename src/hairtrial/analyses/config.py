@@ -12,11 +12,33 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
+
+
+def _import_jsonschema():
+    """jsonschema, imported without its optional IRI format checker.
+
+    ``rfc3987_syntax``, when installed, compiles about 40 grammars as jsonschema imports it
+    (about 1 s in every process that validates a config, the Snakemake process included).
+    It serves only the ``iri``/``iri-reference`` formats, which the schema does not use and
+    which are not checked anyway (no format checker is passed), so validation is the same.
+    """
+    blocked = "rfc3987_syntax" not in sys.modules
+    if blocked:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # ImportError
+    try:
+        import jsonschema
+    finally:
+        if blocked and sys.modules.get("rfc3987_syntax", 0) is None:
+            del sys.modules["rfc3987_syntax"]
+    return jsonschema
+
+
+jsonschema = _import_jsonschema()
 
 ROOT = Path(__file__).resolve().parents[3]
 """The project root of a source checkout (not meaningful in an installed wheel)."""
