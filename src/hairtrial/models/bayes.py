@@ -71,7 +71,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Protocol
 
@@ -968,21 +968,21 @@ class BayesResult:
     sei: Array
     tau_prior: TauPrior
     mu_prior: MuPrior
-    tau_nodes: Array
-    weights: Array
-    mu_cond_mean: Array
-    mu_cond_sd: Array
+    tau_nodes: Array = field(repr=False)
+    weights: Array = field(repr=False)
+    mu_cond_mean: Array = field(repr=False)
+    mu_cond_sd: Array = field(repr=False)
     log_marginal_likelihood: float
     tail_exponent: float
     converged: bool
     n_panels: int
     # quadrature internals for the CDF of tau: u = tau / (c + tau), panels in u, masses
-    _c: float
-    _left: Array
-    _right: Array
-    _cum: Array
-    _g_ref: float
-    _z: float
+    _c: float = field(repr=False)
+    _left: Array = field(repr=False)
+    _right: Array = field(repr=False)
+    _cum: Array = field(repr=False)
+    _g_ref: float = field(repr=False)
+    _z: float = field(repr=False)
 
     # ---- basic -----------------------------------------------------------------------------
     @property
