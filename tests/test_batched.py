@@ -150,15 +150,21 @@ PROPS = settings(
 
 @pytest.mark.parametrize("method", METHODS)
 @PROPS
-@given(data=replicate_sets(), chunk_size=st.sampled_from([1, 4, DEFAULT_CHUNK_SIZE]))
-def test_batched_equals_scalar_fit(method: str, data, chunk_size: int) -> None:
+@given(
+    data=replicate_sets(),
+    chunk_size=st.sampled_from([1, 4, DEFAULT_CHUNK_SIZE]),
+    level=st.sampled_from([0.95, 0.95, 0.8, 0.99]),
+)
+def test_batched_equals_scalar_fit(method: str, data, chunk_size: int, level: float) -> None:
     y, v, scale = data
     for ci_method in CI_METHODS:
-        res = fit_batched(y, v, method=method, ci_method=ci_method, chunk_size=chunk_size)
+        res = fit_batched(
+            y, v, method=method, ci_method=ci_method, level=level, chunk_size=chunk_size
+        )
         assert len(res) == y.shape[0]
         assert res.k == y.shape[1] and res.Q_df == y.shape[1] - 1
         for i in range(y.shape[0]):
-            scalar = fit(y[i], v[i], method=method, ci_method=ci_method)
+            scalar = fit(y[i], v[i], method=method, ci_method=ci_method, level=level)
             bad = _mismatches(res, i, scalar, scale)
             assert not bad, (method, ci_method, i, bad, y[i].tolist(), v[i].tolist())
             assert (res.df == scalar.df) or (math.isnan(res.df) and scalar.df is None)
