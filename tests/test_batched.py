@@ -162,12 +162,30 @@ def test_batched_equals_scalar_fit(method: str, data, chunk_size: int, level: fl
             y, v, method=method, ci_method=ci_method, level=level, chunk_size=chunk_size
         )
         assert len(res) == y.shape[0]
-        assert res.k == y.shape[1] and res.Q_df == y.shape[1] - 1
+        assert (res.k == y.shape[1]).all() and (res.Q_df == y.shape[1] - 1).all()
         for i in range(y.shape[0]):
             scalar = fit(y[i], v[i], method=method, ci_method=ci_method, level=level)
             bad = _mismatches(res, i, scalar, scale)
             assert not bad, (method, ci_method, i, bad, y[i].tolist(), v[i].tolist())
-            assert (res.df == scalar.df) or (math.isnan(res.df) and scalar.df is None)
+            assert (res.df[i] == scalar.df) or (math.isnan(res.df[i]) and scalar.df is None)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=replicate_sets(), seed=st.integers(0, 2**32 - 1), ci_method=st.sampled_from(CI_METHODS))
+def test_mask_gives_unequal_k_the_scalar_results(method: str, data, seed: int, ci_method) -> None:
+    y, v, scale = data
+    rng = np.random.default_rng(seed)
+    mask = rng.random(y.shape) < 0.7
+    mask[np.arange(y.shape[0]), rng.integers(0, y.shape[1], y.shape[0])] = True
+    y = np.where(mask, y, np.nan)  # unused entries are ignored
+    res = fit_batched(y, v, mask=mask, method=method, ci_method=ci_method, weights=True)
+    assert res.k.tolist() == mask.sum(axis=1).tolist()
+    for i in range(y.shape[0]):
+        scalar = fit(y[i][mask[i]], v[i][mask[i]], method=method, ci_method=ci_method)
+        assert not _mismatches(res, i, scalar, scale), (i, _mismatches(res, i, scalar, scale))
+        np.testing.assert_allclose(res.weights[i][mask[i]], scalar.weights, rtol=1e-9)
+        assert np.isnan(res.weights[i][~mask[i]]).all()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,7 +257,7 @@ def test_k1_and_one_dimensional_input() -> None:
     assert res.estimate[0] == pytest.approx(0.4) and res.se[0] == pytest.approx(0.2)
     assert math.isnan(res.Q[0]) and math.isnan(res.tau2_ci_lower[0]) and res.tau2[0] == 0
     hk = fit_batched([[0.4], [0.1]], [[0.04], [0.01]], method="DL", ci_method="knha")
-    assert np.isnan(hk.ci_lower).all() and np.isnan(hk.pvalue).all() and math.isnan(hk.df)
+    assert np.isnan(hk.ci_lower).all() and np.isnan(hk.pvalue).all() and np.isnan(hk.df).all()
 
 
 def test_weights_and_frame() -> None:
@@ -272,6 +290,9 @@ def test_tau2_ci_can_be_skipped() -> None:
         ([[0.1, 0.2]], [[0.1, 0.1]], {"level": 1.0}, "level"),
         ([[0.1, 0.2]], [[0.1, 0.1]], {"chunk_size": 0}, "chunk_size"),
         (np.zeros((1, 2, 2)), np.ones((1, 2, 2)), {}, "two-dimensional"),
+        ([[0.1, 0.2]], [[0.1, 0.1]], {"mask": [[True]]}, "shape of yi"),
+        ([[0.1, 0.2]], [[0.1, 0.1]], {"mask": [[False, False]]}, "without studies"),
+        ([[0.1, np.nan]], [[0.1, 0.1]], {"mask": [[True, True]]}, "non-finite"),
     ],
 )
 def test_invalid_input(yi, vi, kwargs, match) -> None:

@@ -1,7 +1,7 @@
 """The univariate models of :mod:`hairtrial.models.univariate` vectorised over many data sets.
 
 :func:`fit_batched` fits the same model (one tau^2 estimator, one CI method) to every row of
-``yi`` and ``vi`` (replicates x k arrays, one data set per row, all with the same k) and returns
+``yi`` and ``vi`` (replicates x k arrays, one data set per row; unequal k through a mask) and returns
 the numbers :func:`hairtrial.models.univariate.fit` returns for each row, as arrays
 (:class:`BatchedResult`). It is meant for simulation studies (issue 13): tens of thousands of
 replicates per scenario. Only intercept-only models are batched (no meta-regression).
@@ -52,8 +52,8 @@ numbers themselves say what the notes say: tau2 == 0, bounds at 0, NaN for k = 1
 ``vcov``/``weights`` matrices (``se`` and, on request, percent weights); ``df`` is NaN instead
 of None for z. The numbers agree with ``fit`` to rounding (worst observed ~1e-12 relative);
 the Fisher-scoring iteration count can differ by a few where the last change is of the size
-of rounding error (sums in another order). Every replicate of a call has the same k: group
-replicates by k (no mask for unequal k).
+of rounding error (sums in another order). Unequal k: pass a ``mask`` (the replicates of
+each k are then fitted together).
 
 References
 ----------
@@ -120,13 +120,13 @@ class BatchedResult:
     ----------
     method, ci_method : str
         As passed to :func:`fit_batched`.
-    k : int
-        Number of studies in every replicate.
     level : float
         Confidence level.
-    df : float
-        t degrees of freedom (k - 1) for knha / adhoc; NaN for z (``fit`` gives None).
-    Q_df : int
+    k : ndarray of int
+        Number of studies of each replicate (all equal unless a ``mask`` was given).
+    df : ndarray
+        t degrees of freedom (k - 1) for knha / adhoc; NaN for z and k = 1 (``fit``: None).
+    Q_df : ndarray of int
         Degrees of freedom of Q (k - 1).
     estimate, se, statistic, pvalue : ndarray
         Pooled estimate, its standard error (including the Knapp-Hartung factor), z or t
@@ -148,15 +148,15 @@ class BatchedResult:
         Fisher scoring did not converge in ``maxiter`` iterations and tau^2 comes from the
         fallback of :func:`hairtrial.models.tau2.estimate_tau2` (vectorised).
     weights : ndarray or None
-        Percent weights (replicates x k) when requested.
+        Percent weights (replicates x k) when requested (NaN where ``mask`` is False).
     """
 
     method: str
     ci_method: str
-    k: int
     level: float
-    df: float
-    Q_df: int
+    k: NDArray[np.int64]
+    df: NDArray[np.float64]
+    Q_df: NDArray[np.int64]
     estimate: NDArray[np.float64]
     se: NDArray[np.float64]
     statistic: NDArray[np.float64]
@@ -184,7 +184,7 @@ class BatchedResult:
         return int(self.estimate.shape[0])
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per replicate: the metadata columns, then :data:`ARRAY_FIELDS`.
+        """One row per replicate: method, ci_method, level, k, df, Q_df, then :data:`ARRAY_FIELDS`.
 
         Returns
         -------
@@ -194,15 +194,16 @@ class BatchedResult:
         --------
         >>> res = fit_batched([[0.1, 0.5, -0.2], [0.3, 0.2, 0.4]], [[0.02, 0.03, 0.05]] * 2)
         >>> res.to_frame().shape
-        (2, 26)
+        (2, 27)
         """
         n = len(self)
         cols: dict[str, object] = {
             "method": [self.method] * n,
             "ci_method": [self.ci_method] * n,
-            "k": np.full(n, self.k),
             "level": np.full(n, self.level),
-            "Q_df": np.full(n, self.Q_df),
+            "k": self.k,
+            "df": self.df,
+            "Q_df": self.Q_df,
         }
         cols.update({name: getattr(self, name) for name in ARRAY_FIELDS})
         return pd.DataFrame(cols)
@@ -753,10 +754,58 @@ def _check_args(method: str, ci_method: str, level: float, chunk_size: int) -> N
 
 
 def _result(method: str, ci_method: str, k: int, level: float, arrays: dict) -> BatchedResult:
+    n = arrays["estimate"].shape[0]
     df = float(k - 1) if ci_method in ("knha", "adhoc") and k > 1 else float("nan")
     return BatchedResult(
-        method=method, ci_method=ci_method, k=k, level=level, df=df, Q_df=k - 1, **arrays
+        method=method,
+        ci_method=ci_method,
+        level=level,
+        k=np.full(n, k, dtype=np.int64),
+        df=np.full(n, df),
+        Q_df=np.full(n, k - 1, dtype=np.int64),
+        **arrays,
     )
+
+
+def _fit_masked(
+    yi: ArrayLike, vi: ArrayLike, mask: ArrayLike, method: str, ci_method: str, **kwargs
+) -> BatchedResult:
+    """Unequal k: fit the replicates of each k together (used entries moved to the left)."""
+    m = np.asarray(mask, dtype=bool)
+    y, v = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
+    if m.ndim == 1:
+        m, y, v = m[None, :], np.atleast_2d(y), np.atleast_2d(v)
+    if m.shape != y.shape or m.shape != v.shape:
+        raise ValueError(f"mask must have the shape of yi and vi ({m.shape} vs {y.shape})")
+    y, v = _coerce(np.where(m, y, 0.0), np.where(m, v, 1.0))  # unused entries may be NaN
+    counts = m.sum(axis=1)
+    if np.any(counts == 0):
+        rows = np.flatnonzero(counts == 0)[:10].tolist()
+        raise ValueError(f"replicates without studies (mask all False): {rows}")
+    n, kmax = y.shape
+    out: dict[str, NDArray] = {}
+    for kk in np.unique(counts):
+        rows = np.flatnonzero(counts == kk)
+        sel = m[rows]
+        part = fit_batched(
+            y[rows][sel].reshape(rows.size, kk),
+            v[rows][sel].reshape(rows.size, kk),
+            method=method,
+            ci_method=ci_method,
+            **kwargs,
+        )
+        for name in ("k", "df", "Q_df", *ARRAY_FIELDS):
+            val = getattr(part, name)
+            if name not in out:
+                out[name] = np.empty(n, dtype=val.dtype)
+            out[name][rows] = val
+        if part.weights is not None:
+            if "weights" not in out:
+                out["weights"] = np.full((n, kmax), np.nan)
+            block = out["weights"][rows]
+            block[sel] = part.weights.ravel()
+            out["weights"][rows] = block
+    return BatchedResult(method=method, ci_method=ci_method, level=kwargs["level"], **out)
 
 
 def fit_batched(
@@ -771,6 +820,7 @@ def fit_batched(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     tol: float = 1e-12,
     maxiter: int = 1000,
+    mask: ArrayLike | None = None,
 ) -> BatchedResult:
     """Fit the intercept-only model of :func:`hairtrial.models.univariate.fit` to every row.
 
@@ -778,7 +828,7 @@ def fit_batched(
     ----------
     yi, vi : array_like, shape (replicates, k)
         Effect sizes and sampling variances, one data set per row, all with the same k
-        (a 1-D array is one replicate); finite, ``vi > 0``.
+        unless ``mask`` is given (a 1-D array is one replicate); finite, ``vi > 0``.
     method : {"FE", "DL", "HE", "HS", "SJ", "ML", "REML", "EB", "PM"}
         Common-effect model or tau^2 estimator, as in ``fit``.
     ci_method : {"z", "knha", "adhoc"}
@@ -794,6 +844,10 @@ def fit_batched(
     tol, maxiter : float, int
         Fisher-scoring stopping rule and iteration limit, as
         :func:`hairtrial.models.tau2.estimate_tau2` (whose defaults ``fit`` uses).
+    mask : array_like of bool, shape (replicates, k), optional
+        Unequal numbers of studies: True marks the studies of each replicate (other entries
+        are ignored and may be NaN). Replicates are grouped by their k and each group is
+        fitted as above (costs a copy of the inputs).
 
     Returns
     -------
@@ -803,8 +857,8 @@ def fit_batched(
     Raises
     ------
     ValueError
-        Mismatched shapes, k = 0, no rows, non-finite values, ``vi <= 0``, unknown method or level
-        outside (0, 1).
+        Mismatched shapes, k = 0, no rows, a replicate without studies, non-finite values,
+        ``vi <= 0``, unknown method or level outside (0, 1).
 
     See Also
     --------
@@ -816,8 +870,26 @@ def fit_batched(
     >>> res = fit_batched([[0.1, 0.5, -0.2, 0.9]], [[0.02, 0.03, 0.05, 0.04]], method="DL")
     >>> round(float(res.estimate[0]), 6), round(float(res.tau2[0]), 6)
     (0.327269, 0.155211)
+    >>> y = [[0.1, 0.5, -0.2, 0.9], [0.1, 0.5, -0.2, float("nan")]]
+    >>> v = [[0.02, 0.03, 0.05, 0.04]] * 2
+    >>> fit_batched(y, v, mask=[[True] * 4, [True] * 3 + [False]]).k.tolist()
+    [4, 3]
     """
     _check_args(method, ci_method, level, chunk_size)
+    if mask is not None:
+        return _fit_masked(
+            yi,
+            vi,
+            mask,
+            method,
+            ci_method,
+            level=level,
+            tau2_ci=tau2_ci,
+            weights=weights,
+            chunk_size=chunk_size,
+            tol=tol,
+            maxiter=maxiter,
+        )
     y, v = _coerce(yi, vi)
     n, k = y.shape
     iterative: dict[str, NDArray] = {}
