@@ -1,8 +1,8 @@
 """The univariate models of :mod:`hairtrial.models.univariate` vectorised over many data sets.
 
 :func:`fit_batched` fits the same model (one tau^2 estimator, one CI method) to every row of
-``yi`` and ``vi`` (replicates x k arrays, one data set per row; unequal k through a mask) and returns
-the numbers :func:`hairtrial.models.univariate.fit` returns for each row, as arrays
+``yi`` and ``vi`` (replicates x k arrays, one data set per row; unequal k through a mask) and
+returns the numbers :func:`hairtrial.models.univariate.fit` returns for each row, as arrays
 (:class:`BatchedResult`). It is meant for simulation studies (issue 13): tens of thousands of
 replicates per scenario. Only intercept-only models are batched (no meta-regression).
 
