@@ -1,4 +1,4 @@
-# Reference for hairtrial.arm_model: metafor 3.8 rma.mv on arm-level rows.
+# Reference for hairtrial.models.arm_model: metafor 3.8 rma.mv on arm-level rows.
 #
 # Run from the repository root:
 #     Rscript tests/reference/arm_model.R

@@ -1,4 +1,4 @@
-# Reference values for hairtrial.robust.cr2 from clubSandwich (CR2 + Satterthwaite / HTZ)
+# Reference values for hairtrial.models.cr2 from clubSandwich (CR2 + Satterthwaite / HTZ)
 # applied to metafor rma.mv and rma.uni fits.
 #
 # Run from the repository root:

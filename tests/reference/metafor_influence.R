@@ -1,4 +1,4 @@
-# Reference values for hairtrial.influence from metafor 3.8: leave1out(), influence(),
+# Reference values for hairtrial.diagnostics.influence from metafor 3.8: leave1out(), influence(),
 # cumul() and baujat() of rma.uni fits.
 #
 # Run from the repository root:
@@ -30,7 +30,7 @@
 #
 # Boundary cases recorded as metafor returns them (the Python tests document the differences):
 #   * A refit on k = 1 study (leave1out / influence with k = 2, cumul step 1): metafor sets
-#     QE = 0, QEp = 1, I2 = 0, H2 = 1 and switches test = "knha" to "z"; hairtrial.meta.fit
+#     QE = 0, QEp = 1, I2 = 0, H2 = 1 and switches test = "knha" to "z"; hairtrial.models.univariate.fit
 #     gives NaN for Q, Q p-value, I2, H2 (and for the knha CI / p-value / statistic).
 #   * A refit that cannot be done (k - 1 studies for p = 2 random-effects coefficients):
 #     metafor's try() gives NA, as does hairtrial.

@@ -1,4 +1,4 @@
-# Reference values for hairtrial.metareg / hairtrial.subgroups from metafor 3.8.
+# Reference values for hairtrial.models.metareg / hairtrial.models.subgroups from metafor 3.8.
 #
 # Run from the repository root:
 #     Rscript tests/reference/metafor_metareg.R

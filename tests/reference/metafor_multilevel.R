@@ -1,4 +1,4 @@
-# Reference values for hairtrial.multilevel from metafor 3.8 rma.mv.
+# Reference values for hairtrial.models.multilevel from metafor 3.8 rma.mv.
 #
 # Run from the repository root:
 #     Rscript tests/reference/metafor_multilevel.R

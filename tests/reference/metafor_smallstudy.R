@@ -1,4 +1,4 @@
-# Reference values for hairtrial.smallstudy from metafor 3.8 regtest / ranktest / trimfill.
+# Reference values for hairtrial.diagnostics.smallstudy from metafor 3.8 regtest / ranktest / trimfill.
 #
 # Run from the repository root:
 #     Rscript tests/reference/metafor_smallstudy.R

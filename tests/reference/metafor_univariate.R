@@ -1,4 +1,4 @@
-# Reference values for hairtrial.meta / hairtrial.tau2 from metafor 3.8 rma.uni.
+# Reference values for hairtrial.models.univariate / hairtrial.models.tau2 from metafor 3.8 rma.uni.
 #
 # Run from the repository root:
 #     Rscript tests/reference/metafor_univariate.R
