@@ -13,6 +13,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/binary.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/notebooks.smk"
 include: "workflow/rules/report.smk"
@@ -21,8 +22,5 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        "results/manifests/analysis.csv",
-        "results/manifests/arm_model.csv",
-        "results/manifests/figures.csv",
-        "results/manifests/notebooks.csv",
+        MANIFESTS,
         "results/report/report.html",

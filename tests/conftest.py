@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _default_config() -> dict:
     cfg = load_config(ROOT / "config" / "config.yaml")
-    cfg["data"] = {k: str(ROOT / v) for k, v in cfg["data"].items()}
+    cfg["data"] = {k: v if v is None else str(ROOT / v) for k, v in cfg["data"].items()}
     return cfg
 
 

@@ -19,7 +19,7 @@ TEST_DIR = ROOT / ".test"  # Snakemake workflow catalog convention: .test/config
 pytestmark = pytest.mark.e2e
 
 CONFIG = yaml.safe_load((TEST_DIR / "config" / "config.yaml").read_text())
-MODEL_RULES = {"analysis", "arm_model"}
+MODEL_RULES = {"analysis", "arm_model", "binary"}
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -83,7 +83,8 @@ def test_few_jobs(run_dir):
     """A cold run is one job per kind of work: tables (two), figures, notebooks, report."""
     counts = job_counts((run_dir / "first_run.txt").read_text())
     assert counts == {
-        "analysis": 1, "arm_model": 1, "figures": 1, "notebooks": 1, "html_report": 1, "all": 1,
+        "analysis": 1, "arm_model": 1, "binary": 1, "figures": 1, "notebooks": 1,
+        "html_report": 1, "all": 1,
     }  # fmt: skip
 
 
@@ -96,6 +97,12 @@ def test_every_output_is_written(run_dir):
     ):  # fmt: skip
         for ext in ("csv", "md", "html", "tex"):
             assert (tables / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext}"
+    for name in ("binary_study_effects", "binary_meta_analysis", "binary_robustness",
+                 "binary_absolute_effects", "binary_data_quality", "binary_excluded"):  # fmt: skip
+        for ext in ("csv", "md", "html", "tex"):
+            assert (tables / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext}"
+    bmeta = pd.read_csv(tables / "binary_meta_analysis.csv")
+    assert {"responder_investigator", "shedding_worsened"} <= set(bmeta.outcome)
     meta = pd.read_csv(tables / "meta_analysis.csv")
     assert list(meta.columns[:21]) == [
         "outcome", "week", "measure", "method", "ci_method", "k", "estimate", "se",
@@ -149,7 +156,7 @@ def test_every_output_is_written(run_dir):
     assert 'src="http' not in report and "Figure 1." in report
     for name in ("coefficients", "contrasts", "variance", "fit"):
         assert (tables / f"arm_model_{name}.csv").stat().st_size > 0
-    for rule_log in ("analysis", "arm_model", "figures", "notebooks", "html_report"):
+    for rule_log in ("analysis", "arm_model", "binary", "figures", "notebooks", "html_report"):
         assert (run_dir / "results" / "logs" / f"{rule_log}.log").exists()
     # the manifests list exactly the figures on disk (and every table of the report)
     made = pd.read_csv(run_dir / "results" / "manifests" / "figures.csv")["path"]

@@ -11,9 +11,35 @@ import hairtrial.analyses.config  # jsonschema without its slow optional IRI che
 from hairtrial.data import validate as data_validation
 
 validate(config, schema="../schemas/config.schema.yaml")
+if hairtrial.analyses.config.data_problem(config):
+    raise WorkflowError(hairtrial.analyses.config.data_problem(config))
+HAS_ARMS = bool(config["data"].get("arms"))  # continuous outcomes
+HAS_EVENTS = bool(config["data"].get("events"))  # binary outcomes
 
 try:
-    data_validation.read_inputs(config["data"]["arms"], config["data"]["studies"])
+    studies_table = data_validation.read_studies(config["data"]["studies"])
+    outcomes_table = None
+    if config["data"].get("outcomes"):
+        from hairtrial.data.outcomes import outcome_problems, read_outcomes
+
+        outcomes_table = read_outcomes(config["data"]["outcomes"])
+    if HAS_ARMS:
+        arms_table, _ = data_validation.read_inputs(
+            config["data"]["arms"], config["data"]["studies"]
+        )
+        if outcomes_table is not None:
+            problems = outcome_problems(
+                arms_table,
+                outcomes_table,
+                kind="continuous",
+                fname=config["data"]["arms"],
+            )
+            if problems:
+                raise data_validation.DataValidationError(problems)
+    if HAS_EVENTS:
+        from hairtrial.data.events import read_events
+
+        read_events(config["data"]["events"], studies_table, outcomes_table)
     if config["data"].get("prisma"):
         import warnings
 
@@ -64,6 +90,32 @@ FIGURE_DATA = [
     "influence_panels",
     "funnel_filled",
     "funnel_lines",
+]
+# hairtrial.analyses.binary.TABLES and the binary figure data
+BINARY_TABLES = [
+    "binary_study_effects",
+    "binary_meta_analysis",
+    "binary_robustness",
+    "binary_absolute_effects",
+    "binary_data_quality",
+    "binary_excluded",
+]
+BINARY_FIGURE_DATA = ["binary_study_info", "binary_figures"]
+BINARY_FIGURE_TABLES = [
+    "binary_study_effects",
+    "binary_meta_analysis",
+    "binary_robustness",
+]
+# the manifests of this config's jobs: continuous outcomes (arms), binary outcomes (events)
+MANIFESTS = [
+    *(
+        ["results/manifests/analysis.csv", "results/manifests/arm_model.csv"]
+        if HAS_ARMS
+        else []
+    ),
+    *(["results/manifests/binary.csv"] if HAS_EVENTS else []),
+    "results/manifests/figures.csv",
+    *(["results/manifests/notebooks.csv"] if HAS_ARMS else []),
 ]
 NOTEBOOKS = sorted(
     p.stem for p in Path(workflow.basedir, "notebooks").glob("[0-9]*.py")

@@ -1,22 +1,43 @@
 rule figures:
     """Every figure of the run, drawn from its tables and figure data (nothing is fitted)."""
     input:
-        **table_csvs(
-            [
-                "meta_analysis",
-                "study_effects",
-                "robustness",
-                "meta_regression",
-                "leave_one_out",
-                "cumulative",
-                "arm_model_means",
-                "arm_model_contrasts",
-            ]
+        **(
+            table_csvs(
+                [
+                    "meta_analysis",
+                    "study_effects",
+                    "robustness",
+                    "meta_regression",
+                    "leave_one_out",
+                    "cumulative",
+                    "arm_model_means",
+                    "arm_model_contrasts",
+                ]
+            )
+            if HAS_ARMS
+            else {}
         ),
-        **{name: f"results/derived/{name}.csv" for name in FIGURE_DATA},
-        figures="results/derived/figures.csv",
-        arm_model_data="results/derived/arm_model_data.csv",
+        **(
+            {name: f"results/derived/{name}.csv" for name in FIGURE_DATA}
+            if HAS_ARMS
+            else {}
+        ),
+        **(
+            {
+                "figures": "results/derived/figures.csv",
+                "arm_model_data": "results/derived/arm_model_data.csv",
+            }
+            if HAS_ARMS
+            else {}
+        ),
+        **(table_csvs(BINARY_FIGURE_TABLES) if HAS_EVENTS else {}),
+        **(
+            {name: f"results/derived/{name}.csv" for name in BINARY_FIGURE_DATA}
+            if HAS_EVENTS
+            else {}
+        ),
         prisma=config["data"].get("prisma") or [],
+        outcomes=config["data"].get("outcomes") or [],
     output:
         figures=in_report(
             directory("results/figures"),

@@ -2,12 +2,7 @@ rule html_report:
     """One self-contained HTML report of what this run made (its manifests)."""
     input:
         config="results/config.yaml",
-        manifests=[
-            "results/manifests/analysis.csv",
-            "results/manifests/arm_model.csv",
-            "results/manifests/figures.csv",
-            "results/manifests/notebooks.csv",
-        ],
+        manifests=MANIFESTS,
     output:
         "results/report/report.html",
     log:

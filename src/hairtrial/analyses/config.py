@@ -106,7 +106,34 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict
             lines.append(f"config key '{key}': {e.message}")
         raise ConfigError("\n".join(lines))
     _fill_defaults(config, schema)
+    problem = data_problem(config)
+    if problem:
+        raise ConfigError(problem)
     return config
+
+
+def data_problem(config: dict) -> str:
+    """Why the ``data`` section cannot run (``""`` when it can).
+
+    A review may have only continuous outcomes (``data.arms``) or only binary ones
+    (``data.events``), but not neither.
+
+    Examples
+    --------
+    >>> print(data_problem({"data": {"arms": None, "events": None, "studies": "s.csv"}}))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    config key 'data': at least one of 'data.arms' (continuous outcomes) and 'data.events'
+    (binary outcomes) must name a file; both are null
+    >>> data_problem({"data": {"events": "events.csv", "studies": "s.csv"}})
+    ''
+    """
+    data = config.get("data") or {}
+    if not data.get("arms") and not data.get("events"):
+        return (
+            "config key 'data': at least one of 'data.arms' (continuous outcomes) and "
+            "'data.events' (binary outcomes) must name a file; both are null"
+        )
+    return ""
 
 
 def _read_yaml(path: Path) -> dict:
@@ -174,7 +201,8 @@ def resolve_data_paths(config: dict, root: str | Path) -> dict:
     """
     out = dict(config)
     out["data"] = {
-        k: str(v if Path(v).is_absolute() else Path(root) / v) for k, v in config["data"].items()
+        k: v if v is None else str(v if Path(v).is_absolute() else Path(root) / v)
+        for k, v in config["data"].items()
     }
     return out
 

@@ -94,6 +94,7 @@ __all__ = [
     "mantel_haenszel",
     "number_needed",
     "peto",
+    "pool_weights",
 ]
 
 #: Columns of :meth:`BinaryPoolResult.summary_frame`.
@@ -612,6 +613,57 @@ def peto(
         H2=H2,
         notes=tuple(notes),
     )
+
+
+def pool_weights(
+    ai: ArrayLike, n1i: ArrayLike, ci: ArrayLike, n2i: ArrayLike, *, model: str, measure: str
+) -> NDArray[np.float64]:
+    """Percentage weights of the tables in a Mantel-Haenszel or Peto estimate (metafor).
+
+    As ``weights()`` of ``rma.mh`` / ``rma.peto`` in metafor 3.8, from the uncorrected
+    tables (S_i = n1i + n2i): MH OR ``bi ci / S``, MH RR ``ci n1i / S``, MH RD
+    ``n1i n2i / S``; Peto ``(ai + ci)(bi + di) n1i n2i / (S^2 (S - 1))`` (the hypergeometric
+    variance). A table that adds nothing to the estimate has weight 0.
+
+    Parameters
+    ----------
+    ai, n1i, ci, n2i : array_like
+        Events and participants in arm 1 (experimental) and arm 2 (control).
+    model : {"MH", "Peto"}
+        The pooling method.
+    measure : {"RR", "OR", "RD"}
+        Effect measure (Peto: OR).
+
+    Returns
+    -------
+    ndarray
+        Weights in percent (summing to 100), NaN for every table when all weights are 0.
+
+    Examples
+    --------
+    >>> pool_weights([4, 6], [20, 30], [1, 3], [20, 30], model="MH", measure="RD").tolist()
+    [40.0, 60.0]
+    """
+    a, b, c, d = _tables(ai, n1i, ci, n2i)
+    n1, n2 = a + b, c + d
+    N = n1 + n2
+    if model == "MH":
+        if measure == "OR":
+            w = (b / N) * c
+        elif measure == "RR":
+            w = (c / N) * n1
+        elif measure == "RD":
+            w = (n1 / N) * n2
+        else:
+            raise ValueError(f"measure must be 'RR', 'OR' or 'RD', got {measure!r}")
+    elif model == "Peto":
+        w = (a + c) * (b + d) * (n1 / N) * (n2 / N) / (N - 1.0)
+    else:
+        raise ValueError(f"model must be 'MH' or 'Peto', got {model!r}")
+    total = float(np.sum(w))
+    if not total > 0:
+        return np.full(a.size, _NAN)
+    return 100.0 * w / total
 
 
 # ----------------------------------------------------------------------------------------------

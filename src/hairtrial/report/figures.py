@@ -395,6 +395,9 @@ FIGURE_TABLES = (
     "cumulative",
     "arm_model_means",
     "arm_model_contrasts",
+    "binary_study_effects",
+    "binary_meta_analysis",
+    "binary_robustness",
 )
 #: Figure data (``results/derived/{name}.csv``, :func:`hairtrial.analyses.run.figure_data`).
 FIGURE_DATA = (
@@ -411,6 +414,8 @@ FIGURE_DATA = (
     "influence_panels",
     "funnel_filled",
     "funnel_lines",
+    "binary_study_info",
+    "binary_figures",
 )
 
 
@@ -487,7 +492,8 @@ def draw_figures(
     global _JOB
     t = {name: _read(path) for name, path in tables.items()}
     d = {name: _read(path) for name, path in data.items()}
-    rows = d["figures"].to_dict("records")
+    # a config without continuous (or binary) outcomes has no such list
+    rows = [r for name in ("figures",) if name in d for r in d[name].to_dict("records")]
     _JOB = (t, d, rows, config, Path(figures_dir))
     n = max(1, min(int(processes), len(rows)))
     if n == 1:

@@ -1,0 +1,19 @@
+rule binary:
+    """Binary outcomes (responders, adverse events): 2x2 tables, trial effects, every
+    pooled model, robustness, absolute effects, and the list of binary figures."""
+    input:
+        events=config["data"].get("events") or [],
+        outcomes=config["data"].get("outcomes") or [],
+        studies=config["data"]["studies"],
+    output:
+        tables(BINARY_TABLES),
+        figure_data=expand("results/derived/{name}.csv", name=BINARY_FIGURE_DATA),
+        manifest="results/manifests/binary.csv",
+    log:
+        "results/logs/binary.log",
+    benchmark:
+        "results/benchmarks/binary.tsv"
+    conda:
+        "../../envs/hairtrial.yaml"
+    script:
+        "../scripts/binary.py"
