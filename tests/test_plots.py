@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from itertools import combinations
 from pathlib import Path
 
@@ -489,6 +490,75 @@ def test_save_figure_is_byte_identical(tmp_path: Path):
     assert b"<dc:date>" not in first_bytes[".svg"]
     assert b"Software" not in first_bytes[".png"]
     assert sorted(os.listdir(tmp_path / "a")) == ["forest.pdf", "forest.png", "forest.svg"]
+
+
+def _embedded_fonts(pdf: bytes) -> list:
+    """The TrueType fonts embedded in a PDF written by matplotlib (its FontFile2 streams)."""
+    import io
+    import re
+    import zlib
+
+    from fontTools.ttLib import TTFont
+
+    fonts = []
+    for m in re.finditer(rb"<< /Length1 \d+ /Length (\d+) /Filter /FlateDecode >>\nstream\n", pdf):
+        data = pdf[m.end() : m.end() + int(m.group(1))]
+        fonts.append(TTFont(io.BytesIO(zlib.decompress(data))))
+    return fonts
+
+
+def test_pdf_fonts_embed_outlines_without_layout_tables(tmp_path: Path):
+    """The PDF's font subsets keep every drawn glyph's outline and width, not GSUB/GPOS."""
+    from fontTools.pens.recordingPen import RecordingPen
+    from fontTools.ttLib import TTFont
+    from matplotlib import font_manager
+
+    studies, pooled = hair_density_example()
+    fig = plots.forest_plot(studies, pooled, xlabel="Mean difference, hairs/cm² (τ² office)")
+    (pdf,) = plots.save_figure(fig, tmp_path / "forest", formats=("pdf",))
+    fonts = _embedded_fonts(pdf.read_bytes())
+    assert len(fonts) >= 2  # regular and bold
+    for font in fonts:
+        tags = set(font.keys())
+        assert not tags & {"GSUB", "GPOS", "GDEF"}, tags
+        assert {"glyf", "hmtx", "cmap"} <= tags
+    # every glyph of the subset is the original font's glyph: same outline, same advance
+    regular = TTFont(font_manager.findfont("DejaVu Sans"))
+    sub = next(f for f in fonts if "Bold" not in f["name"].getDebugName(4))
+    names = [g for g in sub.getGlyphOrder() if g != ".notdef"]
+    assert {"tau", "f", "i"} <= set(names)  # drawn characters (no ligature glyphs needed)
+    for name in names:
+        a, b = RecordingPen(), RecordingPen()
+        sub.getGlyphSet()[name].draw(a)
+        regular.getGlyphSet()[name].draw(b)
+        assert a.value == b.value, name
+        assert sub["hmtx"][name] == regular["hmtx"][name], name
+    # the layout tables are dropped only while a PDF is written
+    from fontTools import subset
+
+    assert subset.load_font.__module__ == "fontTools.subset"
+
+
+@pytest.mark.skipif(not shutil.which("gs"), reason="Ghostscript (gs) is not installed")
+def test_pdf_without_layout_tables_renders_the_same_pixels(tmp_path: Path):
+    """Ghostscript draws the PDF with the lean font subsets exactly as with matplotlib's own."""
+    import subprocess
+
+    studies, pooled = hair_density_example()
+    fig = plots.forest_plot(studies, pooled, xlabel="Mean difference, hairs/cm² (office)")
+    (lean,) = plots.save_figure(fig, tmp_path / "lean", formats=("pdf",))
+    with style_mod.use_style():  # matplotlib's subsetting: layout tables kept
+        fig.savefig(tmp_path / "full.pdf", format="pdf")
+    assert len(_embedded_fonts(lean.read_bytes())) == len(
+        _embedded_fonts((tmp_path / "full.pdf").read_bytes())
+    )
+    pngs = []
+    for pdf in (lean, tmp_path / "full.pdf"):
+        png = pdf.with_suffix(".png")
+        cmd = ["gs", "-q", "-dNOPAUSE", "-dBATCH", "-dSAFER", "-sDEVICE=png16m", "-r200"]
+        subprocess.run([*cmd, f"-sOutputFile={png}", str(pdf)], check=True)
+        pngs.append(png.read_bytes())
+    assert pngs[0] == pngs[1]
 
 
 def test_save_figure_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -82,6 +82,41 @@ _METADATA: dict[str, dict[str, Any]] = {
 }
 
 
+#: OpenType layout tables left out of the font subsets embedded in a PDF (see _lean_pdf_fonts).
+_PDF_DROPPED_FONT_TABLES = ("GSUB", "GPOS", "GDEF", "MATH")
+
+
+@contextlib.contextmanager
+def _lean_pdf_fonts() -> Any:
+    """Embed PDF font subsets without their OpenType layout tables (GSUB, GPOS, GDEF, MATH).
+
+    matplotlib lays text out itself and writes every glyph with its position, and a PDF
+    viewer draws a Type 42 (CIDFontType2) font by glyph id; the layout tables (ligature
+    substitution, kerning pairs, math layout) are never read from a PDF. Subsetting them
+    is what costs: fontTools decompiles and prunes DejaVu's GSUB/GPOS for every font of
+    every PDF (about 0.1-0.2 s each, most of the figure job's time). The glyph outlines,
+    widths and positions are unchanged, so the page looks the same (rendered pixels are
+    compared in tests/test_plots.py); the PDF is smaller. matplotlib builds the options of
+    its subset from ``fontTools.subset.load_font``, wrapped here while a PDF is written.
+    """
+    from fontTools import subset
+
+    load_font = subset.load_font
+
+    def load_lean_font(*args: Any, **kwargs: Any) -> Any:
+        font = load_font(*args, **kwargs)  # lazy: tables are decompiled when first read
+        for tag in _PDF_DROPPED_FONT_TABLES:
+            if tag in font:
+                del font[tag]
+        return font
+
+    subset.load_font = load_lean_font
+    try:
+        yield
+    finally:
+        subset.load_font = load_font
+
+
 def save_figure(
     fig: Figure,
     stem: Path,
@@ -139,7 +174,8 @@ def save_figure(
                 prefix=f".{stem.name}.", suffix=f".{fmt}.tmp", dir=stem.parent
             )
             try:
-                with os.fdopen(fd, "wb") as handle:
+                fonts = _lean_pdf_fonts() if fmt == "pdf" else contextlib.nullcontext()
+                with os.fdopen(fd, "wb") as handle, fonts:
                     fig.savefig(handle, format=fmt, dpi=dpi, metadata=_METADATA[fmt])
                     handle.flush()
                     os.fsync(handle.fileno())

@@ -18,6 +18,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+# first: jsonschema (nbformat imports it) without its slow optional IRI checker (~1 s)
+import hairtrial.analyses.config  # noqa: F401
+
+# isort: split
 import jupytext
 import nbformat
 from nbclient import NotebookClient
