@@ -103,6 +103,9 @@ def test_every_output_is_written(run_dir):
             assert (tables / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext}"
     bmeta = pd.read_csv(tables / "binary_meta_analysis.csv")
     assert {"responder_investigator", "shedding_worsened"} <= set(bmeta.outcome)
+    for stem in pd.read_csv(run_dir / "results" / "derived" / "binary_figures.csv")["stem"]:
+        for ext in ("png", "svg", "pdf"):
+            assert (run_dir / "results" / "figures" / f"{stem}.{ext}").stat().st_size > 0
     meta = pd.read_csv(tables / "meta_analysis.csv")
     assert list(meta.columns[:21]) == [
         "outcome", "week", "measure", "method", "ci_method", "k", "estimate", "se",
@@ -247,3 +250,40 @@ def test_malformed_prisma_file_is_rejected_before_anything_runs(run_dir):
         assert digests(run_dir / "results") == before
     finally:
         prisma.write_text(good)
+
+
+def test_binary_only_config_runs(tmp_path):
+    """A review of binary outcomes only (data.arms: null): tables, figures and the report."""
+    work = tmp_path / "binary_only"
+    shutil.copytree(TEST_DIR, work, dirs_exist_ok=True)
+    shutil.rmtree(work / "results", ignore_errors=True)
+    shutil.copy(work / "config" / "binary_only.yaml", work / "config" / "config.yaml")
+    proc = snakemake(work)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts == {"binary": 1, "figures": 1, "html_report": 1, "all": 1}
+    results = work / "results"
+    assert not (results / "tables" / "meta_analysis.csv").exists()
+    meta = pd.read_csv(results / "tables" / "binary_meta_analysis.csv")
+    assert set(meta["method"]) == {"MH", "GLMM", "REML"}
+    figures = {p.name for p in (results / "figures").iterdir()}
+    listed = pd.read_csv(results / "derived" / "binary_figures.csv")
+    for stem in listed["stem"]:
+        assert f"{stem}.png" in figures
+    assert "binary_forest_shedding_worsened_week24_RR.png" in figures
+    report = (results / "report" / "report.html").read_text()
+    assert "Benefit and harm, side by side" in report and "Harm: " in report
+    assert "Worsened hair shedding" in report
+
+
+def test_neither_arms_nor_events_is_rejected(run_dir, tmp_path):
+    cfg = tmp_path / "neither.yaml"
+    cfg.write_text("data:\n  arms: null\n  events: null\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+         "--directory", str(run_dir), "--configfile", str(cfg), "-n"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "at least one of 'data.arms'" in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr

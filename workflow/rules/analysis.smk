@@ -3,11 +3,12 @@ rule analysis:
     subgroups, leave-one-out, influence, cumulative, small-study effects), the figure
     data and the list of figures, in one process."""
     input:
-        arms=config["data"]["arms"],
+        arms=config["data"]["arms"] or [],  # null: a review of binary outcomes only
         studies=config["data"]["studies"],
     output:
         tables(CONTRAST_TABLES),
-        config="results/config.yaml",
+        # the config snapshot: written by the binary job when there are no continuous outcomes
+        **({"config": "results/config.yaml"} if HAS_ARMS else {}),
         effects="results/derived/effects.csv",
         figures="results/derived/figures.csv",
         figure_data=expand("results/derived/{name}.csv", name=FIGURE_DATA),
@@ -25,7 +26,7 @@ rule analysis:
 rule arm_model:
     """Arm-based longitudinal model of mean change (all arms, all weeks) per outcome."""
     input:
-        arms=config["data"]["arms"],
+        arms=config["data"]["arms"] or [],  # null: a review of binary outcomes only
         studies=config["data"]["studies"],
     output:
         tables(ARM_MODEL_TABLES),

@@ -7,6 +7,7 @@ rule binary:
         studies=config["data"]["studies"],
     output:
         tables(BINARY_TABLES),
+        **({} if HAS_ARMS else {"config": "results/config.yaml"}),
         figure_data=expand("results/derived/{name}.csv", name=BINARY_FIGURE_DATA),
         manifest="results/manifests/binary.csv",
     log:

@@ -528,7 +528,7 @@ def robustness(
 ) -> pd.DataFrame:
     """The primary model of each outcome x week x measure against every other choice.
 
-    Groups: ``Model`` (every other method and CI method fitted), ``Zero cells`` (the first
+    Groups: ``Model`` (every other method and CI method fitted), ``Zero cells (...)`` (the first
     inverse-variance model of the config under other continuity corrections, and double-zero
     trials kept / left out), ``Trials`` (without trials whose counts were converted, without
     high risk-of-bias trials). A scenario that cannot change anything here has a note
@@ -572,16 +572,16 @@ def robustness(
             if iv:
                 mz, cz = iv[0], s["ci_methods"][0]
                 variants: list[tuple[str, dict[str, Any], bool]] = [
-                    ("+0.5 to every cell of every trial", {"add": 0.5, "to": "all"}, has0),
+                    ("+0.5 to every trial", {"add": 0.5, "to": "all"}, has0),
                     (
-                        "Treatment-arm correction (Sweeting 2004)",
+                        "Treatment-arm correction",
                         {"cc": "treatment-arm", "add": 0.5, "to": "only0"},
                         has0,
                     ),  # fmt: skip
-                    ("+0.1 to trials with a zero cell", {"add": 0.1, "to": "only0"}, has0),
+                    ("+0.1 to zero-cell trials", {"add": 0.1, "to": "only0"}, has0),
                 ]
                 if measure != "RD":
-                    variants.append(("Double-zero trials kept (+0.5)", {"drop00": False}, has00))
+                    variants.append(("Double-zero trials kept", {"drop00": False}, has00))
                 for name, change, matters in variants:
                     ss = {**s, **change}
                     if measure == "RD" and "drop00" in change:
@@ -590,7 +590,7 @@ def robustness(
                         continue
                     if not matters:
                         what = "double-zero" if "drop00" in change else "zero-cell"
-                        add("Zero cells", f"{mz}, {cz}: {name}", mz, cz,
+                        add(f"Zero cells ({mz}, {cz})", name, mz, cz,
                             {"k": len(tab), "notes": ""}, tab,
                             extra=(f"no {what} trial here: {SAME_AS_PRIMARY}",))  # fmt: skip
                         continue
@@ -598,7 +598,7 @@ def robustness(
                     if measure != "RD" and "drop00" in change:
                         ss_fit["drop00"] = False
                     row, _ = fit_model(tab, measure, mz, cz, ss_fit)
-                    add("Zero cells", f"{mz}, {cz}: {name}", mz, cz, row, tab)
+                    add(f"Zero cells ({mz}, {cz})", name, mz, cz, row, tab)
             # trials
             conv = (
                 tab["provenance"]
@@ -606,9 +606,9 @@ def robustness(
                 .apply(lambda p: any(code in p.split(";") for code in CONVERTED_CODES))
             )
             for name, drop, why in (
-                ("Excluding trials with converted counts", conv.to_numpy(),
+                ("Without converted counts", conv.to_numpy(),
                  "no trial here has converted counts"),
-                ("Excluding high risk-of-bias trials",
+                ("Without high risk-of-bias trials",
                  np.array([rob.get(st) == "high" for st in tab["study"]]),
                  "no trial here is at high risk of bias"),
             ):  # fmt: skip

@@ -7,6 +7,9 @@ the same way because they all read them from here.
 from __future__ import annotations
 
 __all__ = [
+    "BINARY_AXIS_LABELS",
+    "BINARY_METHOD_NAMES",
+    "BINARY_MODEL_TEXT",
     "CI_METHOD_LABELS",
     "FIXED_METHODS",
     "KEYS",
@@ -44,6 +47,9 @@ MEASURE_NAMES: dict[str, str] = {
     "SMD": "standardised mean difference (Hedges' g)",
     "MC": "mean change difference",
     "SMCRP": "standardised mean change difference",
+    "RR": "risk ratio",
+    "OR": "odds ratio",
+    "RD": "risk difference",
 }
 """Effect measures in words (methods text, summaries)."""
 
@@ -109,3 +115,25 @@ CI_METHOD_LABELS: dict[str, str] = {
     "adhoc": "Hartung\u2013Knapp (ad hoc)",
 }
 """Short names of the CI methods of the pooled estimate (figure footers)."""
+
+BINARY_AXIS_LABELS: dict[str, str] = {
+    "RR": "Risk ratio (log scale)",
+    "OR": "Odds ratio (log scale)",
+    "RD": "Risk difference",
+}
+"""Effect axis of a binary-outcome figure, per measure."""
+
+BINARY_METHOD_NAMES: dict[str, str] = {
+    "MH": "Mantel\u2013Haenszel",
+    "Peto": "Peto",
+    "GLMM": "binomial-normal GLMM",
+}
+"""Short names of the pooling methods for counts (legends, text)."""
+
+BINARY_MODEL_TEXT: dict[str, str] = {
+    "MH": "Common effect, Mantel\u2013Haenszel",
+    "Peto": "Common effect, Peto one-step odds ratio",
+    "GLMM": "Random effects, binomial-normal GLMM (fixed study intercepts, ML, adaptive "
+    "Gauss\u2013Hermite quadrature)",
+}
+"""Model line of a figure footer for the pooling methods for counts."""

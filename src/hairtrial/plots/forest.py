@@ -39,6 +39,8 @@ from hairtrial.plots.layout import (
     mark_symbol,
     method_text,
     parse_codes,
+    ratio_label,
+    ratio_ticks,
     wrap_title,
 )
 from hairtrial.plots.style import (
@@ -71,7 +73,8 @@ _MARK_TARGETS: dict[str, tuple[str, ...]] = {
     "from_median_range": ("msd",),
     "from_five_numbers": ("msd",),
     "from_t": ("msd",),
-    "combined_arms": ("n", "msd"),
+    "combined_arms": ("n", "msd", "events"),
+    "events_from_percent": ("events",),
     "split_scalp_r": ("effect",),
 }
 
@@ -133,6 +136,8 @@ def forest_plot(
     arm_labels: tuple[str, str] = ("Microneedling + minoxidil", "Minoxidil alone"),
     xlim: tuple[float, float] | None = None,
     width: float = 7.0,
+    counts: bool = False,
+    log_scale: bool = False,
 ) -> Figure:
     """Draw a journal-style forest plot of one comparison.
 
@@ -200,6 +205,14 @@ def forest_plot(
         the pooled CI and 0 are visible and wide CIs end in arrows.
     width : float, default 7.0
         Figure width in inches.
+    counts : bool, default False
+        Binary outcomes: the arm columns show ``events_experimental`` / ``n_experimental``
+        and ``events_control`` / ``n_control`` (events and total) instead of n and mean
+        change (SD); the pooled row shows the totals.
+    log_scale : bool, default False
+        Ratio measures (RR, OR): ``yi``, the CIs, the pooled estimate and `xlim` are on the
+        log scale; the axis is a log axis labelled with ratios and every number in the
+        table is the ratio (exp of the value). No effect is at ratio 1.
 
     Returns
     -------
@@ -230,6 +243,8 @@ def forest_plot(
             arm_labels=arm_labels,
             xlim=xlim,
             width=width,
+            counts=counts,
+            log_scale=log_scale,
         ).draw()
 
 
@@ -249,7 +264,11 @@ class _ForestPlot:
         arm_labels: tuple[str, str],
         xlim: tuple[float, float] | None,
         width: float,
+        counts: bool = False,
+        log_scale: bool = False,
     ) -> None:
+        self.counts = counts
+        self.log = log_scale
         self.studies = studies
         self.pooled = pooled
         self.xlabel = clean_text(xlabel)
@@ -275,18 +294,28 @@ class _ForestPlot:
             self.marks[code] = mark_symbol(len(self.marks))
         return self.marks[code]
 
+    def _shown(self, v: Any) -> float:
+        """A number as the table prints it: the ratio on a log axis."""
+        x = as_float(v)
+        return math.exp(x) if self.log and math.isfinite(x) else x
+
     def _study_rows(self) -> list[_Row]:
         rows: list[_Row] = []
         ests = list(self.studies["yi"]) + [self.pooled.get("estimate", math.nan)]
-        self.dec = format_decimals(np.array([as_float(v) for v in ests]))
+        # ratios with 2 decimals (as RevMan prints them), other effects by their size
+        self.dec = 2 if self.log else format_decimals(np.array([as_float(v) for v in ests]))
         for i, r in self.studies.iterrows():
             label = clean_text(self._col(r, "label")) or clean_text(r["study"])
             label = label or f"Study {int(str(i)) + 1}"
             cells = {c: _Cell() for c in _LEFT_COLS + _RIGHT_COLS}
             # letters are given in reading order: label, n, mean (SD), effect
             codes = [c for c in parse_codes(self._col(r, "provenance")) if c not in NO_MARK_CODES]
-            targets: dict[str, list[str]] = {"label": [], "n": [], "msd": [], "effect": []}
+            targets: dict[str, list[str]] = {
+                "label": [], "events": [], "n": [], "msd": [], "effect": []
+            }  # fmt: skip
             for target in targets:
+                if target == ("msd" if self.counts else "events"):
+                    continue  # no such cell
                 for code in codes:
                     if target in _MARK_TARGETS.get(code, ("label",)):
                         targets[target].append(self._mark(code))
@@ -301,6 +330,12 @@ class _ForestPlot:
             sds = [as_float(self._col(r, f"sd_{a}")) for a in ("experimental", "control")]
             d = format_decimals(means if any(map(math.isfinite, means)) else sds)
             for arm, suffix in (("experimental", "e"), ("control", "c")):
+                if self.counts:  # events, then total
+                    ev = self._col(r, f"events_{arm}")
+                    cells[f"n_{suffix}"] = _Cell(fmt_count(ev), marks=list(targets["events"]))
+                    n = self._col(r, f"n_{arm}")
+                    cells[f"msd_{suffix}"] = _Cell(fmt_count(n), marks=list(targets["n"]))
+                    continue
                 n = self._col(r, f"n_{arm}")
                 cells[f"n_{suffix}"] = _Cell(fmt_count(n), marks=list(targets["n"]))
                 mean = as_float(self._col(r, f"mean_{arm}"))
@@ -312,10 +347,12 @@ class _ForestPlot:
                 cells[f"msd_{suffix}"] = _Cell(text, marks=marks)
             yi, lo, hi = (as_float(r[c]) for c in ("yi", "ci_lower", "ci_upper"))
             if math.isfinite(yi):
-                cells["est"] = _Cell(fmt(yi, self.dec))
+                cells["est"] = _Cell(fmt(self._shown(yi), self.dec))
                 if math.isfinite(lo) and math.isfinite(hi):
-                    cells["lo"] = _Cell(f"[{fmt(lo, self.dec)},")
-                    cells["hi"] = _Cell(f"{fmt(hi, self.dec)}]", marks=targets["effect"])
+                    cells["lo"] = _Cell(f"[{fmt(self._shown(lo), self.dec)},")
+                    cells["hi"] = _Cell(
+                        f"{fmt(self._shown(hi), self.dec)}]", marks=targets["effect"]
+                    )
                 else:
                     cells["est"].marks = targets["effect"]
             else:
@@ -343,10 +380,16 @@ class _ForestPlot:
         k_text = f" (k = {fmt_count(k)})" if math.isfinite(k) else ""
         cells = {
             "label": _Cell(f"Pooled estimate{k_text}", weight=bold),
-            "est": _Cell(fmt(est, self.dec), weight=bold),
-            "lo": _Cell(f"[{fmt(lo, self.dec)},", weight=bold),
-            "hi": _Cell(f"{fmt(hi, self.dec)}]", weight=bold),
+            "est": _Cell(fmt(self._shown(est), self.dec), weight=bold),
+            "lo": _Cell(f"[{fmt(self._shown(lo), self.dec)},", weight=bold),
+            "hi": _Cell(f"{fmt(self._shown(hi), self.dec)}]", weight=bold),
         }
+        if self.counts:  # total events and participants per arm
+            for arm, suffix in (("experimental", "e"), ("control", "c")):
+                for col, key in ((f"events_{arm}", f"n_{suffix}"), (f"n_{arm}", f"msd_{suffix}")):
+                    if col in self.studies.columns:
+                        total = pd.to_numeric(self.studies[col], errors="coerce").sum()
+                        cells[key] = _Cell(fmt_count(total), weight=bold)
         weights = pd.to_numeric(
             self.studies.get("weight_pct", pd.Series(dtype=float)), errors="coerce"
         ).to_numpy(dtype=float)
@@ -357,8 +400,8 @@ class _ForestPlot:
         if math.isfinite(pi_lo) and math.isfinite(pi_hi):
             pi_cells = {
                 "label": _Cell("95% prediction interval"),
-                "lo": _Cell(f"[{fmt(pi_lo, self.dec)},"),
-                "hi": _Cell(f"{fmt(pi_hi, self.dec)}]"),
+                "lo": _Cell(f"[{fmt(self._shown(pi_lo), self.dec)},"),
+                "hi": _Cell(f"{fmt(self._shown(pi_hi), self.dec)}]"),
             }
             rows.append(_Row("pi", pi_cells, yi=math.nan, lo=pi_lo, hi=pi_hi))
         return rows
@@ -386,7 +429,11 @@ class _ForestPlot:
             for row in rows:
                 if row.kind == "message" or col not in row.cells:
                     continue
-                if row.kind != "study" and col == "label":
+                if (
+                    row.kind != "study"
+                    and col == "label"
+                    and not (self.counts and "n_e" in row.cells)
+                ):
                     continue  # summary labels may extend over the empty arm columns
                 tw, mw = self._cell_width(row.cells[col])
                 if col == "label":
@@ -416,23 +463,18 @@ class _ForestPlot:
                 widths[msd] += need - have
         self.widths, self.gutters = widths, gutters
 
-    @staticmethod
-    def _headers() -> dict[str, str]:
+    def _headers(self) -> dict[str, str]:
         """Column heads (bottom header line)."""
-        return {
-            "label": "Study",
-            "n_e": "n",
-            "msd_e": "(SD)",
-            "n_c": "n",
-            "msd_c": "(SD)",
-            "est": "",
-            "lo": "",
-            "hi": "",
-            "w": "Weight",
-        }
+        if self.counts:
+            arm = {"n_e": "Events", "msd_e": "Total", "n_c": "Events", "msd_c": "Total"}
+        else:
+            arm = {"n_e": "n", "msd_e": "(SD)", "n_c": "n", "msd_c": "(SD)"}
+        return {"label": "Study", **arm, "est": "", "lo": "", "hi": "", "w": "Weight"}
 
-    #: Upper header line, right-aligned over the column like the head below it.
-    _HEADERS_TOP = {"msd_e": "Mean change", "msd_c": "Mean change"}
+    @property
+    def _HEADERS_TOP(self) -> dict[str, str]:  # noqa: N802 (was a class constant)
+        """Upper header line, right-aligned over the column like the head below it."""
+        return {} if self.counts else {"msd_e": "Mean change", "msd_c": "Mean change"}
 
     def _fit_width(self, rows: list[_Row]) -> None:
         """Shorten labels, then widen the figure, until the plot column is wide enough."""
@@ -607,10 +649,22 @@ class _ForestPlot:
             points += [r.lo for r in rows if r.kind == "pooled"]
             points += [r.hi for r in rows if r.kind == "pooled"]
             intervals = [(r.lo, r.hi) for r in rows if r.kind in ("study", "pi")]
-            lo, hi = axis_limits(points, intervals)
-            ticks = fit_ticks(lo, hi, self.plot_w, self.m, _FS)
+            if self.log:  # every CI in full (arrows only beyond ratios 1e-4 and 1e4)
+                ends = [v for v in points + [x for iv_ in intervals for x in iv_]
+                        if math.isfinite(v)] + [0.0]  # fmt: skip
+                cap = math.log(1e4)
+                lo, hi = max(min(ends), -cap), min(max(ends), cap)
+                pad = 0.04 * (hi - lo or 1.0)
+                lo, hi = lo - pad, hi + pad
+            else:
+                lo, hi = axis_limits(points, intervals)
+            if self.log:
+                ticks = ratio_ticks(lo, hi, self.plot_w, self.m, _FS)
+            else:
+                ticks = fit_ticks(lo, hi, self.plot_w, self.m, _FS)
             lo, hi = min(lo, ticks[0]), max(hi, ticks[-1])
-        iv.scale(lo, hi, ticks, family=self.family)
+        labels = [ratio_label(t) for t in ticks] if self.log else None
+        iv.scale(lo, hi, ticks, family=self.family, labels=labels)
 
         weights = [r.weight for r in rows if r.kind == "study" and math.isfinite(r.weight)]
         w_max = max(weights) if weights else math.nan

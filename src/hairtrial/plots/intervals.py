@@ -19,7 +19,7 @@ import matplotlib as mpl
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
-from matplotlib.ticker import FixedLocator, FuncFormatter
+from matplotlib.ticker import FixedFormatter, FixedLocator, FuncFormatter
 
 from hairtrial.plots.layout import Measurer, fixed_figure, tick_decimals, top_transform
 from hairtrial.plots.style import BLUE, GREY, fmt
@@ -170,15 +170,26 @@ class IntervalAxes:
         self.lo, self.hi = ax.get_xlim()
 
     def scale(
-        self, lo: float, hi: float, ticks: Sequence[float], family: str | None = None
+        self,
+        lo: float,
+        hi: float,
+        ticks: Sequence[float],
+        family: str | None = None,
+        labels: Sequence[str] | None = None,
     ) -> None:
-        """Set the x range and ticks (labels with the fewest exact decimals)."""
+        """Set the x range and ticks (labels with the fewest exact decimals, or `labels`).
+
+        `labels` names each tick (e.g. the ratios of a log axis whose data are logs).
+        """
         ax = self.ax
         self.lo, self.hi = lo, hi
         ax.set_xlim(lo, hi)
         ax.xaxis.set_major_locator(FixedLocator(list(ticks)))
-        d = tick_decimals(ticks)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt(v, d)))
+        if labels is not None:
+            ax.xaxis.set_major_formatter(FixedFormatter(list(labels)))
+        else:
+            d = tick_decimals(ticks)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt(v, d)))
         if family is not None:
             ax.tick_params(axis="x", labelsize=FS, labelfontfamily=family)
         ax.axvline(0.0, color="black", lw=0.6, zorder=1)

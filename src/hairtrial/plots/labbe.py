@@ -73,8 +73,16 @@ def labbe_plot(
     derived_codes: Collection[str] | None = None,
     width: float = 4.2,
     ax: mpl.axes.Axes | None = None,
+    risk_measure: str | None = None,
 ) -> Figure:
-    """Draw a L'Abbé-style plot of experimental vs control mean change.
+    """Draw a L'Abbé-style plot of experimental vs control mean change, or the classic one.
+
+    With ``risk_measure`` (``"RR"``, ``"OR"`` or ``"RD"``), the classic plot of L'Abbé et
+    al. (1987) for a binary outcome: x = risk of the event in the control arm
+    (``events_control / n_control``), y = risk in the experimental arm, both from 0 to 1;
+    `pooled_md` is then the pooled effect on that measure's scale (log RR, log OR or RD),
+    drawn as the curve of experimental risks it implies at each control risk
+    (y = RR x; y = OR x / (1 - x + OR x); y = x + RD), and named in the legend.
 
     One point per trial and week: x = control-arm mean change, y =
     experimental-arm mean change. The point *area* is proportional to the
@@ -149,13 +157,20 @@ def labbe_plot(
     >>> sorted(fig.hairtrial_labels)
     ['A 2013', 'B 2018']
     """
-    required = {"study", "mean_experimental", "mean_control", "n_experimental", "n_control"}
+    if risk_measure is None:
+        required = {"study", "mean_experimental", "mean_control", "n_experimental", "n_control"}
+    else:
+        if risk_measure not in ("RR", "OR", "RD"):
+            raise ValueError(f"risk_measure must be 'RR', 'OR' or 'RD', got {risk_measure!r}")
+        required = {"study", "events_experimental", "events_control", "n_experimental",
+                    "n_control"}  # fmt: skip
     missing = required - set(studies.columns)
     if missing:
         raise ValueError(f"studies lacks column(s) {sorted(missing)}")
     df = studies
     if "measure" in df.columns:
-        df = df[df["measure"].astype(str) == "MD"]
+        keep = "MD" if risk_measure is None else risk_measure
+        df = df[df["measure"].astype(str) == keep]
     if "outcome" in df.columns and df["outcome"].nunique() > 1:
         raise ValueError(
             f"labbe_plot draws one outcome; got {sorted(df['outcome'].astype(str).unique())}"
@@ -170,6 +185,7 @@ def labbe_plot(
             pooled_label=pooled_label,
             derived_codes=derived_codes,
             width=float(width),
+            risk_measure=risk_measure,
         ).draw(ax)
 
 
@@ -191,7 +207,9 @@ class _Labbe:
         pooled_label: str | None,
         derived_codes: Collection[str] | None,
         width: float,
+        risk_measure: str | None = None,
     ) -> None:
+        self.risk = risk_measure
         self.width = width
         self.title = " ".join(str(title).split()) if title else ""
         self.unit = " ".join(str(unit_label).split())
@@ -202,8 +220,13 @@ class _Labbe:
         self.md = md if math.isfinite(md) else None
         self.pooled_label = pooled_label
         self.notes: list[str] = []
-
-        x, y = _num(df["mean_control"]), _num(df["mean_experimental"])
+        self.effect: float | None = None
+        if self.risk is not None:  # the pooled effect is a curve, named in the legend
+            self.effect, self.md = self.md, None
+            x = _num(df["events_control"]) / _num(df["n_control"])
+            y = _num(df["events_experimental"]) / _num(df["n_experimental"])
+        else:
+            x, y = _num(df["mean_control"]), _num(df["mean_experimental"])
         n = _num(df["n_control"]) + _num(df["n_experimental"])
         labels = [
             " ".join(str(v).split()) if isinstance(v, str) and v.strip() else str(s)
@@ -238,6 +261,14 @@ class _Labbe:
     # ---- scales -----------------------------------------------------------
 
     def _limits(self) -> tuple[float, float, list[float]]:
+        if self.risk is not None:  # risks: from 0 to a round value above the largest
+            top = float(np.max(np.concatenate([self.x, self.y]))) if len(self.x) else 1.0
+            ticks = list(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(0.0, top))
+            ticks = [t for t in ticks if 0.0 <= t <= 1.0 + 1e-9]
+            while ticks[-1] < top * 1.08 and ticks[-1] < 1.0:  # room above the largest point
+                ticks.append(min(1.0, ticks[-1] + (ticks[1] - ticks[0])))
+            hi = ticks[-1]
+            return -0.03 * hi, hi * 1.03, ticks
         vals = np.concatenate([self.x, self.y, [0.0]])
         lo, hi = float(np.min(vals)), float(np.max(vals))
         span = hi - lo if hi > lo else max(abs(hi), 1.0)
@@ -255,6 +286,8 @@ class _Labbe:
         has_points = len(self.x) > 0
         self.n_ref = float(np.max(self.n)) if has_points else 1.0
         lo, hi, ticks = self._limits() if has_points else (-1.0, 1.0, [-1.0, 0.0, 1.0])
+        what = "mean change" if self.risk is None else "risk (events / participants)"
+        unit = f" ({self.unit})" if self.unit else ""
         dec = tick_decimals(ticks)
         tick_txt = [fmt(t, dec) for t in ticks]
         tick_w = max(self.m.width(t, _FS) for t in tick_txt)
@@ -262,8 +295,8 @@ class _Labbe:
 
         if ax is None:
             # Axis labels, wrapped to the axis length.
-            ylab_text = f"{self.arm_labels[0]}: mean change ({self.unit})"
-            xlab_text = f"{self.arm_labels[1]}: mean change ({self.unit})"
+            ylab_text = f"{self.arm_labels[0]}: {what}{unit}"
+            xlab_text = f"{self.arm_labels[1]}: {what}{unit}"
             left = _MARGIN + tick_w + tick_h + 0.06
             side = self.width - left - 0.14
             ylab = self.m.wrap(ylab_text, side, _FS)
@@ -320,8 +353,8 @@ class _Labbe:
             fig = ax.figure  # type: ignore[assignment]
             renderer = get_renderer(fig)
             self._frame(ax, lo, hi, ticks, dec)
-            ax.set_xlabel(f"{self.arm_labels[1]}: mean change ({self.unit})", fontsize=_FS)
-            ax.set_ylabel(f"{self.arm_labels[0]}: mean change ({self.unit})", fontsize=_FS)
+            ax.set_xlabel(f"{self.arm_labels[1]}: {what}{unit}", fontsize=_FS)
+            ax.set_ylabel(f"{self.arm_labels[0]}: {what}{unit}", fontsize=_FS)
             if self.title:
                 ax.set_title(self.title, loc="left", fontsize=_FS_TITLE, fontweight="bold")
             specs = [sp for sp in self._legend_specs() if sp[2] != "Total n (area)"]
@@ -339,6 +372,9 @@ class _Labbe:
                 ls=(0, (4, 2.5)),
                 zorder=1,
             )
+        if self.effect is not None:
+            xs, ys = self._curve()
+            ax.plot(xs, ys, color=VERMILLION, lw=1.0, ls=(0, (4, 2.5)), zorder=1)
         if has_points:
             self._points(ax)
         fig.canvas.draw()  # fixes every transform before measuring text
@@ -346,6 +382,26 @@ class _Labbe:
         polys = self._line_labels(ax, renderer, lo, hi, obstacles)
         self._study_labels(ax, renderer, obstacles, polys, lo, hi)
         return fig
+
+    def _curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """Experimental risk implied by the pooled effect at each control risk (inside [0, 1])."""
+        assert self.effect is not None
+        xs = np.linspace(0.0, 1.0, 2001)
+        if self.risk == "RR":
+            ys = math.exp(self.effect) * xs
+        elif self.risk == "OR":
+            r = math.exp(self.effect)
+            ys = r * xs / (1.0 - xs + r * xs)
+        else:
+            ys = xs + self.effect
+        ok = (ys >= 0.0) & (ys <= 1.0)
+        return xs[ok], ys[ok]
+
+    def _curve_label(self) -> str:
+        assert self.effect is not None
+        value = math.exp(self.effect) if self.risk in ("RR", "OR") else self.effect
+        name = self.pooled_label or f"Pooled {self.risk}"
+        return f"{name} = {fmt(value, format_decimals([value]))}"
 
     def _frame(self, ax: mpl.axes.Axes, lo: float, hi: float, ticks: list, dec: int) -> None:
         """Equal x and y scales with the same ticks; a full box."""
@@ -411,6 +467,9 @@ class _Labbe:
                 )
                 names.append("Some numbers derived\n(see provenance)")
             out.append((handles, names, "Marker"))
+        if self.effect is not None:
+            line = Line2D([], [], color=VERMILLION, lw=1.0, ls=(0, (4, 2.5)))
+            out.append(([line], [self._curve_label()], "Pooled effect"))
         return out
 
     def _legends(self, fig: Figure) -> LegendBlocks:

@@ -191,8 +191,10 @@ def method_text(p: Mapping[str, Any]) -> list[str]:
     """
     model: list[str] = []
     method = clean_text(p.get("method"))
-    fixed = method.upper() in _FIXED_METHODS
-    if fixed:
+    fixed = method.upper() in _FIXED_METHODS or method in ("MH", "Peto")
+    if method in vocab.BINARY_MODEL_TEXT:  # pooling of counts
+        model.append(vocab.BINARY_MODEL_TEXT[method])
+    elif fixed:
         model.append("Common effect (inverse variance)")
     elif method:
         model.append(f"Random effects, {_TAU2_METHODS.get(method.upper(), method)}")
@@ -427,6 +429,51 @@ def fit_ticks(lo: float, hi: float, plot_w: float, m: Measurer, size: float) -> 
         labels = [fmt(t, tick_decimals(ticks)) for t in ticks]
         widest = max(m.width(s, size) for s in labels)
         if widest + 0.08 <= plot_w / max(len(ticks) - 1, 1):
+            return ticks
+    return ticks
+
+
+def ratio_label(log_value: float) -> str:
+    """The label of a log-axis tick: the ratio, as few digits as it needs.
+
+    Examples
+    --------
+    >>> [ratio_label(math.log(r)) for r in (0.05, 0.5, 1, 2, 100)]
+    ['0.05', '0.5', '1', '2', '100']
+    """
+    r = math.exp(log_value)
+    return f"{r:.6g}"
+
+
+def ratio_ticks(lo: float, hi: float, plot_w: float, m: Measurer, size: float) -> list[float]:
+    """Ticks of a log axis (positions are logs) at round ratios covering [lo, hi].
+
+    Ratios 1, 2, 5 x 10^k from the one below `lo` to the one above `hi`; where their labels
+    do not fit `plot_w` inches, powers of 10, then every second power of 10 (1 is always a
+    tick: no effect).
+
+    Examples
+    --------
+    >>> m = Measurer(family())
+    >>> [ratio_label(t) for t in ratio_ticks(math.log(0.3), math.log(8), 2.0, m, 7.0)]
+    ['0.2', '0.5', '1', '2', '5', '10']
+    >>> [ratio_label(t) for t in ratio_ticks(math.log(4), math.log(1300), 1.6, m, 7.0)]
+    ['1', '10', '100', '1000', '10000']
+    """
+    for mantissas, every in (((1, 2, 5), 1), ((1,), 1), ((1,), 2)):
+        logs = [
+            math.log(mant * 10.0**e) for e in range(-6, 7) if e % every == 0 for mant in mantissas
+        ]
+        below = [v for v in logs if v < lo - 1e-12]
+        above = [v for v in logs if v > hi + 1e-12]
+        inside = [v for v in logs if lo - 1e-12 <= v <= hi + 1e-12]
+        ticks = sorted({*([below[-1]] if below else []), *inside, *([above[0]] if above else []),
+                        0.0})  # fmt: skip
+        labels = [ratio_label(t) for t in ticks]
+        widest = max(m.width(s, size) for s in labels)
+        span = (ticks[-1] - ticks[0]) or 1.0
+        gap = min(b - a for a, b in zip(ticks, ticks[1:], strict=False)) if len(ticks) > 1 else span
+        if widest + 0.08 <= plot_w * gap / span:
             return ticks
     return ticks
 

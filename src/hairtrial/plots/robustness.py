@@ -15,14 +15,21 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FixedFormatter, FixedLocator
 
+from hairtrial.plots.layout import Measurer, family, ratio_label, ratio_ticks
 from hairtrial.plots.style import BLUE, GREY, VERMILLION, fmt, format_decimals, use_style
 
 SAME_AS_PRIMARY = "same as primary"
 
 
 def robustness_plot(
-    rows: pd.DataFrame, *, xlabel: str, title: str | None = None, ax: Axes | None = None
+    rows: pd.DataFrame,
+    *,
+    xlabel: str,
+    title: str | None = None,
+    ax: Axes | None = None,
+    log_scale: bool = False,
 ) -> Figure:
     """Dot-and-whisker plot of pooled estimates across scenarios.
 
@@ -40,6 +47,9 @@ def robustness_plot(
         y tick labels (groups in bold) and the title goes above the axes; the k and
         estimate columns, the column heads and the footer are not drawn. Default: a new
         figure with the table beside the axes.
+    log_scale : bool, default False
+        Ratio measures: the estimates and CIs are logs; the axis is labelled with ratios,
+        the text gives the ratios, and no effect is ratio 1.
 
     Returns
     -------
@@ -61,7 +71,11 @@ def robustness_plot(
     height = 0.85 + foot + row_h * n
     vals = shown[["estimate", "ci_lower", "ci_upper"]].to_numpy(float).ravel()
     vals = vals[np.isfinite(vals)]
-    dec = format_decimals(vals)
+
+    def disp(v: float) -> float:
+        return math.exp(v) if log_scale and math.isfinite(v) else v
+
+    dec = 2 if log_scale else format_decimals(vals)  # ratios with 2 decimals, as RevMan
     with use_style():
         own = ax is None
         if ax is None:
@@ -73,6 +87,12 @@ def robustness_plot(
         hi = max([0.0, *vals]) if len(vals) else 1.0
         pad = 0.05 * (hi - lo or 1.0)
         ax.set_xlim(lo - pad, hi + pad)
+        if log_scale:
+            w_in = ax.get_position().width * fig.get_figwidth()
+            ticks = ratio_ticks(lo - pad, hi + pad, w_in, Measurer(family()), 7.0)
+            ax.set_xlim(min(lo - pad, ticks[0]), max(hi + pad, ticks[-1]))
+            ax.xaxis.set_major_locator(FixedLocator(ticks))
+            ax.xaxis.set_major_formatter(FixedFormatter([ratio_label(t) for t in ticks]))
         ax.set_ylim(n - 0.5, -0.5)
         ax.axvline(0, color="black", lw=0.6)
         prim = shown[shown["primary"].astype(bool)]
@@ -103,11 +123,11 @@ def robustness_plot(
             colour = VERMILLION if bool(r["primary"]) else "black"
             if math.isfinite(cl) and math.isfinite(cu):
                 ax.plot([cl, cu], [i, i], color=colour, lw=0.9, solid_capstyle="butt")
-                ci_txt = f"[{fmt(cl, dec)}, {fmt(cu, dec)}]"
+                ci_txt = f"[{fmt(disp(cl), dec)}, {fmt(disp(cu), dec)}]"
             else:
                 ci_txt = "[CI not defined]"
             ax.plot([est], [i], marker="D" if bool(r["primary"]) else "s", ms=4, color=colour)
-            cell(0.78, i, f"{fmt(est, dec)}  {ci_txt}")
+            cell(0.78, i, f"{fmt(disp(est), dec)}  {ci_txt}")
         if not own:
             ax.set_yticks(range(n), [label for label, _ in lines])
             for tick, (_, r) in zip(ax.get_yticklabels(), lines, strict=True):

@@ -56,6 +56,7 @@ from hairtrial.core.manifest import read_manifests
 from hairtrial.data.provenance import ORDER as PROVENANCE_ORDER
 from hairtrial.data.provenance import PROVENANCE
 from hairtrial.data.units import UNIT_LABELS
+from hairtrial.report import benefit_harm
 from hairtrial.report.tables import ROUNDING_NOTE, format_value
 
 __all__ = [
@@ -1504,7 +1505,12 @@ def render_report(
     ctx = _Context(results_dir, out_path, config, tables, studies, made)
 
     labels = _study_labels(ctx)
-    summary, sure, numbers = _summary(ctx)
+    if "meta_analysis" in tables or "binary_meta_analysis" not in tables:
+        summary, sure, numbers = _summary(ctx)
+    else:  # a review of binary outcomes only
+        summary, sure, numbers = [], [], {}
+    bh_table, bh_sentences = benefit_harm.overview(tables, config)
+    summary = [*summary, *bh_sentences]
     codes = provenance_codes_present(tables_dir, tables)
     methods = _methods(ctx, codes)
 
@@ -1525,6 +1531,19 @@ def render_report(
             summary_table,
         )
         if summary_table
+        else None
+    )
+    benefit_harm_t = (
+        numbered(
+            "benefit_harm",
+            "Benefit and harm side by side: the primary model of every outcome and week "
+            "(continuous outcomes: first measure; binary outcomes: first binary measure, ratios "
+            f"on their natural scale), with its {100 * float(level_of(config)):g}% CI, what "
+            "it says in the outcome's direction (from outcomes.csv) and how much data it rests "
+            "on. 'Inconclusive' means the interval includes both benefit and harm.",
+            _render_table(bh_table),
+        )
+        if len(bh_table)
         else None
     )
     evidence = _evidence_table(ctx, labels)
@@ -1597,6 +1616,9 @@ def render_report(
         codes=codes,
         software=software_versions(),
         sof=sof,
+        benefit_harm=benefit_harm_t,
+        continuous="meta_analysis" in tables or "binary_meta_analysis" not in tables,
+        binary_methods=_binary_methods(config) if "binary_meta_analysis" in tables else [],
         evidence=evidence_t,
         excluded=excluded_t,
         results_tables=results_tables,
@@ -1608,6 +1630,46 @@ def render_report(
         rounding_note=ROUNDING_NOTE,
     )
     return text
+
+
+def level_of(config: Mapping[str, Any]) -> float:
+    """The confidence level of the run (``meta_analysis.level``, default 0.95)."""
+    return float((config.get("meta_analysis") or {}).get("level", 0.95))
+
+
+def _binary_methods(config: Mapping[str, Any]) -> list[str]:
+    """Methods text for binary outcomes, generated from the config."""
+    from hairtrial.analyses.binary import models, primary_measure
+
+    b = config.get("binary") or {}
+    zc = b.get("zero_cells") or {}
+    measure = primary_measure(dict(config))
+    fitted = models(dict(config), measure)
+    method, ci = fitted[0] if fitted else ("", "")
+    names = {
+        "MH": "Mantel-Haenszel",
+        "Peto": "Peto's one-step odds ratio",
+        "GLMM": "the binomial-normal GLMM with fixed study intercepts (rma.glmm UM.FS)",
+    }
+    primary = names.get(method, f"the inverse-variance model ({method}, {ci} CI)")
+    others = ", ".join(names.get(m, m) for m in b.get("methods", []) if m != method)
+    return [
+        "Binary outcomes (responders, adverse events) were analysed as one 2x2 table per trial "
+        "(microneedling arm against control arm; arms of one treatment in a trial combined by "
+        "summing events and participants, so a shared control arm is counted once). Events "
+        "given only as a percentage were converted (percent x n / 100, rounded) and a trial "
+        "total split equally between arms; both are flagged in the tables and figures.",
+        f"Effect measures: {', '.join(b.get('measures', []))} (the first is primary). The "
+        f"primary model is {primary}; {others} are reported beside it "
+        "(binary_meta_analysis.csv, binary_robustness.csv). Trial effects and the "
+        f"inverse-variance models add {zc.get('add', 0.5)} to every cell of "
+        f"{'trials with a zero cell' if zc.get('to', 'only0') == 'only0' else zc.get('to')} "
+        f"({zc.get('correction', 'constant')} correction); the Mantel-Haenszel, Peto and GLMM "
+        "estimates use the counts as they are. Trials without events (or with only events) in "
+        "both arms are left out of risk and odds ratios and kept for the risk difference. "
+        "Absolute effects are given per 1,000 participants at the control-arm risk of the "
+        "trials, and the number needed to treat from the risk difference (Altman 1998).",
+    ]
 
 
 def build_report(

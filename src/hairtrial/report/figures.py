@@ -427,6 +427,10 @@ def figure_object(
 ):
     """The Figure of one row of the figure list (``results/derived/figures.csv``)."""
     kind, stem = row["kind"], row["stem"]
+    if str(kind).startswith("binary_"):
+        from hairtrial.report.binary_figures import binary_figure_object
+
+        return binary_figure_object(row, tables, data, config)
     if kind == "prisma":
         from hairtrial.data.prisma import read_prisma
         from hairtrial.plots.prisma import prisma_diagram
@@ -493,7 +497,8 @@ def draw_figures(
     t = {name: _read(path) for name, path in tables.items()}
     d = {name: _read(path) for name, path in data.items()}
     # a config without continuous (or binary) outcomes has no such list
-    rows = [r for name in ("figures",) if name in d for r in d[name].to_dict("records")]
+    lists = ("figures", "binary_figures")
+    rows = [r for name in lists if name in d for r in d[name].to_dict("records")]
     _JOB = (t, d, rows, config, Path(figures_dir))
     n = max(1, min(int(processes), len(rows)))
     if n == 1:
