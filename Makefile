@@ -2,6 +2,7 @@
 #   make run                      whole workflow on config/config.yaml
 #   make run CONFIG=my.yaml       same analysis on another config
 #   make figures                  redraw figures from saved tables (no model is fitted)
+#   make simulate                 the simulation study (config/simulation_study.yaml)
 #   make test                     unit, property, parity and end-to-end tests
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -12,10 +13,10 @@ BIN := $(VENV)/bin
 PYDIRS := $(wildcard src tests workflow benchmarks notebooks)
 STAMP := $(VENV)/.hairtrial-installed
 
-.PHONY: run figures bench test test-slow test-fast test-slurm lint format env lock clean help config-docs
+.PHONY: run figures simulate bench test test-slow test-fast test-slurm lint format env lock clean help config-docs
 
 help:
-	@sed -n '1,6p' Makefile
+	@sed -n '1,7p' Makefile
 
 # The locked environment: created when missing or when the lock changes.
 $(STAMP): requirements.lock pyproject.toml
@@ -37,10 +38,17 @@ FIGURES_ARGS := --forcerun figures --until figures
 figures: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) $(FIGURES_ARGS) $(SMK_ARGS)
 
-# Timing benchmark of the multilevel engine (and metafor, when Rscript is installed);
-# writes benchmarks/results/multilevel.{csv,png}. Not part of `make test`.
+# The simulation study (issue 13): the plan in config/simulation_study.yaml, one job per
+# scenario and chunk; writes results/simulation/ (performance.csv, figures, report.md).
+# Not part of `make run`. On a Slurm cluster: SMK_ARGS="--profile workflow/profiles/slurm".
+simulate: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) $(SMK_ARGS) simulation
+
+# Timing benchmarks: the multilevel engine and the batched univariate engine (and metafor,
+# when Rscript is installed); write benchmarks/results/. Not part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_multilevel.py
+	$(BIN)/python benchmarks/bench_batched.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -55,7 +63,7 @@ test-fast: $(STAMP)
 
 # The workflow on a real one-node Slurm cluster (tests/test_slurm.py, .ci/slurm/): needs root
 # and apt-get, installs Debian's Slurm packages when missing, starts the daemons and always
-# stops them; 2-3 minutes. Not part of `make test` or .ci/run; .ci/run-slurm runs it.
+# stops them; 2-3 minutes. Not part of `make test`; .ci/run runs it (.ci/run-slurm).
 test-slurm: $(STAMP)
 	$(BIN)/python -m pytest -m slurm -s tests/test_slurm.py
 

@@ -8,9 +8,8 @@ that the aggregated table is byte-identical and that every job ran under a real 
 
 Not part of ``make test``: run it with ``make test-slurm`` (or ``.ci/run-slurm``).
 
-Until the simulation study exists the workflow is a stand-in of the same shape
-(``tests/data/slurm/Snakefile``: three fitting jobs, one aggregation job). To test the study
-instead, change the constants under "The workflow under test".
+The workflow is a small grid of the simulation study (``make simulate``): four chunk jobs,
+the performance table and the report.
 """
 
 from __future__ import annotations
@@ -30,14 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SLURM_CI = ROOT / ".ci" / "slurm"
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 
-# The workflow under test. For the simulation study: SNAKEFILE = ROOT / "Snakefile",
-# ARGS = ["--configfile", <a small grid>, <target>], RESULT = the aggregated table (e.g.
-# "results/simulation/performance.csv"), JOBID_GLOB = the side files in which its jobs record
-# $SLURM_JOB_ID, N_JOBS = how many Slurm jobs the grid makes.
-SNAKEFILE = ROOT / "tests" / "data" / "slurm" / "Snakefile"
-ARGS: list[str] = []
-RESULT = "results/summary.csv"
-JOBID_GLOB = "jobids/*.txt"
+# The workflow under test: a small grid of the simulation study (tests/data/simulation_small.yaml:
+# two scenarios x two chunks), each chunk job recording its $SLURM_JOB_ID in a side file.
+SNAKEFILE = ROOT / "Snakefile"
+SMALL_PLAN = ROOT / "tests" / "data" / "simulation_small.yaml"
+ARGS: list[str] = ["simulation", "--config", f"simulation_study={SMALL_PLAN}"]
+RESULT = "results/simulation/performance.csv"
+JOBID_GLOB = "results/simulation/jobs/*/*.txt"
 N_JOBS = 4
 
 SNAKEMAKE_TIMEOUT = 900  # seconds, per run
@@ -149,13 +147,17 @@ def slurm_cluster():
 
 def _snakemake(workdir: Path, *options: str) -> str:
     workdir.mkdir(parents=True)
+    for name in ("config", "data"):  # the pipeline config's relative paths
+        (workdir / name).symlink_to(ROOT / name)
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE)]
     cmd += ["--directory", str(workdir), *options, *ARGS]
     return _run(cmd, env=_env(), timeout=SNAKEMAKE_TIMEOUT, cwd=workdir).stdout
 
 
 def _job_ids(workdir: Path) -> dict[str, str]:
-    return {p.name: p.read_text().strip() for p in sorted(workdir.glob(JOBID_GLOB))}
+    return {
+        str(p.relative_to(workdir)): p.read_text().strip() for p in sorted(workdir.glob(JOBID_GLOB))
+    }
 
 
 def test_workflow_on_slurm_matches_local_run(slurm_cluster, tmp_path):

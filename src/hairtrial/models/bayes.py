@@ -747,8 +747,9 @@ def mixture_quantile(
     ----------
     p : array_like, shape (...)
         Probabilities in [0, 1] (0 and 1 give -inf and inf).
-    weights : array_like, shape (n,)
-        Mixture weights (summing to 1).
+    weights : array_like, shape (n,) or (..., n)
+        Mixture weights (summing to 1), one set per quantile when they differ (a batch of
+        posteriors).
     mean, sd : array_like, shape (..., n) or (n,)
         Component means and SDs, broadcast against ``p[..., None]``.
     xtol : float
@@ -764,8 +765,8 @@ def mixture_quantile(
     """
     p = np.asarray(p, dtype=float)
     w = np.asarray(weights, dtype=float)
-    mean = np.broadcast_to(np.asarray(mean, dtype=float), p.shape + (w.size,))
-    sd = np.broadcast_to(np.asarray(sd, dtype=float), p.shape + (w.size,))
+    mean = np.broadcast_to(np.asarray(mean, dtype=float), p.shape + (w.shape[-1],))
+    sd = np.broadcast_to(np.asarray(sd, dtype=float), p.shape + (w.shape[-1],))
     inner = (p > 0) & (p < 1)
     pc = np.where(inner, p, 0.5)
     live = w > 0

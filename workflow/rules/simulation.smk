@@ -1,0 +1,73 @@
+# The simulation study (issue 13): `make simulate` (target `simulation`); not part of `all`.
+# One job per scenario and chunk of replicates; the plan is config["simulation_study"].
+from pathlib import Path
+
+from hairtrial.analyses.simulation import jobs, load_study
+
+# a relative plan path is looked up in the working directory, then beside the Snakefile
+SIM_PLAN_FILE = config.get("simulation_study", "config/simulation_study.yaml")
+if not Path(SIM_PLAN_FILE).exists() and Path(workflow.basedir, SIM_PLAN_FILE).exists():
+    SIM_PLAN_FILE = str(Path(workflow.basedir, SIM_PLAN_FILE))
+# without a plan the other targets still run; `simulation` then names the missing file
+SIM_JOBS = jobs(load_study(SIM_PLAN_FILE)) if Path(SIM_PLAN_FILE).exists() else []
+SIM = "results/simulation"
+
+
+rule simulation:
+    """The whole study: performance table, figures and report."""
+    input:
+        f"{SIM}/performance.csv",
+        f"{SIM}/report.md",
+
+
+rule simulation_chunk:
+    """Simulate and analyse one chunk of one scenario; the sums the measures need."""
+    input:
+        plan=SIM_PLAN_FILE,
+    output:
+        sums=f"{SIM}/chunks/{{scenario}}/{{chunk}}.csv",
+        job=f"{SIM}/jobs/{{scenario}}/{{chunk}}.txt",
+    log:
+        "results/logs/simulation/{scenario}_{chunk}.log",
+    wildcard_constraints:
+        chunk=r"\d+",
+    conda:
+        "../../envs/hairtrial.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    script:
+        "../scripts/simulation_chunk.py"
+
+
+rule simulation_performance:
+    """Performance measures with Monte Carlo SEs, from every job's sums."""
+    input:
+        plan=SIM_PLAN_FILE,
+        sums=[f"{SIM}/chunks/{s}/{c}.csv" for s, c in SIM_JOBS],
+    output:
+        table=f"{SIM}/performance.csv",
+    log:
+        "results/logs/simulation/performance.log",
+    conda:
+        "../../envs/hairtrial.yaml"
+    script:
+        "../scripts/simulation_performance.py"
+
+
+rule simulation_report:
+    """Figures (coverage against k; width against coverage) and the study's report."""
+    input:
+        plan=SIM_PLAN_FILE,
+        table=f"{SIM}/performance.csv",
+    output:
+        report=f"{SIM}/report.md",
+        coverage=f"{SIM}/coverage_by_k.png",
+        width=f"{SIM}/width_vs_coverage.png",
+    log:
+        "results/logs/simulation/report.log",
+    conda:
+        "../../envs/hairtrial.yaml"
+    script:
+        "../scripts/simulation_report.py"
