@@ -95,6 +95,24 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict
     ...     print(e)
     config key 'measures.1': 'RR' is not one of ['MD', 'SMD']
     """
+    config = validate_schema(config, schema_path)
+    problem = data_problem(config)
+    if problem:
+        raise ConfigError(problem)
+    return config
+
+
+def validate_schema(config: dict, schema_path: str | Path) -> dict:
+    """Validate ``config`` against a JSON schema only (no cross-key rules); fill in defaults.
+
+    :func:`validate_config` adds the workflow config's own rules; other plans (e.g. the
+    simulation study's) use this directly.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key path, the value and the rule broken.
+    """
     schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
     config = yaml.safe_load(yaml.safe_dump(config))
     validator = jsonschema.Draft202012Validator(schema)
@@ -106,9 +124,6 @@ def validate_config(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict
             lines.append(f"config key '{key}': {e.message}")
         raise ConfigError("\n".join(lines))
     _fill_defaults(config, schema)
-    problem = data_problem(config)
-    if problem:
-        raise ConfigError(problem)
     return config
 
 

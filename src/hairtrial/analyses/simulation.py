@@ -7,8 +7,9 @@ chunk of replicates (:func:`jobs`); :func:`run_job` simulates the chunk's eviden
 reports with the pipeline's derivation rules (:mod:`hairtrial.derive`), fits every method
 (:mod:`hairtrial.models.batched`, :mod:`hairtrial.models.bayes_batched`,
 :mod:`hairtrial.models.binary`) and returns, per method, the sums that the performance
-measures need (:data:`SUM_COLUMNS`), so a job's file is small. :func:`performance` adds the
-chunks' moments (in chunk order, Chan's pairwise rule) and computes the measures with their Monte Carlo SEs.
+measures need (:data:`SUM_COLUMNS`), so a job's file is small. :func:`performance` combines
+the chunks' moments (in chunk order, Chan's pairwise rule) and computes the measures with
+their Monte Carlo SEs.
 
 Determinism: job (scenario, chunk) draws from
 ``SeedSequence(seed, spawn_key=(crc32(scenario), chunk))``, so its numbers do not depend on
@@ -40,7 +41,7 @@ import pandas as pd
 import yaml
 from numpy.typing import NDArray
 
-from hairtrial.analyses.config import RESOURCES, validate_config
+from hairtrial.analyses.config import RESOURCES, validate_schema
 from hairtrial.data import simulate_reports as sim
 from hairtrial.derive import dispersion, effects
 from hairtrial.derive.binary import binary_effects
@@ -129,7 +130,7 @@ def load_study(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    plan = validate_config(raw, SCHEMA_PATH)
+    plan = validate_schema(raw, SCHEMA_PATH)
     # validation sorts the keys; the grid's and the scenarios' order is the file's
     plan["grid"] = {key: plan["grid"][key] for key in raw.get("grid") or {}}
     plan["scenarios"] = {key: plan["scenarios"][key] for key in raw["scenarios"] or {}}
