@@ -172,21 +172,16 @@ def test_workflow_on_slurm_matches_local_run(slurm_cluster, tmp_path):
     # same bytes, however the jobs were run
     assert (on_slurm / RESULT).read_bytes() == (local / RESULT).read_bytes()
 
-    # every job ran as its own Slurm job, and Slurm knows it completed
+    # every job ran as its own Slurm job, and Slurm's controller logged its successful end (its
+    # log, not squeue: finished jobs leave squeue after MinJobAge, 300 s, and a slow run on a
+    # busy machine takes longer than that)
     slurm_ids = _job_ids(on_slurm)
     assert len(slurm_ids) == N_JOBS, slurm_ids
     assert all(re.fullmatch(r"[0-9]+", i) for i in slurm_ids.values()), slurm_ids
     assert len(set(slurm_ids.values())) == N_JOBS, slurm_ids
-    squeue = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-j", ",".join(slurm_ids.values()), "-o", "%i %T"],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout.split("\n")
-    states = dict(line.split() for line in squeue if line.strip())
-    assert states == dict.fromkeys(slurm_ids.values(), "COMPLETED")
+    ctld_log = (slurm_cluster.base / "log" / "slurmctld.log").read_text(errors="replace")
+    completed = set(re.findall(r"_job_complete: JobId=([0-9]+) WEXITSTATUS 0", ctld_log))
+    assert set(slurm_ids.values()) <= completed, (slurm_ids, sorted(completed))
 
     # the local run made the same files, outside Slurm
     local_ids = _job_ids(local)

@@ -13,6 +13,11 @@ SIM_JOBS = jobs(load_study(SIM_PLAN_FILE)) if Path(SIM_PLAN_FILE).exists() else 
 SIM = "results/simulation"
 
 
+# the report only draws from the table: on a cluster it runs where Snakemake runs
+localrules:
+    simulation_report,
+
+
 rule simulation:
     """The whole study: performance table, figures and report."""
     input:
