@@ -276,12 +276,14 @@ def test_binary_only_config_runs(tmp_path):
     assert "Worsened hair shedding" in report
 
 
-def test_neither_arms_nor_events_is_rejected(run_dir, tmp_path):
+def test_neither_arms_nor_events_is_rejected(tmp_path):
+    work = tmp_path / "neither"
+    shutil.copytree(TEST_DIR, work, dirs_exist_ok=True)
     cfg = tmp_path / "neither.yaml"
     cfg.write_text("data:\n  arms: null\n  events: null\n", encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-         "--directory", str(run_dir), "--configfile", str(cfg), "-n"],
+         "--directory", str(work), "--configfile", str(cfg), "-n"],
         capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode != 0

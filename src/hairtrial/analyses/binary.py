@@ -570,7 +570,8 @@ def robustness(
                 add("Model", label(method, ci), method, ci, row, tab)
             # zero cells: the first inverse-variance model under other corrections
             if iv:
-                mz, cz = iv[0], s["ci_methods"][0]
+                # with one trial only a Wald-type CI exists: show the corrections with it
+                mz, cz = iv[0], (s["ci_methods"][0] if len(tab) >= 2 else "z")
                 variants: list[tuple[str, dict[str, Any], bool]] = [
                     ("+0.5 to every trial", {"add": 0.5, "to": "all"}, has0),
                     (

@@ -440,8 +440,14 @@ def ratio_label(log_value: float) -> str:
     --------
     >>> [ratio_label(math.log(r)) for r in (0.05, 0.5, 1, 2, 100)]
     ['0.05', '0.5', '1', '2', '100']
+    >>> [ratio_label(math.log(r)) for r in (1e-4, 1e6)]
+    ['10⁻⁴', '10⁶']
     """
     r = math.exp(log_value)
+    e = math.log10(r)
+    if abs(e - round(e)) < 1e-9 and not -4 < round(e) < 5:  # a power of 10, written as one
+        sup = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+        return "10" + str(int(round(e))).translate(sup)
     return f"{r:.6g}"
 
 
