@@ -176,6 +176,17 @@ def test_make_figures_runs_no_model_job(run_dir):
     assert not MODEL_RULES & set(counts)
 
 
+def test_make_figures_copies_unchanged_figures(run_dir):
+    """`make figures` with nothing changed: the figure job copies the figures it drew."""
+    before = digests(run_dir / "results")
+    proc = snakemake(run_dir, *makefile_variable("FIGURES_ARGS").split())
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert job_counts(proc.stdout + proc.stderr) == {"figures": 1}
+    log = (run_dir / "results" / "logs" / "figures.log").read_text()
+    assert "copied from the last drawing" in log
+    assert digests(run_dir / "results") == before
+
+
 def test_report_shows_only_what_this_run_made(run_dir):
     """A figure or table left in results/ by another run does not appear in the report."""
     results = run_dir / "results"
@@ -200,6 +211,7 @@ def test_report_shows_only_what_this_run_made(run_dir):
 def test_second_run_is_byte_identical(run_dir):
     first = digests(run_dir / "results")
     shutil.rmtree(run_dir / "results")
+    shutil.rmtree(run_dir / ".snakemake")  # the figures kept from the first run too: redrawn
     proc = snakemake(run_dir)
     assert proc.returncode == 0, proc.stderr[-4000:]
     second = digests(run_dir / "results")

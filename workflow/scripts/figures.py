@@ -1,18 +1,34 @@
-"""Snakemake script: every figure of the run, drawn from its tables and figure data."""
+"""Snakemake script: every figure of the run, drawn from its tables and figure data.
+
+An unchanged redraw (same inputs, config, code and libraries) copies the figures kept
+from the last drawing (hairtrial.report.figure_cache) instead of drawing them again.
+"""
 
 from pathlib import Path
 
-from hairtrial.analyses.config import validate_config
 from hairtrial.core.manifest import write_manifest
 from hairtrial.core.runlog import logged
-from hairtrial.report.figures import FIGURE_DATA, FIGURE_TABLES, draw_figures
+from hairtrial.report.figure_cache import cached_drawing, drawing_key
+
+CACHE = Path(".snakemake", "hairtrial-figures")  # beside Snakemake's own metadata
 
 inp, out = snakemake.input, snakemake.output
-with logged(snakemake.log[0]) as log:
+
+
+def draw():
+    from hairtrial.analyses.config import validate_config
+    from hairtrial.report.figures import FIGURE_DATA, FIGURE_TABLES, draw_figures
+
     config = validate_config(snakemake.config)
-    names = inp.keys()  # a config without continuous or without binary outcomes has fewer
-    tables = {name: inp[name] for name in FIGURE_TABLES if name in names}
-    data = {name: inp[name] for name in FIGURE_DATA if name in names}
-    written = draw_figures(tables, data, config, out.figures, processes=snakemake.threads)
-    log.info("%d files", len(written))
+    tables = {name: inp[name] for name in FIGURE_TABLES}
+    data = {name: inp[name] for name in FIGURE_DATA}
+    return draw_figures(tables, data, config, out.figures, processes=snakemake.threads)
+
+
+with logged(snakemake.log[0]) as log:
+    key = drawing_key({str(path): path for path in inp}, snakemake.config)
+    written, kept = cached_drawing(key, CACHE, out.figures, draw)
+    log.info(
+        "%d files%s", len(written), " (unchanged: copied from the last drawing)" if kept else ""
+    )
     write_manifest(out.manifest, written, Path(out.manifest).parents[1])
