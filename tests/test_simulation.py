@@ -215,3 +215,24 @@ def test_small_study_runs_the_same_however_jobs_are_spread(tmp_path):
     assert (a / "coverage_by_k.png").stat().st_size == 0  # no grid in this plan
     assert (a / "width_vs_coverage.png").read_bytes()[:4] == b"\x89PNG"
     shutil.rmtree(tmp_path)
+
+
+def test_levels_with_the_assumed_correlation_overstate_the_sd_of_change():
+    # true r = 0.7, the analysis assumes 0.5 (the pipeline's default): conservative
+    sc = _scenario(k=400, share_levels=1.0, prepost_r=0.7)
+    r = rep.simulate_continuous(sc, 1, np.random.default_rng(6))
+    assert np.all(np.isnan(r.p)) and np.all(np.isfinite(r.base_sd_e))
+    derived = dispersion.sd_change_from_levels(r.base_sd_e, r.sd_e, 0.5)
+    assert np.mean(derived) > 1.2 * sc.sd_change  # sqrt(2 x 0.5) / sqrt(2 x 0.3) = 1.29
+
+
+def test_md_scenario_with_sds_reported_is_unbiased(small, tmp_path):
+    plan = sim.load_study(SMALL)
+    sc = plan["scenario_list"]["evidence"]
+    sc.update(measure="MD", effect=15.0, tau=3.0, share_p_exact=0.0, share_p_bound=0.0)
+    plan["replicates"] = plan["chunk_size"] = 400
+    perf = sim.performance(sim.run_job(plan, "evidence", 0), plan)
+    reml = perf[(perf["method"] == "REML") & (perf["ci"] == "knha")].iloc[0]
+    assert reml["n"] == 400
+    assert abs(reml["bias"]) < 3 * reml["bias_mcse"] + 0.05  # MD unbiased with SDs reported
+    assert 0.9 < reml["coverage"] <= 1.0
