@@ -13,8 +13,9 @@ SIM_JOBS = jobs(load_study(SIM_PLAN_FILE)) if Path(SIM_PLAN_FILE).exists() else 
 SIM = "results/simulation"
 
 
-# the report only draws from the table: on a cluster it runs where Snakemake runs
+# aggregation and report only read small files: on a cluster they run where Snakemake runs
 localrules:
+    simulation_performance,
     simulation_report,
 
 
