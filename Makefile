@@ -1,6 +1,6 @@
 # hairtrial: one command to run, one to test.
 #   make run                      whole workflow on config/config.yaml
-#   make run CONFIG=my.yaml       same analysis on another config
+#   make run CONFIG=my.yaml       your own analysis (results/my/)
 #   make figures                  redraw figures from saved tables (no model is fitted)
 #   make simulate                 the simulation study (config/simulation_study.yaml)
 #   make test                     unit, property, parity and end-to-end tests
@@ -93,4 +93,5 @@ config-docs: $(STAMP)
 	 } > config/README.md.tmp && mv config/README.md.tmp config/README.md
 
 clean:
-	rm -rf results/tables results/figures results/derived results/manifests results/logs results/benchmarks .snakemake
+	find results -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+	rm -rf .snakemake

@@ -24,4 +24,4 @@ rule all:
     default_target: True
     input:
         MANIFESTS,
-        "results/report/report.html",
+        results_path("report/report.html"),

@@ -25,7 +25,7 @@
 
 # %% tags=["parameters"]
 project_root = ".."
-results_dir = "../results"
+results_dir = "../results/default"
 config_path = "config/config.yaml"  # relative to project_root
 outcome = "hair_density"
 

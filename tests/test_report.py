@@ -468,7 +468,7 @@ def test_doctests() -> None:
 
 
 def test_real_results(tmp_path: Path) -> None:
-    results = ROOT / "results"
+    results = ROOT / "results" / "default"
     if not (results / "manifests" / "analysis.csv").is_file():
         pytest.skip("results/ has no manifests: run `make run` first")
     out = document.build_report(

@@ -19,6 +19,7 @@ TEST_DIR = ROOT / ".test"  # Snakemake workflow catalog convention: .test/config
 pytestmark = pytest.mark.e2e
 
 CONFIG = yaml.safe_load((TEST_DIR / "config" / "config.yaml").read_text())
+RESULTS = Path("results") / CONFIG["name"]  # one results folder per analysis
 MODEL_RULES = {"analysis", "arm_model", "binary"}
 
 
@@ -89,7 +90,7 @@ def test_few_jobs(run_dir):
 
 
 def test_every_output_is_written(run_dir):
-    tables = run_dir / "results" / "tables"
+    tables = run_dir / RESULTS / "tables"
     for name in (
         "meta_analysis", "study_effects", "data_quality", "excluded", "robustness",
         "meta_regression", "subgroups", "leave_one_out", "influence", "cumulative",
@@ -103,9 +104,9 @@ def test_every_output_is_written(run_dir):
             assert (tables / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext}"
     bmeta = pd.read_csv(tables / "binary_meta_analysis.csv")
     assert {"responder_investigator", "shedding_worsened"} <= set(bmeta.outcome)
-    for stem in pd.read_csv(run_dir / "results" / "derived" / "binary_figures.csv")["stem"]:
+    for stem in pd.read_csv(run_dir / RESULTS / "derived" / "binary_figures.csv")["stem"]:
         for ext in ("png", "svg", "pdf"):
-            assert (run_dir / "results" / "figures" / f"{stem}.{ext}").stat().st_size > 0
+            assert (run_dir / RESULTS / "figures" / f"{stem}.{ext}").stat().st_size > 0
     meta = pd.read_csv(tables / "meta_analysis.csv")
     assert list(meta.columns[:21]) == [
         "outcome", "week", "measure", "method", "ci_method", "k", "estimate", "se",
@@ -120,7 +121,7 @@ def test_every_output_is_written(run_dir):
     ]  # fmt: skip
     # selection: all brings in the split-scalp trial
     assert "yu2018" in set(studies.study)
-    figures = run_dir / "results" / "figures"
+    figures = run_dir / RESULTS / "figures"
     combos = studies[["outcome", "week", "measure"]].drop_duplicates()
     for o, w, m in combos.itertuples(index=False):
         for ext in ("png", "svg", "pdf"):
@@ -149,20 +150,20 @@ def test_every_output_is_written(run_dir):
     assert metareg["notes"].notna().all()
     for nb in sorted((ROOT / "notebooks").glob("[0-9]*.py")):
         for ext in ("ipynb", "html"):
-            assert (run_dir / "results" / "notebooks" / f"{nb.stem}.{ext}").stat().st_size > 0
+            assert (run_dir / RESULTS / "notebooks" / f"{nb.stem}.{ext}").stat().st_size > 0
     for o in sorted(studies.outcome.unique()):
         assert (figures / f"trajectory_{o}.png").stat().st_size > 0
     for o, w in studies[studies.measure == "MD"][["outcome", "week"]].drop_duplicates().values:
         assert (figures / f"labbe_{o}_week{w}.png").stat().st_size > 0
     assert (figures / "prisma.png").stat().st_size > 0
-    report = (run_dir / "results" / "report" / "report.html").read_text()
+    report = (run_dir / RESULTS / "report" / "report.html").read_text()
     assert 'src="http' not in report and "Figure 1." in report
     for name in ("coefficients", "contrasts", "variance", "fit"):
         assert (tables / f"arm_model_{name}.csv").stat().st_size > 0
     for rule_log in ("analysis", "arm_model", "binary", "figures", "notebooks", "html_report"):
-        assert (run_dir / "results" / "logs" / f"{rule_log}.log").exists()
+        assert (run_dir / RESULTS / "logs" / f"{rule_log}.log").exists()
     # the manifests list exactly the figures on disk (and every table of the report)
-    made = pd.read_csv(run_dir / "results" / "manifests" / "figures.csv")["path"]
+    made = pd.read_csv(run_dir / RESULTS / "manifests" / "figures.csv")["path"]
     on_disk = [f"figures/{p.name}" for p in figures.iterdir() if not p.name.startswith(".")]
     assert sorted(made) == sorted(on_disk)
 
@@ -178,18 +179,18 @@ def test_make_figures_runs_no_model_job(run_dir):
 
 def test_make_figures_copies_unchanged_figures(run_dir):
     """`make figures` with nothing changed: the figure job copies the figures it drew."""
-    before = digests(run_dir / "results")
+    before = digests(run_dir / RESULTS)
     proc = snakemake(run_dir, *makefile_variable("FIGURES_ARGS").split())
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert job_counts(proc.stdout + proc.stderr) == {"figures": 1}
-    log = (run_dir / "results" / "logs" / "figures.log").read_text()
+    log = (run_dir / RESULTS / "logs" / "figures.log").read_text()
     assert "copied from the last drawing" in log
-    assert digests(run_dir / "results") == before
+    assert digests(run_dir / RESULTS) == before
 
 
 def test_report_shows_only_what_this_run_made(run_dir):
     """A figure or table left in results/ by another run does not appear in the report."""
-    results = run_dir / "results"
+    results = run_dir / RESULTS
     stale = {
         results / "figures" / "forest_stale_outcome_week1_MD.png": "figures",
         results / "tables" / "stale_table.csv": "tables",
@@ -209,19 +210,19 @@ def test_report_shows_only_what_this_run_made(run_dir):
 
 
 def test_second_run_is_byte_identical(run_dir):
-    first = digests(run_dir / "results")
-    shutil.rmtree(run_dir / "results")
+    first = digests(run_dir / RESULTS)
+    shutil.rmtree(run_dir / RESULTS)
     shutil.rmtree(run_dir / ".snakemake")  # the figures kept from the first run too: redrawn
     proc = snakemake(run_dir)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    second = digests(run_dir / "results")
+    second = digests(run_dir / RESULTS)
     assert first.keys() == second.keys()
     differ = [k for k in first if first[k] != second[k]]
     assert not differ, f"not byte-identical: {differ}"
 
 
 def test_malformed_input_is_rejected_and_results_untouched(run_dir):
-    before = digests(run_dir / "results")
+    before = digests(run_dir / RESULTS)
     arms = run_dir / "data" / "arms.csv"
     good = arms.read_text()
     try:
@@ -233,7 +234,7 @@ def test_malformed_input_is_rejected_and_results_untouched(run_dir):
         assert "arms.csv, line 3, column 'mean': value 'twenty': must be a finite number" in (
             proc.stderr + proc.stdout
         )
-        assert digests(run_dir / "results") == before
+        assert digests(run_dir / RESULTS) == before
     finally:
         arms.write_text(good)
 
@@ -250,7 +251,7 @@ def test_invalid_config_is_rejected(run_dir, tmp_path):
 
 
 def test_malformed_prisma_file_is_rejected_before_anything_runs(run_dir):
-    before = digests(run_dir / "results")
+    before = digests(run_dir / RESULTS)
     prisma = run_dir / "data" / "prisma.csv"
     good = prisma.read_text()
     try:
@@ -259,7 +260,7 @@ def test_malformed_prisma_file_is_rejected_before_anything_runs(run_dir):
         assert proc.returncode != 0
         out = proc.stderr + proc.stdout
         assert "prisma.csv, line" in out and "column 'box'" in out
-        assert digests(run_dir / "results") == before
+        assert digests(run_dir / RESULTS) == before
     finally:
         prisma.write_text(good)
 

@@ -8,15 +8,15 @@ rule analysis:
     output:
         tables(CONTRAST_TABLES),
         # the config snapshot: written by the binary job when there are no continuous outcomes
-        **({"config": "results/config.yaml"} if HAS_ARMS else {}),
-        effects="results/derived/effects.csv",
-        figures="results/derived/figures.csv",
-        figure_data=expand("results/derived/{name}.csv", name=FIGURE_DATA),
-        manifest="results/manifests/analysis.csv",
+        **({"config": results_path("config.yaml")} if HAS_ARMS else {}),
+        effects=results_path("derived/effects.csv"),
+        figures=results_path("derived/figures.csv"),
+        figure_data=expand(results_path("derived/{name}.csv"), name=FIGURE_DATA),
+        manifest=results_path("manifests/analysis.csv"),
     log:
-        "results/logs/analysis.log",
+        results_path("logs/analysis.log"),
     benchmark:
-        "results/benchmarks/analysis.tsv"
+        results_path("benchmarks/analysis.tsv")
     conda:
         "../../envs/hairtrial.yaml"
     script:
@@ -30,12 +30,12 @@ rule arm_model:
         studies=config["data"]["studies"],
     output:
         tables(ARM_MODEL_TABLES),
-        data="results/derived/arm_model_data.csv",
-        manifest="results/manifests/arm_model.csv",
+        data=results_path("derived/arm_model_data.csv"),
+        manifest=results_path("manifests/arm_model.csv"),
     log:
-        "results/logs/arm_model.log",
+        results_path("logs/arm_model.log"),
     benchmark:
-        "results/benchmarks/arm_model.tsv"
+        results_path("benchmarks/arm_model.tsv")
     conda:
         "../../envs/hairtrial.yaml"
     script:

@@ -7,13 +7,13 @@ rule binary:
         studies=config["data"]["studies"],
     output:
         tables(BINARY_TABLES),
-        **({} if HAS_ARMS else {"config": "results/config.yaml"}),
-        figure_data=expand("results/derived/{name}.csv", name=BINARY_FIGURE_DATA),
-        manifest="results/manifests/binary.csv",
+        **({} if HAS_ARMS else {"config": results_path("config.yaml")}),
+        figure_data=expand(results_path("derived/{name}.csv"), name=BINARY_FIGURE_DATA),
+        manifest=results_path("manifests/binary.csv"),
     log:
-        "results/logs/binary.log",
+        results_path("logs/binary.log"),
     benchmark:
-        "results/benchmarks/binary.tsv"
+        results_path("benchmarks/binary.tsv")
     conda:
         "../../envs/hairtrial.yaml"
     script:

@@ -1,20 +1,43 @@
-# Helpers shared by the rules: config validation, input validation at parse
-# time (so a malformed input stops the run before any output is touched), and
-# the lists of files the jobs write.
+# Helpers shared by the rules: the analysis's config (composed and validated once), its
+# results folder (results_path), input validation at parse time (so a malformed input stops
+# the run before any output is touched), and the lists of files the jobs write.
 from importlib import resources
 from pathlib import Path
 
 import yaml
-from snakemake.utils import validate
 
-import hairtrial.analyses.config  # jsonschema without its slow optional IRI checker (~1 s)
+from hairtrial.analyses import config as analysis_config
 from hairtrial.data import validate as data_validation
 
-validate(config, schema="../schemas/config.schema.yaml")
-if hairtrial.analyses.config.data_problem(config):
-    raise WorkflowError(hairtrial.analyses.config.data_problem(config))
+# The config of this analysis: the --configfile files (or config/config.yaml) merged onto
+# the default config's settings, never its `name` and `data` (Snakemake's merge of the
+# Snakefile's `configfile:` under the user's config is undone here); paths relative to the
+# config file that names them, made absolute; validated against the schema with defaults.
+try:
+    _analysis = analysis_config.compose_config(
+        [str(p) for p in workflow.overwrite_configfiles],
+        dict(workflow.config_settings.config),
+        default_config=Path(workflow.basedir, "config", "config.yaml"),
+    )
+except analysis_config.ConfigError as err:
+    raise WorkflowError(
+        f"Config rejected; nothing was run or written.\n{err}"
+    ) from None
+config.clear()
+config.update(_analysis)
 HAS_ARMS = bool(config["data"].get("arms"))  # continuous outcomes
 HAS_EVENTS = bool(config["data"].get("events"))  # binary outcomes
+
+RESULTS = analysis_config.results_dir(config)
+"""This analysis's results folder (results/<name>), relative to the working directory."""
+
+
+def results_path(path=""):
+    """A path in this analysis's results folder: every rule's output, log and benchmark
+    goes through it (``results_path("tables/x.csv")`` -> ``results/<name>/tables/x.csv``).
+    """
+    return f"{RESULTS}/{path}" if path else RESULTS
+
 
 try:
     studies_table = data_validation.read_studies(config["data"]["studies"])
@@ -109,13 +132,16 @@ BINARY_FIGURE_TABLES = [
 # the manifests of this config's jobs: continuous outcomes (arms), binary outcomes (events)
 MANIFESTS = [
     *(
-        ["results/manifests/analysis.csv", "results/manifests/arm_model.csv"]
+        [
+            results_path("manifests/analysis.csv"),
+            results_path("manifests/arm_model.csv"),
+        ]
         if HAS_ARMS
         else []
     ),
-    *(["results/manifests/binary.csv"] if HAS_EVENTS else []),
-    "results/manifests/figures.csv",
-    *(["results/manifests/notebooks.csv"] if HAS_ARMS else []),
+    *([results_path("manifests/binary.csv")] if HAS_EVENTS else []),
+    results_path("manifests/figures.csv"),
+    *([results_path("manifests/notebooks.csv")] if HAS_ARMS else []),
 ]
 NOTEBOOKS = sorted(
     p.stem for p in Path(workflow.basedir, "notebooks").glob("[0-9]*.py")
@@ -148,11 +174,15 @@ def tables(names):
     """The CSV of each table (in Snakemake's report) and its renderings."""
     return [
         in_report(
-            f"results/tables/{name}.csv", caption=caption_file(name), category="Tables"
+            results_path(f"tables/{name}.csv"),
+            caption=caption_file(name),
+            category="Tables",
         )
         for name in names
-    ] + expand("results/tables/{name}.{ext}", name=names, ext=["md", "html", "tex"])
+    ] + expand(
+        results_path("tables/{name}.{ext}"), name=names, ext=["md", "html", "tex"]
+    )
 
 
 def table_csvs(names):
-    return {name: f"results/tables/{name}.csv" for name in names}
+    return {name: results_path(f"tables/{name}.csv") for name in names}

@@ -18,21 +18,21 @@ rule figures:
             else {}
         ),
         **(
-            {name: f"results/derived/{name}.csv" for name in FIGURE_DATA}
+            {name: results_path(f"derived/{name}.csv") for name in FIGURE_DATA}
             if HAS_ARMS
             else {}
         ),
         **(
             {
-                "figures": "results/derived/figures.csv",
-                "arm_model_data": "results/derived/arm_model_data.csv",
+                "figures": results_path("derived/figures.csv"),
+                "arm_model_data": results_path("derived/arm_model_data.csv"),
             }
             if HAS_ARMS
             else {}
         ),
         **(table_csvs(BINARY_FIGURE_TABLES) if HAS_EVENTS else {}),
         **(
-            {name: f"results/derived/{name}.csv" for name in BINARY_FIGURE_DATA}
+            {name: results_path(f"derived/{name}.csv") for name in BINARY_FIGURE_DATA}
             if HAS_EVENTS
             else {}
         ),
@@ -40,14 +40,14 @@ rule figures:
         outcomes=config["data"].get("outcomes") or [],
     output:
         figures=in_report(
-            directory("results/figures"),
+            directory(results_path("figures")),
             patterns=["{name}.png"],
             caption="../report/figure.rst",
             category="Figures",
         ),
-        manifest="results/manifests/figures.csv",
+        manifest=results_path("manifests/figures.csv"),
     log:
-        "results/logs/figures.log",
+        results_path("logs/figures.log"),
     conda:
         "../../envs/hairtrial.yaml"
     threads: 2

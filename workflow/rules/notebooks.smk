@@ -2,19 +2,19 @@ rule notebooks:
     """Execute the notebooks of notebooks/ with this run's results; write .ipynb and HTML."""
     input:
         sources=expand(f"{workflow.basedir}/notebooks/{{name}}.py", name=NOTEBOOKS),
-        config="results/config.yaml",
+        config=results_path("config.yaml"),
         tables=expand(
-            "results/tables/{name}.csv", name=CONTRAST_TABLES + ARM_MODEL_TABLES
+            results_path("tables/{name}.csv"), name=CONTRAST_TABLES + ARM_MODEL_TABLES
         ),
-        data="results/derived/arm_model_data.csv",
+        data=results_path("derived/arm_model_data.csv"),
     output:
-        ipynb=expand("results/notebooks/{name}.ipynb", name=NOTEBOOKS),
-        html=expand("results/notebooks/{name}.html", name=NOTEBOOKS),
-        manifest="results/manifests/notebooks.csv",
+        ipynb=expand(results_path("notebooks/{name}.ipynb"), name=NOTEBOOKS),
+        html=expand(results_path("notebooks/{name}.html"), name=NOTEBOOKS),
+        manifest=results_path("manifests/notebooks.csv"),
     log:
-        "results/logs/notebooks.log",
+        results_path("logs/notebooks.log"),
     benchmark:
-        "results/benchmarks/notebooks.tsv"
+        results_path("benchmarks/notebooks.tsv")
     conda:
         "../../envs/hairtrial.yaml"
     threads: 2

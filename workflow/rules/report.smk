@@ -1,12 +1,12 @@
 rule html_report:
     """One self-contained HTML report of what this run made (its manifests)."""
     input:
-        config="results/config.yaml",
+        config=results_path("config.yaml"),
         manifests=MANIFESTS,
     output:
-        "results/report/report.html",
+        results_path("report/report.html"),
     log:
-        "results/logs/html_report.log",
+        results_path("logs/html_report.log"),
     conda:
         "../../envs/hairtrial.yaml"
     script:

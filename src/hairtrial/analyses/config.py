@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,12 @@ def validate_schema(config: dict, schema_path: str | Path) -> dict:
     if errors:
         lines = []
         for e in errors:
-            key = ".".join(str(p) for p in e.path) or "(top level)"
+            path = [str(p) for p in e.path]
+            if e.validator == "required" and isinstance(e.instance, dict):
+                for missing in [k for k in e.validator_value if k not in e.instance]:
+                    lines.append(f"config key '{'.'.join([*path, missing])}': missing (required)")
+                continue
+            key = ".".join(path) or "(top level)"
             lines.append(f"config key '{key}': {e.message}")
         raise ConfigError("\n".join(lines))
     _fill_defaults(config, schema)
@@ -152,12 +158,27 @@ def data_problem(config: dict) -> str:
 
 
 def _read_yaml(path: Path) -> dict:
+    """A config file as a mapping; errors name the file (and the line and column of a YAML
+    error)."""
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raise ConfigError(f"{path}: config file not found (looked for {path.absolute()})") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror})") from None
+    try:
+        config = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem})") from None
+    if config is None:
+        config = {}
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys")
     return config
@@ -182,32 +203,112 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
-def load_config(path: str | Path) -> dict:
-    """Read a YAML config file, merge it onto the default config, validate it.
+OWN_KEYS = ("name", "data")
+"""Keys an analysis never inherits from the default config: its name and its data files
+(a user's analysis shows nothing of the published data, PRISMA counts included, unless its
+config names it)."""
 
-    The merge is the one ``make run CONFIG=...`` (``snakemake --configfile``)
-    performs, so a user's config needs only the keys it changes.
+RESERVED_NAMES = frozenset({"README.md"})
+"""Analysis names that cannot be results folders."""
+
+
+def _resolve_paths(config: dict, folder: Path) -> dict:
+    """``config`` with its relative ``data`` paths taken from ``folder`` (absolute)."""
+    data = config.get("data")
+    if not isinstance(data, dict):
+        return config
+    out = dict(config)
+    out["data"] = {
+        k: (os.path.abspath(folder / v) if isinstance(v, str) and v else v) for k, v in data.items()
+    }
+    return out
+
+
+def compose_config(
+    config_files: list[str | Path] | tuple[str | Path, ...],
+    overrides: dict | None = None,
+    default_config: str | Path = DEFAULT_CONFIG,
+) -> dict:
+    """The config of one analysis: its files merged onto the default config's settings.
+
+    Every analysis takes the default config's settings (methods, assumptions, figures...)
+    unless it changes them, but never its :data:`OWN_KEYS`: ``data`` and ``name`` come from
+    the analysis's own config files only. Relative paths in a config file are relative to
+    that file's folder; they are returned absolute. ``name`` defaults to the stem of the
+    last config file. ``overrides`` (Snakemake's ``--config``) are merged last. Without
+    config files the default config is the analysis.
 
     Raises
     ------
     ConfigError
-        For a missing or unreadable file or a schema violation.
+        Naming the config file and the key: a missing or malformed file (YAML errors with
+        line and column), a schema violation, a data file that does not exist (with the
+        path looked for).
+
+    Examples
+    --------
+    >>> cfg = compose_config([DEFAULT_CONFIG])
+    >>> cfg["name"], Path(cfg["data"]["arms"]).name
+    ('default', 'arms.csv')
     """
-    path = Path(path)
-    config = _read_yaml(path)
-    if path.resolve() != DEFAULT_CONFIG.resolve():
-        config = merge(_read_yaml(DEFAULT_CONFIG), config)
+    files = [Path(f) for f in config_files] or [Path(default_config)]
+    base = {k: v for k, v in _read_yaml(Path(default_config)).items() if k not in OWN_KEYS}
+    config = base
+    for path in files:
+        config = merge(config, _resolve_paths(_read_yaml(path), path.parent.absolute()))
+    if overrides:
+        config = merge(config, _resolve_paths(dict(overrides), Path.cwd()))
+    last = files[-1]
+    config.setdefault("name", last.stem)
+    where = ", ".join(str(f) for f in files)
     try:
-        return validate_config(config)
+        config = validate_config(config)
     except ConfigError as err:
-        raise ConfigError(f"{path}: {err}") from None
+        raise ConfigError(f"{where}: {err}") from None
+    if config["name"] in RESERVED_NAMES:
+        raise ConfigError(f"{where}: config key 'name': {config['name']!r} is reserved")
+    for key, value in config["data"].items():
+        if value is None:
+            continue
+        path = Path(value)
+        if not path.exists():
+            raise ConfigError(
+                f"{where}: config key 'data.{key}': file not found (looked for {path}; "
+                "relative paths are taken from the config file's folder)"
+            )
+    return config
+
+
+def results_dir(config: dict) -> str:
+    """The results folder of an analysis, relative to the working directory:
+    ``results/<name>``.
+
+    Examples
+    --------
+    >>> results_dir({"name": "my_trials"})
+    'results/my_trials'
+    """
+    return f"results/{config['name']}"
+
+
+def load_config(path: str | Path) -> dict:
+    """Read a YAML config file as the workflow does (:func:`compose_config`).
+
+    The merge is the one ``make run CONFIG=...`` performs, so a user's config needs only
+    the keys it changes (and its own ``data``); data paths are returned absolute.
+
+    Raises
+    ------
+    ConfigError
+        For a missing or unreadable file, a schema violation or a missing data file.
+    """
+    return compose_config([path])
 
 
 def resolve_data_paths(config: dict, root: str | Path) -> dict:
     """A copy of ``config`` whose relative ``data`` paths are taken from ``root``.
 
-    Used by notebooks, which run in ``notebooks/`` while the paths in the
-    config are relative to the project root.
+    Configs from :func:`load_config` have absolute paths already (unchanged here).
 
     Examples
     --------

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,6 +99,10 @@ def contrast_analyses(config: dict) -> Outputs:
         :func:`figure_data`.
     """
     effects, quality, excluded = primary.prepare(config)
+    studies = read_studies(config["data"]["studies"])
+    disagree = prisma_disagreements(config, studies, effects)
+    if disagree:
+        excluded = pd.concat([excluded, pd.DataFrame({"note": disagree})], ignore_index=True)
     out = Outputs()
     out.derived["effects"] = effects
     out.tables["data_quality"] = quality
@@ -107,13 +113,46 @@ def contrast_analyses(config: dict) -> Outputs:
     out.tables["study_effects"] = study_effects
     out.tables["robustness"] = robustness.robustness_table(config)
     st = as_written(study_effects)
-    studies = read_studies(config["data"]["studies"])
     for name in sensitivity.TABLES:
         out.tables[name] = sensitivity.table(name, st, studies, config)
     figures = figure_list(eff, studies, config)
     out.derived["figures"] = figures
     out.derived.update(figure_data(st, studies, config, figures))
     return out
+
+
+def prisma_disagreements(config: dict, studies: pd.DataFrame, effects: pd.DataFrame) -> list[str]:
+    """Notes for PRISMA counts that disagree with the studies this analysis reads.
+
+    ``studies_included`` is compared with the rows of studies.csv and
+    ``studies_meta_analysis`` with the studies that give a comparison; a count left empty
+    is not compared. No PRISMA file, no notes.
+    """
+    path = config["data"].get("prisma")
+    if not path:
+        return []
+    from hairtrial.data.prisma import read_prisma
+
+    with warnings.catch_warnings():  # arithmetic warnings go in the diagram's footer
+        warnings.simplefilter("ignore")
+        counts = read_prisma(path)
+    name = Path(path).name
+    notes = []
+    for box, actual, what in (
+        ("studies_included", len(studies), f"{Path(config['data']['studies']).name} lists"),
+        (
+            "studies_meta_analysis",
+            effects["study"].nunique() if len(effects) else 0,
+            "the analysis has comparisons from",
+        ),
+    ):
+        stated = counts[box]
+        if stated is not None and stated != actual:
+            notes.append(
+                f"PRISMA counts disagree with the data: {name} gives {box} = {stated}, "
+                f"but {what} {actual} studies"
+            )
+    return notes
 
 
 def arm_analyses(config: dict) -> Outputs:

@@ -1,0 +1,97 @@
+"""One analysis, one config: paths relative to the config file, nothing inherited of the
+default data, errors that name the file, the key and where a file was looked for."""
+
+from pathlib import Path
+
+import pytest
+
+from hairtrial.analyses.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    compose_config,
+    load_config,
+    results_dir,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _user(tmp_path: Path, text: str, name: str = "my_trials.yaml") -> Path:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    for f in ("arms.csv", "studies.csv"):
+        (tmp_path / "data" / f).write_bytes((ROOT / "data" / f).read_bytes())
+    path = tmp_path / "cfg" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_default_config_is_the_default_analysis():
+    cfg = compose_config([DEFAULT_CONFIG])
+    assert cfg["name"] == "default" and results_dir(cfg) == "results/default"
+    assert Path(cfg["data"]["prisma"]).name == "prisma.csv"
+    assert all(Path(p).is_absolute() and Path(p).exists() for p in cfg["data"].values())
+
+
+def test_user_config_inherits_settings_but_not_data_or_name(tmp_path):
+    path = _user(tmp_path, "data:\n  arms: ../data/arms.csv\n  studies: ../data/studies.csv\n")
+    cfg = load_config(path)
+    assert cfg["name"] == "my_trials"  # the file's stem
+    assert results_dir(cfg) == "results/my_trials"
+    assert "prisma" not in cfg["data"]  # the published PRISMA counts are not inherited
+    assert cfg["data"]["arms"] == str(tmp_path / "data" / "arms.csv")  # from the file's folder
+    default = load_config(DEFAULT_CONFIG)
+    assert cfg["meta_analysis"] == default["meta_analysis"]  # settings are inherited
+
+
+def test_missing_data_file_says_where_it_looked(tmp_path):
+    path = _user(tmp_path, "data:\n  arms: data/arms.csv\n  studies: ../data/studies.csv\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert str(path) in msg and "data.arms" in msg
+    assert str(tmp_path / "cfg" / "data" / "arms.csv") in msg
+
+
+def test_config_without_data_names_the_key(tmp_path):
+    path = _user(tmp_path, "measures: [MD]\n")
+    with pytest.raises(ConfigError, match=r"my_trials.yaml: config key 'data'"):
+        load_config(path)
+
+
+def test_yaml_error_gives_line_and_column(tmp_path):
+    path = _user(tmp_path, "data:\n  arms: [../data/arms.csv\n  studies: x\n")
+    with pytest.raises(ConfigError, match=r"my_trials.yaml, line \d+, column \d+: not valid YAML"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", ".hidden", "", "README.md"])
+def test_unsafe_names_are_rejected(tmp_path, name):
+    path = _user(
+        tmp_path,
+        f"name: '{name}'\ndata:\n  arms: ../data/arms.csv\n  studies: ../data/studies.csv\n",
+    )
+    with pytest.raises(ConfigError, match="name"):
+        load_config(path)
+
+
+def test_prisma_counts_that_disagree_with_the_data_are_reported(tmp_path):
+    from hairtrial.analyses import primary, run
+    from hairtrial.data.validate import read_studies
+
+    path = _user(
+        tmp_path,
+        "data:\n  arms: ../data/arms.csv\n  studies: ../data/studies.csv\n"
+        "  prisma: ../data/prisma.csv\n",
+    )
+    (tmp_path / "data" / "prisma.csv").write_text(
+        "box,label,count,note\nstudies_included,,5,\nstudies_meta_analysis,,3,\n"
+    )
+    cfg = load_config(path)
+    effects, _, _ = primary.prepare(cfg)
+    notes = run.prisma_disagreements(cfg, read_studies(cfg["data"]["studies"]), effects)
+    n_studies = len(read_studies(cfg["data"]["studies"]))
+    assert notes == [
+        "PRISMA counts disagree with the data: prisma.csv gives studies_included = 5, "
+        f"but studies.csv lists {n_studies} studies"
+    ]  # studies_meta_analysis = 3 agrees with the default selection
