@@ -20,8 +20,9 @@ def draw():
     from hairtrial.report.figures import FIGURE_DATA, FIGURE_TABLES, draw_figures
 
     config = validate_config(snakemake.config)
-    tables = {name: inp[name] for name in FIGURE_TABLES}
-    data = {name: inp[name] for name in FIGURE_DATA}
+    names = inp.keys()  # a config without continuous or without binary outcomes has fewer
+    tables = {name: inp[name] for name in FIGURE_TABLES if name in names}
+    data = {name: inp[name] for name in FIGURE_DATA if name in names}
     return draw_figures(tables, data, config, out.figures, processes=snakemake.threads)
 
 
