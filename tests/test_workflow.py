@@ -275,7 +275,7 @@ def test_binary_only_config_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts == {"binary": 1, "figures": 1, "html_report": 1, "all": 1}
-    results = work / "results"
+    results = work / "results" / "config"  # no name in the config: its file's stem
     assert not (results / "tables" / "meta_analysis.csv").exists()
     meta = pd.read_csv(results / "tables" / "binary_meta_analysis.csv")
     assert set(meta["method"]) == {"MH", "GLMM", "REML"}
