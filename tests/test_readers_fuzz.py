@@ -9,6 +9,7 @@ bug: a user would see a traceback.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import warnings
 from pathlib import Path
@@ -169,3 +170,63 @@ def test_windows_line_ends_and_a_byte_order_mark_read_the_same(tmp_path):
     path.write_bytes(b"\xef\xbb\xbf" + src.read_bytes().replace(b"\n", b"\r\n"))
     a, b = read_table(src), read_table(path)
     assert a.equals(b) and list(a.index) == list(b.index)
+
+
+# ---------------------------------------------------------------------------------------------
+# participants.csv (issue 12)
+# ---------------------------------------------------------------------------------------------
+EXAMPLE = ROOT / "data" / "examples" / "ipd"
+PARTICIPANT_CELL = st.one_of(
+    CELL,
+    st.sampled_from(["sim01", "sim04", "p1001", "p001", "left", "right", "minoxidil",
+                     "minoxidil_microneedling", "hair_density", "0", "12", "150.5", "-3"]),
+)  # fmt: skip
+
+
+@functools.cache
+def _example_inputs():
+    return read_inputs(EXAMPLE / "arms.csv", EXAMPLE / "studies.csv")
+
+
+def _read_participants(path: Path) -> None:
+    from hairtrial.data.participants import read_participants
+
+    arms, studies = _example_inputs()
+    read_participants(path, studies, arms)
+
+
+@SETTINGS
+@given(data=st.binary(max_size=400))
+def test_random_bytes_never_crash_the_participants_reader(tmp_path, data):
+    path = tmp_path / "participants.csv"
+    path.write_bytes(data)
+    try:
+        _read_participants(path)
+    except DataValidationError as err:
+        _check_problems(err, path)
+
+
+@SETTINGS
+@given(rows=st.lists(st.lists(PARTICIPANT_CELL, min_size=8, max_size=8), min_size=1, max_size=6))
+def test_random_participant_cells_give_problems(tmp_path, rows):
+    from hairtrial.data.participants import PARTICIPANT_COLUMNS
+
+    path = tmp_path / "participants.csv"
+    _write_csv(path, [c.name for c in PARTICIPANT_COLUMNS], rows)
+    try:
+        _read_participants(path)
+    except DataValidationError as err:
+        _check_problems(err, path)
+
+
+@SETTINGS
+@given(line=st.integers(min_value=0, max_value=200), junk=st.text(max_size=20))
+def test_example_participants_with_a_line_replaced(tmp_path, line, junk):
+    lines = (EXAMPLE / "participants.csv").read_text(encoding="utf-8").split("\n")
+    lines[line % len(lines)] = junk
+    path = tmp_path / "participants.csv"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    try:
+        _read_participants(path)
+    except DataValidationError as err:
+        _check_problems(err, path)

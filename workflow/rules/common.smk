@@ -63,6 +63,14 @@ try:
         from hairtrial.data.events import read_events
 
         read_events(config["data"]["events"], studies_table, outcomes_table)
+    if config["data"].get("participants"):
+        from hairtrial.data.participants import read_participants
+
+        read_participants(
+            config["data"]["participants"],
+            studies_table,
+            arms_table if HAS_ARMS else None,
+        )
     if config["data"].get("prisma"):
         import warnings
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hairtrial.analyses import primary
+from hairtrial.analyses import ipd, primary
 from hairtrial.derive import arm_level, comparisons
 from hairtrial.models import arm_model as model
 
@@ -53,7 +53,7 @@ def arm_rows(config: dict) -> tuple[pd.DataFrame, list[str]]:
         Arm-weeks left out, and why.
     """
     arms, studies = primary.load_inputs(config)
-    a = config["assumptions"]
+    a, measured = ipd.resolved_assumptions(config)
     ctrl, expt = config["comparison"]["control"], config["comparison"]["experimental"]
     changes, _, notes = arm_level.derive_arm_changes(
         arms, studies, change_sd_correlation=a["change_sd_correlation"]
@@ -86,6 +86,7 @@ def arm_rows(config: dict) -> tuple[pd.DataFrame, list[str]]:
             keep["n_provenance"], keep["mean_provenance"], keep["sd_provenance"], strict=True
         )
     ]
+    keep = ipd.mark_measured_r(keep, "provenance", measured)
     keep["arm"] = keep["study"] + ": " + keep["arm"]  # arm labels unique across studies
     keep = keep.sort_values(["outcome", "study", "arm", "week"], kind="stable")
     return keep[[*model.OBSERVED_COLUMNS, "experimental"]].reset_index(drop=True), notes
@@ -110,7 +111,7 @@ def settings(config: dict) -> dict[str, Any]:
         "mods": am["mods"],
         "random": am["random"],
         "within_arm_correlation": am["within_arm_correlation"],
-        "split_scalp_correlation": config["assumptions"]["split_scalp_correlation"],
+        "split_scalp_correlation": ipd.resolved_assumptions(config)[0]["split_scalp_correlation"],
         "method": am["method"],
         "test": am["test"],
         "dfs": am["dfs"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hairtrial.analyses import ipd
 from hairtrial.core import vocab
 from hairtrial.data import validate
 from hairtrial.derive import arm_level, comparisons, effects
@@ -49,6 +50,8 @@ META_COLUMNS = [*vocab.KEYS, *univariate.FRAME_COLUMNS]
 def load_inputs(config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read and validate the inputs named by ``config['data']``.
 
+    With ``data.participants``, the arm-level rows computed from the participant data
+    (:func:`hairtrial.analyses.ipd.arm_level_rows`, provenance ``from_ipd``) are added.
     Applies ``selection.studies``: ``primary`` keeps the studies with
     ``primary = yes`` in ``studies.csv``; ``all`` keeps every study.
 
@@ -58,6 +61,10 @@ def load_inputs(config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
         If a file breaks the input contract.
     """
     arms, studies = validate.read_inputs(config["data"]["arms"], config["data"]["studies"])
+    participants = ipd.read_participants(config)
+    if participants is not None:  # arm-level rows computed from participant data (from_ipd)
+        extra = ipd.arm_level_rows(participants, ipd.data_sources(studies))
+        arms = pd.concat([arms.assign(provenance="reported"), extra], ignore_index=True)
     if config.get("selection", {}).get("studies", "primary") == "primary":
         keep = set(studies.loc[studies["primary"] == "yes", "study"])
         arms = arms[arms["study"].isin(keep)].reset_index(drop=True)
@@ -80,7 +87,7 @@ def prepare(config: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         One column ``note``: inputs that could not be used, and why.
     """
     arms, studies = load_inputs(config)
-    assumptions = config["assumptions"]
+    assumptions, measured = ipd.resolved_assumptions(config)
     arm_changes, quality_arms, notes_arms = arm_level.derive_arm_changes(
         arms, studies, change_sd_correlation=assumptions["change_sd_correlation"]
     )
@@ -94,6 +101,12 @@ def prepare(config: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         p_bound_factor=assumptions.get("p_bound_factor", 1.0),
     )
     quality = pd.concat([quality_arms, quality_cmp], ignore_index=True)
+    eff = ipd.mark_measured_r(eff, "provenance", measured)
+    quality = ipd.mark_measured_r(quality, "provenance", measured)
+    for key, text in measured.items():
+        quality.loc[
+            quality["assumption"].str.contains(f"assumptions.{key}", na=False), "assumption"
+        ] = f"{text} (assumptions.{key}: from_ipd)"
     quality = quality.sort_values(
         ["outcome", "week", "study", "arm", "quantity"], kind="stable"
     ).reset_index(drop=True)

@@ -32,6 +32,10 @@ PROVENANCE: dict[str, str] = {
     "combined_arms": "arms of the same treatment combined (Cochrane Handbook 6.5.2.10)",
     "split_scalp_r": "split-scalp contrast with an assumed within-patient correlation "
     "between the sides",
+    "from_ipd": "computed from the trial's participant-level data (n, mean and SD of the "
+    "observed changes from baseline)",
+    "r_from_ipd": "the correlation used (baseline to follow-up, or side to side) was measured "
+    "in the participant-level data of this analysis (pooled Fisher z), not assumed",
 }
 """Code -> explanation, used by tables, figure footnotes and the data README."""
 

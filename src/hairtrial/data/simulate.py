@@ -440,7 +440,9 @@ class _Arm:
     needle_mm: float | None = None
 
 
-def simulate(spec: SimulationSpec, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def simulate(
+    spec: SimulationSpec, seed: int, participants: list[dict[str, Any]] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Simulate an evidence base of trials from individual participants.
 
     Parameters
@@ -450,6 +452,10 @@ def simulate(spec: SimulationSpec, seed: int) -> tuple[pd.DataFrame, pd.DataFram
     seed : int
         Seed of :func:`numpy.random.default_rng`; the output is a pure
         function of ``(spec, seed)``.
+    participants : list, optional
+        When given, every observed participant value is appended to it as a row of the
+        ``participants.csv`` contract (see :func:`simulate_participants`); the other
+        outputs are the same as without it.
 
     Returns
     -------
@@ -589,6 +595,9 @@ def simulate(spec: SimulationSpec, seed: int) -> tuple[pd.DataFrame, pd.DataFram
             latents = [z[:, :m], z[:, m:]]
             gone = rng.exponential(1.0 / hazard, n_split) if hazard > 0 else None
             dropouts = [gone, gone]
+            # side of the microneedling arm: its own generator, so that the arm-level
+            # output does not depend on whether participants are written
+            mn_left = np.random.default_rng([seed, i]).random(n_split) < 0.5
         else:
             chol = np.linalg.cholesky(corr)
             latents, dropouts = [], []
@@ -610,6 +619,24 @@ def simulate(spec: SimulationSpec, seed: int) -> tuple[pd.DataFrame, pd.DataFram
                     obs[:3] = True
                 n_obs[(ai, w)] = int(obs.sum())
                 level = y[obs, k_w]
+                if participants is not None:
+                    for j in np.flatnonzero(obs):
+                        side = ""
+                        if is_split:
+                            side = "left" if mn_left[j] == (ai == 1) else "right"
+                        pid = f"p{j + 1:03d}" if is_split else f"p{ai + 1}{j + 1:03d}"
+                        participants.append(
+                            {
+                                "study": sid,
+                                "participant": pid,
+                                "side": side,
+                                "treatment": a.treatment,
+                                "week": w,
+                                "outcome": spec.outcome,
+                                "unit": unit,
+                                "value": _round(float(y[j, k_w]) * factor, spec.decimals),
+                            }
+                        )
                 if w == 0 or stat == "value":
                     sample, row_stat = level, "value"
                 else:
@@ -725,6 +752,48 @@ def simulate(spec: SimulationSpec, seed: int) -> tuple[pd.DataFrame, pd.DataFram
     truth_df = pd.DataFrame(truth, columns=TRUTH_COLUMNS)
     truth_df["week"] = truth_df["week"].astype("Int64")
     return arms, studies, truth_df
+
+
+PARTICIPANT_OUTPUT_COLUMNS = [
+    "study",
+    "participant",
+    "side",
+    "treatment",
+    "week",
+    "outcome",
+    "unit",
+    "value",
+]
+"""Columns of the participant table of :func:`simulate_participants` (``participants.csv``)."""
+
+
+def simulate_participants(
+    spec: SimulationSpec, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """:func:`simulate`, also returning every participant's values (synthetic IPD).
+
+    Returns
+    -------
+    arms, studies, truth : pandas.DataFrame
+        As :func:`simulate` (the same frames, draw for draw).
+    participants : pandas.DataFrame
+        :data:`PARTICIPANT_OUTPUT_COLUMNS`, one row per study x participant x side x
+        observed week (dropouts have no rows after they leave), values in the trial's unit
+        rounded to ``spec.decimals``; in the split-scalp trial the microneedling side of each
+        participant is drawn at random (left or right, probability 1/2). Parallel participants
+        are ``p<arm><number>``, split-scalp ones ``p<number>``.
+
+    Examples
+    --------
+    >>> _, studies, _, part = simulate_participants(SimulationSpec(n_trials=2), seed=3)
+    >>> sorted(part.groupby("study")["side"].first().tolist())
+    ['', 'left']
+    """
+    rows: list[dict[str, Any]] = []
+    arms, studies, truth = simulate(spec, seed, participants=rows)
+    part = pd.DataFrame(rows, columns=PARTICIPANT_OUTPUT_COLUMNS)
+    part["week"] = part["week"].astype(int)
+    return arms, studies, truth, part
 
 
 def write_dataset(

@@ -82,6 +82,9 @@ def _arm_week(
     notes: list[str] = []
     conv = unit.factor
     conv_code = ["unit_converted"] if unit.converted else []
+    # a row computed rather than read (e.g. from_ipd) names its origin in column provenance
+    given = row.get("provenance")
+    origin = given if isinstance(given, str) and given else "reported"
 
     def val(col: str) -> float | None:
         x = row[col]
@@ -89,7 +92,7 @@ def _arm_week(
 
     # n
     if pd.notna(row["n"]):
-        n = _Quantity(float(row["n"]), ["reported"])
+        n = _Quantity(float(row["n"]), [origin])
     elif math.isfinite(n_total):
         value = dispersion.split_n_equally(int(n_total), n_arms)
         n = _Quantity(
@@ -107,7 +110,7 @@ def _arm_week(
     mean = _Quantity()
     median, q1, q3, lo, hi = (val(c) for c in ("median", "q1", "q3", "min", "max"))
     if pd.notna(row["mean"]):
-        mean = _Quantity(float(row["mean"]) * conv, ["reported", *conv_code])
+        mean = _Quantity(float(row["mean"]) * conv, [origin, *conv_code])
         if unit.converted:
             mean.method = f"{row['unit']} -> {unit.canonical}"
             mean.inputs = f"mean={row['mean']}"
@@ -128,7 +131,7 @@ def _arm_week(
     sd = _Quantity()
     se, cl, cu = val("se"), val("ci_lower"), val("ci_upper")
     if pd.notna(row["sd"]):
-        sd = _Quantity(float(row["sd"]) * conv, ["reported", *conv_code])
+        sd = _Quantity(float(row["sd"]) * conv, [origin, *conv_code])
         if unit.converted:
             sd.method = f"{row['unit']} -> {unit.canonical}"
             sd.inputs = f"sd={row['sd']}"

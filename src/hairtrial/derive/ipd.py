@@ -43,6 +43,7 @@ __all__ = [
     "hedges_g",
     "is_split_scalp",
     "pearson_row",
+    "pool_correlations",
 ]
 
 IPD_COLUMNS = ["study", "participant", "side", "treatment", "week", "outcome", "unit", "value"]
@@ -607,3 +608,42 @@ def hedges_g(
                 }
             )
     return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
+
+
+def pool_correlations(rows: pd.DataFrame) -> dict[str, float]:
+    """Pool Pearson correlations by Fisher z, weighted by ``n - 3`` (Hedges & Olkin 1985).
+
+    ``r = tanh(sum((n_i - 3) atanh(r_i)) / sum(n_i - 3))`` over the rows with a finite ``r``
+    (``|r| < 1``) and ``n > 3``; the CI is ``tanh(z -/+ 1.96 / sqrt(sum(n_i - 3)))``, which
+    treats the rows as independent samples (rows of the same participants at several weeks
+    are not, so it is too narrow; it describes, it is not used in any model).
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Columns ``n`` and ``r`` (rows of :func:`correlations`).
+
+    Returns
+    -------
+    dict
+        ``r, ci_lower, ci_upper, n_rows, n`` (``n`` = sum of the rows' n); NaN if no row
+        qualifies.
+
+    Examples
+    --------
+    >>> out = pool_correlations(pd.DataFrame({"n": [23, 13], "r": [0.5, 0.7]}))
+    >>> round(out["r"], 6), out["n_rows"]
+    (0.57523, 2)
+    """
+    r = pd.to_numeric(rows["r"], errors="coerce").to_numpy(float)
+    n = pd.to_numeric(rows["n"], errors="coerce").to_numpy(float)
+    ok = np.isfinite(r) & (np.abs(r) < 1) & (n > 3)
+    out = {"r": math.nan, "ci_lower": math.nan, "ci_upper": math.nan, "n_rows": int(ok.sum())}
+    out["n"] = int(n[ok].sum()) if ok.any() else 0
+    if not ok.any():
+        return out
+    w = n[ok] - 3
+    z = float(np.sum(w * np.arctanh(r[ok])) / np.sum(w))
+    half = float(stats.norm.ppf(0.975)) / math.sqrt(float(np.sum(w)))
+    out.update(r=math.tanh(z), ci_lower=math.tanh(z - half), ci_upper=math.tanh(z + half))
+    return out

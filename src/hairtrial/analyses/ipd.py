@@ -1,0 +1,500 @@
+"""Participant-level data in a run: the trials' own models, and their arms in the meta-analysis.
+
+When the config names ``data.participants`` (issue 12):
+
+* :func:`read_participants` reads and validates the file (against ``studies.csv`` and
+  ``arms.csv``);
+* :func:`arm_level_rows` turns it into arm-level rows (per arm and week: n, mean change, SD of
+  change; provenance ``from_ipd``) that :func:`hairtrial.analyses.primary.load_inputs` adds to
+  ``arms.csv``'s rows, so every analysis uses them;
+* :func:`resolved_assumptions` replaces ``assumptions.change_sd_correlation: from_ipd`` (and
+  ``split_scalp_correlation: from_ipd``) by the correlation measured in the data
+  (:func:`measured_correlations`), and :func:`mark_measured_r` adds the provenance code
+  ``r_from_ipd`` to every number that used it;
+* :func:`ipd_tables` fits each trial (:func:`hairtrial.models.ipd.fit_trial`), the pingouin
+  statistics, the one-stage model across trials and its comparison with the two-stage result:
+  the tables of the ``ipd`` job, and the data of the trajectory figure.
+
+Studies whose ``studies.csv`` ``source`` starts with ``hairtrial.data.simulate`` are
+synthetic: every table says so in its ``data_source`` column (:func:`data_sources`).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from hairtrial.data import participants as participants_io
+from hairtrial.data import validate
+from hairtrial.derive import ipd as derive_ipd
+from hairtrial.models import ipd as model
+from hairtrial.models import univariate
+
+__all__ = [
+    "IPD_TABLES",
+    "ONE_STAGE_COLUMNS",
+    "arm_level_rows",
+    "data_sources",
+    "ipd_tables",
+    "mark_measured_r",
+    "measured_correlations",
+    "read_participants",
+    "resolved_assumptions",
+    "trajectory_data",
+]
+
+IPD_TABLES = (
+    "ipd_contrasts",
+    "ipd_coefficients",
+    "ipd_variance",
+    "ipd_fit",
+    "ipd_correlations",
+    "ipd_anova",
+    "ipd_one_stage",
+)
+"""Tables of the ``ipd`` job (``results/tables/{name}.csv``)."""
+
+SYNTHETIC_SOURCE = "hairtrial.data.simulate"
+"""Prefix of the ``studies.csv`` ``source`` of simulated (synthetic) studies."""
+
+ONE_STAGE_COLUMNS = [
+    "outcome",
+    "week",
+    "approach",
+    "k",
+    "n_participants",
+    "estimate",
+    "se",
+    "ci_lower",
+    "ci_upper",
+    "pvalue",
+    "tau2",
+    "distribution",
+    "converged",
+    "notes",
+    "data_source",
+]
+"""Columns of ``ipd_one_stage.csv``: one-stage and two-stage estimates side by side."""
+
+MEASURED_CODE = "r_from_ipd"
+
+#: assumption key -> (correlation quantity of :func:`hairtrial.derive.ipd.correlations`,
+#: provenance code of the numbers that use it)
+_MEASURED = {
+    "change_sd_correlation": ("baseline_followup", "change_from_levels_r"),
+    "split_scalp_correlation": ("side_to_side_change", "split_scalp_r"),
+}
+
+
+@functools.lru_cache(maxsize=4)
+def _read_cached(path: str, mtime: float, arms: str, studies: str) -> pd.DataFrame:
+    a, s = validate.read_inputs(arms, studies)
+    return participants_io.read_participants(path, s, a)
+
+
+def read_participants(config: dict) -> pd.DataFrame | None:
+    """The validated participant-level table the config names, or None.
+
+    Raises
+    ------
+    hairtrial.data.csvread.DataValidationError
+        If ``participants.csv`` (or ``arms.csv`` / ``studies.csv``) breaks the contract.
+    """
+    path = config["data"].get("participants")
+    if not path:
+        return None
+    d = config["data"]
+    try:
+        mtime = Path(path).stat().st_mtime
+    except OSError:
+        mtime = math.nan  # read_participants reports the missing file
+    return _read_cached(str(path), mtime, str(d["arms"]), str(d["studies"])).copy()
+
+
+def data_sources(studies: pd.DataFrame) -> dict[str, str]:
+    """Study -> ``synthetic (<source>)`` for simulated studies, ``participant-level data``
+    otherwise."""
+    out = {}
+    for study, source in zip(studies["study"], studies["source"], strict=True):
+        text = source if isinstance(source, str) else ""
+        out[study] = (
+            f"synthetic ({text})" if text.startswith(SYNTHETIC_SOURCE) else "participant-level data"
+        )
+    return out
+
+
+def arm_level_rows(participants: pd.DataFrame, sources: dict[str, str]) -> pd.DataFrame:
+    """Arm-level rows in the form of validated ``arms.csv`` rows, provenance ``from_ipd``.
+
+    Per study x outcome x treatment x week (:func:`hairtrial.derive.ipd.arm_rows`): n, mean
+    and SD of the baseline (week 0, ``stat = value``) and of the change from baseline
+    (``stat = change``). ``arm`` is the treatment code; ``line`` 0 (no line of arms.csv);
+    ``source`` names the participant data (``synthetic (...)`` for simulated studies).
+    """
+    rows = derive_ipd.arm_rows(participants)
+    out = pd.DataFrame(
+        {c.name: pd.Series([None] * len(rows), dtype=object) for c in validate.ARM_COLUMNS}
+    )
+    for col in ("study", "arm", "treatment", "week", "outcome", "unit", "n", "mean", "stat", "sd"):
+        out[col] = rows[col].to_numpy()
+    out["source"] = [f"{sources.get(s, 'participant-level data')}" for s in rows["study"]]
+    out["sd"] = pd.to_numeric(out["sd"]).where(lambda x: x > 0)
+    for col in ("n", "mean", "sd"):
+        out[col] = pd.to_numeric(out[col])
+    out["week"] = out["week"].astype(int)
+    out["line"] = 0
+    out["provenance"] = derive_ipd.PROVENANCE_CODE
+    return out
+
+
+def measured_correlations(
+    participants: pd.DataFrame, control: str, experimental: str
+) -> dict[str, dict[str, Any]]:
+    """The correlations ``from_ipd`` stands for, pooled over trials (Fisher z, weights n - 3).
+
+    * ``change_sd_correlation``: within-arm Pearson correlations of baseline and follow-up
+      level, per study x outcome x arm (control and experimental) x follow-up week;
+    * ``split_scalp_correlation``: side-to-side Pearson correlations of the change, per
+      split-scalp study x outcome x follow-up week.
+
+    Returns
+    -------
+    dict
+        Assumption key -> :func:`hairtrial.derive.ipd.pool_correlations` output plus
+        ``text`` (what was pooled).
+    """
+    cor = derive_ipd.correlations(participants)
+    out = {}
+    for key, (quantity, _) in _MEASURED.items():
+        rows = cor[cor["quantity"] == quantity]
+        if quantity == "baseline_followup":
+            rows = rows[rows["treatment"].isin([control, experimental])]
+        pooled: dict[str, Any] = dict(derive_ipd.pool_correlations(rows))
+        studies = ", ".join(sorted(rows.loc[rows["r"].notna(), "study"].unique()))
+        pooled["text"] = (
+            f"r = {pooled['r']:.3f} measured in participant data ({quantity}, "
+            f"{pooled['n_rows']} arm-week correlations of {studies or 'no study'}, pooled by "
+            "Fisher z)"
+        )
+        out[key] = pooled
+    return out
+
+
+def resolved_assumptions(config: dict) -> tuple[dict[str, Any], dict[str, str]]:
+    """``config['assumptions']`` with every ``from_ipd`` replaced by the measured correlation.
+
+    Returns
+    -------
+    assumptions : dict
+        Numbers only.
+    measured : dict
+        Assumption key -> description of the measured value (empty when nothing is
+        ``from_ipd``).
+
+    Raises
+    ------
+    ValueError
+        ``from_ipd`` without ``data.participants``, or no correlation could be measured (no
+        split-scalp trial among the participants, for ``split_scalp_correlation``).
+    """
+    a = dict(config["assumptions"])
+    wanted = [k for k in _MEASURED if a.get(k) == "from_ipd"]
+    if not wanted:
+        return a, {}
+    part = read_participants(config)
+    if part is None:
+        raise ValueError(
+            "assumptions: from_ipd needs participant-level data (config key data.participants)"
+        )
+    comp = config["comparison"]
+    got = measured_correlations(part, comp["control"], comp["experimental"])
+    measured = {}
+    for key in wanted:
+        if not math.isfinite(got[key]["r"]):
+            raise ValueError(
+                f"assumptions.{key}: from_ipd, but data.participants has no "
+                f"{_MEASURED[key][0]} correlation to measure (n > 3 per arm-week or study-week"
+                + (", split-scalp trials" if key == "split_scalp_correlation" else "")
+                + ")"
+            )
+        a[key] = float(got[key]["r"])
+        measured[key] = got[key]["text"]
+    return a, measured
+
+
+def mark_measured_r(frame: pd.DataFrame, column: str, measured: dict[str, str]) -> pd.DataFrame:
+    """Add ``r_from_ipd`` to the provenance (``column``) of every row that used a measured r."""
+    if not measured or column not in frame.columns or frame.empty:
+        return frame
+    from hairtrial.data import provenance
+
+    codes = [_MEASURED[k][1] for k in measured]
+    out = frame.copy()
+
+    def mark(text: object) -> object:
+        if not isinstance(text, str) or not any(c in text.split(";") for c in codes):
+            return text
+        return provenance.join([text, MEASURED_CODE])
+
+    out[column] = out[column].map(mark)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the ipd job
+# ---------------------------------------------------------------------------------------------
+def _one_stage_week(ch: pd.DataFrame, level: float) -> dict[str, Any]:
+    """One-stage model at one follow-up week across trials (statsmodels MixedLM, REML).
+
+    ``change ~ 0 + C(study) + C(study):baseline_c + experimental`` (trial-specific intercepts
+    and baseline slopes: trial as a fixed effect, stratified), a random treatment effect per
+    trial (``re_formula = 0 + experimental``, variance tau^2) and, in split-scalp trials, a
+    random participant effect (the two sides of a participant); one residual variance shared
+    by the trials. Wald z inference at the REML estimates.
+    """
+    import statsmodels.formula.api as smf  # imported on first use (slow import)
+
+    d = ch.copy()
+    d["pid"] = np.where(d["side"] != "", d["study"] + "|" + d["participant"], "")
+    notes = []
+    vc = None
+    if (d["pid"] != "").any():
+        # indicator columns of split-scalp participants only (parallel rows: all zeros)
+        d["split"] = (d["pid"] != "").astype(float)
+        d.loc[d["pid"] == "", "pid"] = "~parallel"
+        vc = {"participant": "0 + C(pid):split"}
+        notes.append("random participant effect in split-scalp trials")
+    formula = "change ~ 0 + C(study) + C(study):baseline_c + experimental"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mod = smf.mixedlm(formula, d, groups="study", re_formula="0 + experimental", vc_formula=vc)
+        fit = None
+        for method in ("bfgs", "lbfgs", "powell", "nm"):
+            try:
+                fit = mod.fit(reml=True, method=method)
+            except (np.linalg.LinAlgError, ValueError):
+                continue
+            if fit.converged:
+                break
+    if fit is None:
+        return {"estimate": math.nan, "converged": False, "notes": "the model could not be fitted"}
+    est = float(fit.fe_params["experimental"])
+    se = float(fit.bse_fe["experimental"])
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    tau2 = float(np.asarray(fit.cov_re)[0, 0]) if fit.cov_re.size else math.nan  # scaled
+    if tau2 <= 1e-8 * float(fit.scale):
+        notes.append("boundary fit: tau2 estimated at 0")
+    return {
+        "estimate": est,
+        "se": se,
+        "ci_lower": est - z * se,
+        "ci_upper": est + z * se,
+        "pvalue": float(2 * stats.norm.sf(abs(est / se))),
+        "tau2": tau2,
+        "distribution": "z",
+        "converged": bool(fit.converged),
+        "notes": "; ".join(notes),
+    }
+
+
+def one_stage_table(
+    participants: pd.DataFrame,
+    contrasts: pd.DataFrame,
+    control: str,
+    experimental: str,
+    level: float,
+    sources: dict[str, str],
+) -> pd.DataFrame:
+    """One-stage (participants of every trial in one model) beside two-stage estimates.
+
+    Per outcome and follow-up week with at least two trials: the one-stage model of
+    :func:`_one_stage_week`, and the two-stage result: the per-trial mixed-model contrasts at
+    that week (``contrasts``, from :func:`hairtrial.models.ipd.fit_trial`, which models every
+    week of a trial jointly) pooled by REML random-effects meta-analysis (Wald z CI, as the
+    one-stage model's).
+    """
+    ch = derive_ipd.changes(participants, treatments=[control, experimental])
+    ch["experimental"] = (ch["treatment"] == experimental).astype(float)
+    rows = []
+    for (outcome, week), g in ch.groupby(["outcome", "week"], sort=True):
+        studies = sorted(g["study"].unique())
+        if len(studies) < 2:
+            continue
+        g = g.copy()
+        centre = g.groupby("study")["baseline"].transform("mean")
+        g["baseline_c"] = g["baseline"] - centre
+        n_part = int(g.drop_duplicates(["study", "participant"]).shape[0])
+        source = "; ".join(sorted({sources.get(s, "") for s in studies}))
+        base = {
+            "outcome": outcome,
+            "week": int(week),
+            "k": len(studies),
+            "n_participants": n_part,
+            "data_source": source,
+        }
+        one = _one_stage_week(g, level)
+        rows.append({**base, "approach": "one-stage (MixedLM, REML)", **one})
+        c = contrasts[(contrasts["outcome"] == outcome) & (contrasts["week"] == week)]
+        c = c[c["study"].isin(studies)]
+        if len(c) >= 2:
+            res = univariate.fit(
+                c["estimate"].to_numpy(float), c["se"].to_numpy(float) ** 2, method="REML",
+                level=level,
+            )  # fmt: skip
+            fr = res.summary_frame().iloc[0]
+            rows.append(
+                {
+                    **base,
+                    "k": len(c),
+                    "approach": "two-stage (per-trial model, REML meta-analysis)",
+                    "estimate": float(fr["estimate"]),
+                    "se": float(fr["se"]),
+                    "ci_lower": float(fr["ci_lower"]),
+                    "ci_upper": float(fr["ci_upper"]),
+                    "pvalue": float(fr["pvalue"]),
+                    "tau2": float(fr["tau2"]),
+                    "distribution": "z",
+                    "converged": True,
+                    "notes": "stage 1: per-trial contrasts of ipd_contrasts",
+                }
+            )
+    out = pd.DataFrame(rows, columns=ONE_STAGE_COLUMNS)
+    return out
+
+
+def trajectory_data(participants: pd.DataFrame, control: str, experimental: str) -> pd.DataFrame:
+    """Every participant's (side's) change from baseline by week, for the spaghetti figure.
+
+    Columns ``study, outcome, unit, unit_id, treatment, week, change`` (week 0 rows with change
+    0 included, so that each line starts at the baseline).
+    """
+    ch = derive_ipd.changes(participants, treatments=[control, experimental])
+    base = ch.drop_duplicates(["study", "outcome", "unit_id"]).assign(week=0, change=0.0)
+    both = pd.concat([base, ch], ignore_index=True)
+    cols = ["study", "outcome", "unit", "unit_id", "treatment", "week", "change"]
+    return both.sort_values(["study", "outcome", "unit_id", "week"], kind="mergesort")[
+        cols
+    ].reset_index(drop=True)
+
+
+def ipd_tables(config: dict) -> tuple[dict[str, pd.DataFrame], dict[str, pd.DataFrame]]:
+    """The tables of the ``ipd`` job and the data of its figure.
+
+    Returns
+    -------
+    tables : dict
+        :data:`IPD_TABLES`, each with a ``data_source`` column (``synthetic (...)`` for
+        simulated studies).
+    derived : dict
+        ``ipd_trajectories`` (:func:`trajectory_data`) and ``ipd_arm_means`` (the model's
+        control and experimental mean change per week with CIs: the control mean is the
+        ``C(week)`` coefficient at the trial's mean baseline, the experimental mean that plus
+        the contrast, with the SE of the sum from the fixed-effect covariance).
+    """
+    part = read_participants(config)
+    if part is None:
+        raise ValueError("the ipd job needs data.participants in the config")
+    studies = validate.read_studies(config["data"]["studies"])
+    sources = data_sources(studies)
+    ctrl, expt = config["comparison"]["control"], config["comparison"]["experimental"]
+    level = float(config["meta_analysis"].get("level", 0.95))
+    fits = model.fit_trials(part, ctrl, expt, level=level)
+    tabs = model.summary_tables(fits)
+    tables = {f"ipd_{k}": v for k, v in tabs.items()}
+    tables["ipd_correlations"] = model.correlation_table(part)
+    tables["ipd_anova"] = model.anova_table(part, ctrl, expt)
+    tables["ipd_one_stage"] = one_stage_table(part, tabs["contrasts"], ctrl, expt, level, sources)
+    for name, t in tables.items():
+        if "data_source" not in t.columns:
+            t["data_source"] = [sources.get(s, "") for s in t["study"]]
+        tables[name] = t
+    means = []
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    for f in fits:
+        names = f.coefficients["term"].tolist()
+        est = f.coefficients["estimate"].to_numpy(float)
+        for w in f.weeks:
+            i, j = names.index(f"C(week){w}"), names.index(f"C(week){w}:experimental")
+            crit = (
+                z
+                if f.distribution == "z"
+                else float(stats.t.ppf(0.5 + level / 2, f.coefficients["df"].iloc[0]))
+            )
+            for arm, idx in (("control", [i]), ("experimental", [i, j])):
+                m = float(est[idx].sum())
+                se = float(math.sqrt(f.cov_fe[np.ix_(idx, idx)].sum()))
+                means.append(
+                    {
+                        "study": f.study,
+                        "outcome": f.outcome,
+                        "arm": arm,
+                        "week": int(w),
+                        "mean": m,
+                        "ci_lower": m - crit * se,
+                        "ci_upper": m + crit * se,
+                        "method": f.method,
+                    }
+                )
+    derived = {
+        "ipd_trajectories": trajectory_data(part, ctrl, expt),
+        "ipd_arm_means": pd.DataFrame(
+            means,
+            columns=["study", "outcome", "arm", "week", "mean", "ci_lower", "ci_upper", "method"],
+        ),
+    }
+    derived["ipd_trajectories"]["data_source"] = [
+        sources.get(s, "") for s in derived["ipd_trajectories"]["study"]
+    ]
+    return tables, derived
+
+
+# ---------------------------------------------------------------------------------------------
+# the example analysis (config/examples/ipd.yaml)
+# ---------------------------------------------------------------------------------------------
+EXAMPLE_SEED = 20261201
+"""Seed of the example's synthetic data (:func:`write_example`)."""
+
+
+def write_example(folder: str | Path, seed: int = EXAMPLE_SEED) -> dict[str, Path]:
+    """Write the synthetic data of ``config/examples/ipd.yaml`` (every number simulated).
+
+    :func:`hairtrial.data.simulate.simulate_participants` with 8 trials (one split-scalp, no
+    third arms, every trial in hairs/cm2) and ``seed``; the split-scalp trial and the first
+    two parallel trials are given as participants (``participants.csv``), the other five as
+    the arm-level summaries a paper would print (``arms.csv``); ``studies.csv`` lists all
+    eight, each with ``source = hairtrial.data.simulate seed=<seed>`` (synthetic).
+
+    Regenerate the committed files from the repository root with::
+
+        python -c "from hairtrial.analyses.ipd import write_example; \\
+                   write_example('data/examples/ipd')"
+
+    Returns
+    -------
+    dict of str to Path
+        ``arms``, ``studies``, ``participants``.
+    """
+    from hairtrial.data.simulate import SimulationSpec, simulate_participants
+
+    spec = SimulationSpec(n_trials=8, three_arm_fraction=0.0, inch2_fraction=0.0)
+    arms, studies, _, part = simulate_participants(spec, seed)
+    split = studies.loc[studies["design"] == "split_scalp", "study"].tolist()
+    parallel = studies.loc[studies["design"] == "parallel", "study"].tolist()
+    ipd_studies = sorted([*split, *parallel[:2]])
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / f"{name}.csv" for name in ("arms", "studies", "participants")}
+    studies = studies.assign(note=studies["note"] + "; synthetic data")
+    arms[~arms["study"].isin(ipd_studies)].to_csv(paths["arms"], index=False, lineterminator="\n")
+    studies.to_csv(paths["studies"], index=False, lineterminator="\n")
+    part[part["study"].isin(ipd_studies)].to_csv(
+        paths["participants"], index=False, lineterminator="\n"
+    )
+    return paths

@@ -1,0 +1,133 @@
+"""participants.csv: the reader's rules (issue 12) and the example built from the simulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hairtrial.analyses import ipd as aipd
+from hairtrial.analyses.config import load_config
+from hairtrial.data.participants import read_participants
+from hairtrial.data.simulate import SimulationSpec, simulate, simulate_participants
+from hairtrial.data.validate import DataValidationError, read_inputs
+from hairtrial.derive import ipd as dipd
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "data" / "examples" / "ipd"
+HEADER = "study,participant,side,treatment,week,outcome,unit,value\n"
+STUDIES = pd.DataFrame({"study": ["par", "spl"], "design": ["parallel", "split_scalp"]})
+GOOD = [
+    "par,a1,,minoxidil,0,hair_density,hairs/cm2,150",
+    "par,a1,,minoxidil,12,hair_density,hairs/cm2,160",
+    "par,b1,,minoxidil_microneedling,0,hair_density,hairs/cm2,140",
+    "par,b1,,minoxidil_microneedling,12,hair_density,hairs/cm2,170",
+    "spl,p1,left,minoxidil,0,hair_density,hairs/cm2,150",
+    "spl,p1,right,minoxidil_microneedling,0,hair_density,hairs/cm2,151",
+    "spl,p1,left,minoxidil,12,hair_density,hairs/cm2,155",
+    "spl,p1,right,minoxidil_microneedling,12,hair_density,hairs/cm2,171",
+]
+
+
+def _problems(tmp_path: Path, lines: list[str], arms: pd.DataFrame | None = None) -> list[str]:
+    path = tmp_path / "participants.csv"
+    path.write_text(HEADER + "\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataValidationError) as err:
+        read_participants(path, STUDIES, arms)
+    return [str(p).split("participants.csv, ")[1] for p in err.value.problems]
+
+
+def test_valid_file_is_read(tmp_path):
+    path = tmp_path / "participants.csv"
+    path.write_text(HEADER + "\n".join(GOOD) + "\n", encoding="utf-8")
+    d = read_participants(path, STUDIES)
+    assert d["side"].tolist()[:2] == ["", ""]
+    assert d["line"].tolist() == list(range(2, 10))
+    assert d["week"].dtype.kind == "i" and d["value"].dtype.kind == "f"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        ((1, "par,a1,,minoxidil,0,hair_density,hairs/cm2,161"), "line 3, column 'week': value '0': a second baseline"),  # noqa: E501
+        ((1, "par,a1,,minoxidil,-4,hair_density,hairs/cm2,160"), "line 3, column 'week': value '-4': must be >= 0"),  # noqa: E501
+        ((1, "par,a1,,minoxidil,1.5,hair_density,hairs/cm2,160"), "must be a whole number"),
+        ((1, "par,a1,,minoxidil,12,hair_density,hairs/cm2,inf"), "column 'value': value 'inf': must be a finite number"),  # noqa: E501
+        ((1, "par,a1,,minoxidil_microneedling,12,hair_density,hairs/cm2,160"), "had treatment 'minoxidil' on line 2"),  # noqa: E501
+        ((1, "par,a1,top,minoxidil,12,hair_density,hairs/cm2,160"), "column 'side': value 'top': must be one of left, right"),  # noqa: E501
+        ((1, "par,a1,left,minoxidil,12,hair_density,hairs/cm2,160"), "side must be empty"),
+        ((6, "spl,p1,,minoxidil,12,hair_density,hairs/cm2,155"), "every row needs a side"),
+        ((5, "spl,p1,right,minoxidil,0,hair_density,hairs/cm2,151"), "(right side) had treatment 'minoxidil' on line 7"),  # noqa: E501
+        ((1, "xx,a1,,minoxidil,12,hair_density,hairs/cm2,160"), "study is not listed in studies.csv"),  # noqa: E501
+        ((1, "par,a1,,minoxidil,12,hair_density,hairs/inch2,1000"), "give one unit per study and outcome"),  # noqa: E501
+        ((1, "par,a1,,minoxidil,12,hair_density,um,60"), "cannot be converted"),
+        ((0, "par,a1,,minoxidil,4,hair_density,hairs/cm2,150"), "no baseline (week 0)"),
+    ],
+)  # fmt: skip
+def test_each_rule_names_line_column_value(tmp_path, edit, expected):
+    lines = list(GOOD)
+    lines[edit[0]] = edit[1]
+    problems = _problems(tmp_path, lines)
+    assert any(expected in p for p in problems), problems
+
+
+def test_both_sides_on_one_treatment(tmp_path):
+    lines = [x.replace("minoxidil_microneedling", "minoxidil") if "spl" in x else x for x in GOOD]
+    assert any("both sides of participant p1" in p for p in _problems(tmp_path, lines))
+
+
+def test_a_trial_outcome_in_arms_and_participants(tmp_path):
+    arms = pd.DataFrame(
+        {"study": ["par"], "outcome": ["hair_density"], "unit": ["hairs/cm2"], "line": [2]}
+    )
+    assert any("also in arms.csv" in p for p in _problems(tmp_path, GOOD, arms))
+
+
+def test_every_problem_is_collected(tmp_path):
+    lines = list(GOOD)
+    lines[1] = "par,a1,,minoxidil,12,hair_density,hairs/cm2,x"
+    lines[3] = "par,b1,,minoxidil_microneedling,12,Hair Density,hairs/cm2,170"
+    assert len(_problems(tmp_path, lines)) == 2
+
+
+def test_simulated_participants_leave_the_arm_level_draws_unchanged():
+    spec = SimulationSpec(n_trials=4, three_arm_fraction=0.0)
+    arms, _, _, part = simulate_participants(spec, seed=11)
+    assert simulate(spec, seed=11)[0].equals(arms)
+    # a trial reporting changes with SDs: the arm rows are the participants' summaries
+    rows = dipd.arm_rows(part)
+    sd_rows = arms[(arms["stat"] == "change") & arms["sd"].notna() & (arms["unit"] == "hairs/cm2")]
+    assert len(sd_rows)
+    for r in sd_rows.itertuples():
+        mine = rows[(rows["study"] == r.study) & (rows["treatment"] == r.treatment)
+                    & (rows["week"] == r.week)].iloc[0]  # fmt: skip
+        assert mine["n"] == r.n
+        # participants are rounded to 0.01 before summarising, the arm rows after
+        assert mine["mean"] == pytest.approx(r.mean, abs=0.011)
+        assert mine["sd"] == pytest.approx(r.sd, abs=0.02)
+
+
+def test_example_is_regenerated_byte_for_byte(tmp_path):
+    paths = aipd.write_example(tmp_path)
+    for name, path in paths.items():
+        assert path.read_bytes() == (EXAMPLE / f"{name}.csv").read_bytes(), name
+
+
+def test_example_config_feeds_from_ipd_rows_and_measured_correlations():
+    config = load_config(ROOT / "config" / "examples" / "ipd.yaml")
+    config = {**config, "data": {k: str(ROOT / v) if v else v for k, v in config["data"].items()}}
+    arms, studies = read_inputs(config["data"]["arms"], config["data"]["studies"])
+    part = read_participants(config["data"]["participants"], studies, arms)
+    assumptions, measured = aipd.resolved_assumptions(config)
+    cor = dipd.correlations(part)
+    split = cor[cor["quantity"] == "side_to_side_change"].dropna(subset=["r"])
+    import numpy as np
+
+    w = split["n"] - 3
+    want = np.tanh(np.sum(w * np.arctanh(split["r"])) / np.sum(w))
+    assert assumptions["split_scalp_correlation"] == pytest.approx(want, rel=1e-12)
+    assert set(measured) == {"change_sd_correlation", "split_scalp_correlation"}
+    rows = aipd.arm_level_rows(part, aipd.data_sources(studies))
+    assert set(rows["provenance"]) == {"from_ipd"}
+    assert rows["source"].str.startswith("synthetic (hairtrial.data.simulate seed=").all()
