@@ -5,6 +5,7 @@ rule analysis:
     input:
         arms=config["data"]["arms"] or [],  # null: a review of binary outcomes only
         studies=config["data"]["studies"],
+        participants=config["data"].get("participants") or [],
     output:
         tables(CONTRAST_TABLES),
         # the config snapshot: written by the binary job when there are no continuous outcomes
@@ -28,6 +29,7 @@ rule arm_model:
     input:
         arms=config["data"]["arms"] or [],  # null: a review of binary outcomes only
         studies=config["data"]["studies"],
+        participants=config["data"].get("participants") or [],
     output:
         tables(ARM_MODEL_TABLES),
         data=results_path("derived/arm_model_data.csv"),

@@ -148,6 +148,7 @@ MANIFESTS = [
         else []
     ),
     *([results_path("manifests/binary.csv")] if HAS_EVENTS else []),
+    *([results_path("manifests/ipd.csv")] if config["data"].get("participants") else []),
     results_path("manifests/figures.csv"),
     *([results_path("manifests/notebooks.csv")] if HAS_ARMS else []),
 ]
@@ -194,3 +195,28 @@ def tables(names):
 
 def table_csvs(names):
     return {name: results_path(f"tables/{name}.csv") for name in names}
+
+
+
+# Participant-level data (issue 12): the ipd job runs only when the config names them.
+IPD = bool(config["data"].get("participants"))
+IPD_TABLES = [
+    "ipd_contrasts",
+    "ipd_coefficients",
+    "ipd_variance",
+    "ipd_fit",
+    "ipd_correlations",
+    "ipd_anova",
+    "ipd_one_stage",
+]
+IPD_DATA = ["ipd_trajectories", "ipd_arm_means"]
+
+
+def ipd_targets():
+    """The ipd job's manifest when the config names participant data, else nothing."""
+    return [results_path("manifests/ipd.csv")] if IPD else []
+
+
+def ipd_figure_data():
+    """The ipd job's figure data, inputs of the figure job when there are participants."""
+    return {name: results_path(f"derived/{name}.csv") for name in IPD_DATA} if IPD else {}
