@@ -36,6 +36,7 @@ rule figures:
             if HAS_EVENTS
             else {}
         ),
+        **ipd_figure_data(),
         prisma=config["data"].get("prisma") or [],
         outcomes=config["data"].get("outcomes") or [],
     output:

@@ -23,6 +23,8 @@ def draw():
     names = inp.keys()  # a config without continuous or without binary outcomes has fewer
     tables = {name: inp[name] for name in FIGURE_TABLES if name in names}
     data = {name: inp[name] for name in FIGURE_DATA if name in names}
+    ipd_data = ("ipd_trajectories", "ipd_arm_means")  # with participant-level data only
+    data.update({name: inp[name] for name in ipd_data if name in names})
     return draw_figures(tables, data, config, out.figures, processes=snakemake.threads)
 
 

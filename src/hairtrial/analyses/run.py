@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hairtrial.analyses import arm_model, primary, robustness, sensitivity
+from hairtrial.analyses import arm_model, ipd, primary, robustness, sensitivity
 from hairtrial.core import vocab
 from hairtrial.core.io import CSV_FLOAT_FORMAT
 from hairtrial.data.validate import read_studies
@@ -177,7 +177,8 @@ def figure_list(effects: pd.DataFrame, studies: pd.DataFrame, config: dict) -> p
     trials are pooled (with one trial no scenario can change the answer); the sensitivity
     figures that are computable (:func:`hairtrial.analyses.sensitivity.figure_targets`);
     the trajectory of the arm model per outcome; the L'Abbé-style plot per outcome x week
-    (MD); the PRISMA diagram when ``data.prisma`` is set.
+    (MD); the PRISMA diagram when ``data.prisma`` is set; the participants' trajectories per
+    outcome when ``data.participants`` is set.
     """
     rows: list[dict[str, Any]] = []
 
@@ -216,6 +217,10 @@ def figure_list(effects: pd.DataFrame, studies: pd.DataFrame, config: dict) -> p
         add("labbe", o, w)
     if config["data"].get("prisma"):
         add("prisma")
+    participants = ipd.read_participants(config)
+    if participants is not None:  # drawn from the ipd job's figure data
+        for o in sorted(participants["outcome"].unique()):
+            add("ipd_trajectories", o)
     out = pd.DataFrame(rows, columns=FIGURE_LIST_COLUMNS)
     out["week"] = out["week"].astype("Int64")
     return out

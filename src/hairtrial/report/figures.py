@@ -144,6 +144,31 @@ def trajectory_figure_object(
     )
 
 
+def ipd_figure_object(
+    trajectories: pd.DataFrame, means: pd.DataFrame, config: dict, *, outcome: str
+):
+    """The spaghetti figure of one outcome's participant-level data (ipd job's figure data)."""
+    from hairtrial.data.units import UNIT_LABELS
+    from hairtrial.plots.ipd import spaghetti_plot
+
+    t = trajectories[trajectories["outcome"] == outcome]
+    m = means[means["outcome"] == outcome]
+    unit = t["unit"].iloc[0] if len(t) else ""
+    sources = sorted({str(s) for s in t.get("data_source", pd.Series(dtype=str)) if s})
+    synthetic = any(s.startswith("synthetic") for s in sources)
+    comp = config["comparison"]
+    title = f"{outcome.replace('_', ' ').capitalize()}: participants' change from baseline"
+    if synthetic:
+        title = "SYNTHETIC DATA. " + title
+    footer = "Data: " + "; ".join(sources) if sources else ""
+    return spaghetti_plot(
+        t, m, control=comp["control"], experimental=comp["experimental"],
+        labels={"control": comp["control"].replace("_", " "),
+                "experimental": comp["experimental"].replace("_", " ")},
+        unit_label=UNIT_LABELS.get(unit, unit), title=title, footer=footer,
+    )  # fmt: skip
+
+
 def trajectory_figure(
     means_csv, contrasts_csv, data_csv, config: dict, *, outcome: str, stem
 ) -> list:
@@ -437,6 +462,10 @@ def figure_object(
 
         return prisma_diagram(read_prisma(config["data"]["prisma"]))
     outcome = row["outcome"]
+    if kind == "ipd_trajectories":
+        return ipd_figure_object(
+            data["ipd_trajectories"], data["ipd_arm_means"], config, outcome=outcome
+        )
     if kind == "trajectory":
         return trajectory_figure_object(
             tables["arm_model_means"], tables["arm_model_contrasts"], data["arm_model_data"],
