@@ -153,8 +153,10 @@ MANIFESTS = [
     *([results_path("manifests/notebooks.csv")] if HAS_ARMS else []),
 ]
 NOTEBOOKS = sorted(
-    p.stem for p in Path(workflow.basedir, "notebooks").glob("[0-9]*.py")
-)
+    p.stem
+    for p in Path(workflow.basedir, "notebooks").glob("[0-9]*.py")
+    if p.stem != "05_participants" or config["data"].get("participants")
+)  # the participant-level notebook runs only when the config names participant data
 in_report = report  # the bare name cannot start a line in a .smk file
 
 

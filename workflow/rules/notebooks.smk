@@ -7,6 +7,7 @@ rule notebooks:
             results_path("tables/{name}.csv"), name=CONTRAST_TABLES + ARM_MODEL_TABLES
         ),
         data=results_path("derived/arm_model_data.csv"),
+        ipd=ipd_targets(),
     output:
         ipynb=expand(results_path("notebooks/{name}.ipynb"), name=NOTEBOOKS),
         html=expand(results_path("notebooks/{name}.html"), name=NOTEBOOKS),
