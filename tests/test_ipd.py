@@ -572,3 +572,37 @@ def test_arm_missing_at_a_week_is_not_estimable():
     gone = (d["treatment"] == EXPERIMENTAL) & (d["week"] == 24)
     with pytest.raises(ValueError, match="not estimable"):
         ipd.fit_trial(d[~gone])
+
+
+# ---------------------------------------------------------------------------------------------
+# one-stage model across trials vs lme4 (tests/reference/lme4_ipd_one_stage.csv)
+# ---------------------------------------------------------------------------------------------
+ONE_STAGE_REF = pd.read_csv(REF_DIR / "lme4_ipd_one_stage.csv")
+
+
+def _one_stage_frame(week: int) -> pd.DataFrame:
+    ch = dipd.changes(INPUTS, treatments=[CONTROL, EXPERIMENTAL])
+    g = ch[ch["week"] == week].copy()
+    g["baseline_c"] = g["baseline"] - g.groupby("study")["baseline"].transform("mean")
+    g["experimental"] = (g["treatment"] == EXPERIMENTAL).astype(float)
+    return g
+
+
+@pytest.mark.parametrize("week", [12, 24])
+def test_one_stage_lme4_parity(week):
+    ref = ONE_STAGE_REF[ONE_STAGE_REF["week"] == week]
+    want = {
+        (q, "" if pd.isna(t) else t): v for q, t, v in ref[["quantity", "term", "value"]].values
+    }
+    fit = ipd.fit_one_stage(_one_stage_frame(week))
+    assert fit.converged
+    assert (fit.k, fit.n_obs) == (want[("k", "")], want[("n_obs", "")])
+    assert fit.estimate == pytest.approx(want[("estimate", "experimental")], rel=RTOL)
+    assert fit.se == pytest.approx(want[("se", "experimental")], rel=RTOL)
+    assert fit.logLik == pytest.approx(want[("logLik", "")], rel=RTOL)
+    for comp in ("participant", "residual"):
+        assert fit.variance[comp] == pytest.approx(want[("variance", comp)], rel=RTOL)
+    # lme4: singular fit, tau2 exactly 0; statsmodels reaches 0 only in the limit
+    assert want[("variance", "tau2")] == 0 and want[("singular", "")] == 1
+    assert 0 <= fit.variance["tau2"] <= ipd.BOUNDARY_RELATIVE * fit.variance["residual"]
+    assert any(n.startswith("boundary fit: tau2") for n in fit.notes)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -250,60 +249,6 @@ def mark_measured_r(frame: pd.DataFrame, column: str, measured: dict[str, str]) 
 # ---------------------------------------------------------------------------------------------
 # the ipd job
 # ---------------------------------------------------------------------------------------------
-def _one_stage_week(ch: pd.DataFrame, level: float) -> dict[str, Any]:
-    """One-stage model at one follow-up week across trials (statsmodels MixedLM, REML).
-
-    ``change ~ 0 + C(study) + C(study):baseline_c + experimental`` (trial-specific intercepts
-    and baseline slopes: trial as a fixed effect, stratified), a random treatment effect per
-    trial (``re_formula = 0 + experimental``, variance tau^2) and, in split-scalp trials, a
-    random participant effect (the two sides of a participant); one residual variance shared
-    by the trials. Wald z inference at the REML estimates.
-    """
-    import statsmodels.formula.api as smf  # imported on first use (slow import)
-
-    d = ch.copy()
-    d["pid"] = np.where(d["side"] != "", d["study"] + "|" + d["participant"], "")
-    notes = []
-    vc = None
-    if (d["pid"] != "").any():
-        # indicator columns of split-scalp participants only (parallel rows: all zeros)
-        d["split"] = (d["pid"] != "").astype(float)
-        d.loc[d["pid"] == "", "pid"] = "~parallel"
-        vc = {"participant": "0 + C(pid):split"}
-        notes.append("random participant effect in split-scalp trials")
-    formula = "change ~ 0 + C(study) + C(study):baseline_c + experimental"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        mod = smf.mixedlm(formula, d, groups="study", re_formula="0 + experimental", vc_formula=vc)
-        fit = None
-        for method in ("bfgs", "lbfgs", "powell", "nm"):
-            try:
-                fit = mod.fit(reml=True, method=method)
-            except (np.linalg.LinAlgError, ValueError):
-                continue
-            if fit.converged:
-                break
-    if fit is None:
-        return {"estimate": math.nan, "converged": False, "notes": "the model could not be fitted"}
-    est = float(fit.fe_params["experimental"])
-    se = float(fit.bse_fe["experimental"])
-    z = float(stats.norm.ppf(0.5 + level / 2))
-    tau2 = float(np.asarray(fit.cov_re)[0, 0]) if fit.cov_re.size else math.nan  # scaled
-    if tau2 <= 1e-8 * float(fit.scale):
-        notes.append("boundary fit: tau2 estimated at 0")
-    return {
-        "estimate": est,
-        "se": se,
-        "ci_lower": est - z * se,
-        "ci_upper": est + z * se,
-        "pvalue": float(2 * stats.norm.sf(abs(est / se))),
-        "tau2": tau2,
-        "distribution": "z",
-        "converged": bool(fit.converged),
-        "notes": "; ".join(notes),
-    }
-
-
 def one_stage_table(
     participants: pd.DataFrame,
     contrasts: pd.DataFrame,
@@ -315,10 +260,10 @@ def one_stage_table(
     """One-stage (participants of every trial in one model) beside two-stage estimates.
 
     Per outcome and follow-up week with at least two trials: the one-stage model of
-    :func:`_one_stage_week`, and the two-stage result: the per-trial mixed-model contrasts at
-    that week (``contrasts``, from :func:`hairtrial.models.ipd.fit_trial`, which models every
-    week of a trial jointly) pooled by REML random-effects meta-analysis (Wald z CI, as the
-    one-stage model's).
+    :func:`hairtrial.models.ipd.fit_one_stage`, and the two-stage result: the per-trial
+    mixed-model contrasts at that week (``contrasts``, from
+    :func:`hairtrial.models.ipd.fit_trial`, which models every week of a trial jointly)
+    pooled by REML random-effects meta-analysis (Wald z CI, as the one-stage model's).
     """
     ch = derive_ipd.changes(participants, treatments=[control, experimental])
     ch["experimental"] = (ch["treatment"] == experimental).astype(float)
@@ -339,7 +284,15 @@ def one_stage_table(
             "n_participants": n_part,
             "data_source": source,
         }
-        one = _one_stage_week(g, level)
+        try:
+            f = model.fit_one_stage(g, level=level)
+            one = {
+                "estimate": f.estimate, "se": f.se, "ci_lower": f.ci_lower,
+                "ci_upper": f.ci_upper, "pvalue": f.pvalue, "tau2": f.variance["tau2"],
+                "distribution": "z", "converged": f.converged, "notes": "; ".join(f.notes),
+            }  # fmt: skip
+        except (RuntimeError, ValueError, np.linalg.LinAlgError) as err:
+            one = {"estimate": math.nan, "converged": False, "notes": f"not fitted: {err}"}
         rows.append({**base, "approach": "one-stage (MixedLM, REML)", **one})
         c = contrasts[(contrasts["outcome"] == outcome) & (contrasts["week"] == week)]
         c = c[c["study"].isin(studies)]
