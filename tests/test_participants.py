@@ -131,3 +131,21 @@ def test_example_config_feeds_from_ipd_rows_and_measured_correlations():
     rows = aipd.arm_level_rows(part, aipd.data_sources(studies))
     assert set(rows["provenance"]) == {"from_ipd"}
     assert rows["source"].str.startswith("synthetic (hairtrial.data.simulate seed=").all()
+
+
+def test_from_ipd_without_participants_is_a_config_error(tmp_path):
+    from hairtrial.analyses.config import ConfigError
+
+    config = load_config(ROOT / "config" / "config.yaml")
+    config["assumptions"]["change_sd_correlation"] = "from_ipd"
+    with pytest.raises(ConfigError, match="needs participant-level data"):
+        aipd.resolved_assumptions(config)
+    # parallel trials only: no side-to-side correlation to measure
+    config = load_config(ROOT / "config" / "examples" / "ipd.yaml")
+    config["data"] = {k: str(ROOT / v) if v else v for k, v in config["data"].items()}
+    part = pd.read_csv(config["data"]["participants"], keep_default_na=False)
+    parallel = tmp_path / "participants.csv"
+    part[part["side"] == ""].to_csv(parallel, index=False)
+    config["data"]["participants"] = str(parallel)
+    with pytest.raises(ConfigError, match="split_scalp_correlation: from_ipd"):
+        aipd.resolved_assumptions(config)

@@ -71,6 +71,12 @@ try:
             studies_table,
             arms_table if HAS_ARMS else None,
         )
+    if (
+        "from_ipd" in config["assumptions"].values()
+    ):  # measurable from the participants?
+        from hairtrial.analyses.ipd import resolved_assumptions
+
+        resolved_assumptions(config)
     if config["data"].get("prisma"):
         import warnings
 
@@ -84,6 +90,10 @@ try:
 except data_validation.DataValidationError as err:
     raise WorkflowError(
         f"Input data rejected; nothing was run or written.\n{err}"
+    ) from None
+except hairtrial.analyses.config.ConfigError as err:
+    raise WorkflowError(
+        f"Config rejected; nothing was run or written.\n{err}"
     ) from None
 
 # Table and figure-data names: hairtrial.analyses.run.CONTRAST_TABLES, ARM_MODEL_TABLES,

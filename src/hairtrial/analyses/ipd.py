@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from hairtrial.analyses.config import ConfigError
 from hairtrial.data import participants as participants_io
 from hairtrial.data import validate
 from hairtrial.derive import ipd as derive_ipd
@@ -199,7 +200,7 @@ def resolved_assumptions(config: dict) -> tuple[dict[str, Any], dict[str, str]]:
 
     Raises
     ------
-    ValueError
+    hairtrial.analyses.config.ConfigError
         ``from_ipd`` without ``data.participants``, or no correlation could be measured (no
         split-scalp trial among the participants, for ``split_scalp_correlation``).
     """
@@ -209,7 +210,7 @@ def resolved_assumptions(config: dict) -> tuple[dict[str, Any], dict[str, str]]:
         return a, {}
     part = read_participants(config)
     if part is None:
-        raise ValueError(
+        raise ConfigError(
             "assumptions: from_ipd needs participant-level data (config key data.participants)"
         )
     comp = config["comparison"]
@@ -217,7 +218,7 @@ def resolved_assumptions(config: dict) -> tuple[dict[str, Any], dict[str, str]]:
     measured = {}
     for key in wanted:
         if not math.isfinite(got[key]["r"]):
-            raise ValueError(
+            raise ConfigError(
                 f"assumptions.{key}: from_ipd, but data.participants has no "
                 f"{_MEASURED[key][0]} correlation to measure (n > 3 per arm-week or study-week"
                 + (", split-scalp trials" if key == "split_scalp_correlation" else "")
