@@ -6,7 +6,7 @@ if IPD:
         """
         input:
             participants=config["data"]["participants"],
-            arms=config["data"]["arms"],
+            arms=config["data"].get("arms") or [],
             studies=config["data"]["studies"],
         output:
             tables(IPD_TABLES),

@@ -95,8 +95,10 @@ _MEASURED = {
 
 @functools.lru_cache(maxsize=4)
 def _read_cached(path: str, mtime: float, arms: str, studies: str) -> pd.DataFrame:
-    a, s = validate.read_inputs(arms, studies)
-    return participants_io.read_participants(path, s, a)
+    if arms:
+        a, s = validate.read_inputs(arms, studies)
+        return participants_io.read_participants(path, s, a)
+    return participants_io.read_participants(path, validate.read_studies(studies))
 
 
 def read_participants(config: dict) -> pd.DataFrame | None:
@@ -115,7 +117,7 @@ def read_participants(config: dict) -> pd.DataFrame | None:
         mtime = Path(path).stat().st_mtime
     except OSError:
         mtime = math.nan  # read_participants reports the missing file
-    return _read_cached(str(path), mtime, str(d["arms"]), str(d["studies"])).copy()
+    return _read_cached(str(path), mtime, str(d.get("arms") or ""), str(d["studies"])).copy()
 
 
 def data_sources(studies: pd.DataFrame) -> dict[str, str]:
