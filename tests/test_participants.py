@@ -149,3 +149,50 @@ def test_from_ipd_without_participants_is_a_config_error(tmp_path):
     config["data"]["participants"] = str(parallel)
     with pytest.raises(ConfigError, match="split_scalp_correlation: from_ipd"):
         aipd.resolved_assumptions(config)
+
+
+def test_report_section_comes_from_the_manifest(tmp_path):
+    import yaml
+
+    from hairtrial.core.manifest import write_manifest
+    from hairtrial.report import document
+
+    results = tmp_path / "results"
+    tables = results / "tables"
+    tables.mkdir(parents=True)
+    source = "synthetic (hairtrial.data.simulate seed=7)"
+    pd.DataFrame(
+        {"outcome": "hair_density", "study": ["s1", "s2"], "design": "parallel",
+         "method": ["REML", "OLS"], "n_participants": [40, 30], "n_obs": [120, 30],
+         "logLik": [-400.0, -100.0], "converged": True,
+         "notes": ["boundary fit: participant variance estimated at 0 (1e-09)", ""],
+         "data_source": source}
+    ).to_csv(tables / "ipd_fit.csv", index=False)  # fmt: skip
+    pd.DataFrame(
+        {"outcome": "hair_density", "study": ["s1", "s2"], "week": 12, "estimate": [10.0, 12.0],
+         "se": 2.0, "ci_lower": [6.0, 8.0], "ci_upper": [14.0, 16.0], "pvalue": 0.001,
+         "data_source": source}
+    ).to_csv(tables / "ipd_contrasts.csv", index=False)  # fmt: skip
+    pd.DataFrame(
+        {"outcome": "hair_density", "week": 12,
+         "approach": ["one-stage (MixedLM, REML)", "two-stage (per-trial model, REML)"],
+         "k": 2, "n_participants": 70, "estimate": [11.0, 11.5], "se": 1.5,
+         "ci_lower": [8.1, 8.4], "ci_upper": [13.9, 14.6], "pvalue": 0.001, "tau2": 0.0,
+         "distribution": "z", "converged": True, "notes": "", "data_source": source}
+    ).to_csv(tables / "ipd_one_stage.csv", index=False)  # fmt: skip
+    config = load_config(ROOT / "config" / "config.yaml")
+    (results / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    out = results / "report" / "report.html"
+    # not in any manifest: not reported, whatever lies in results/
+    text = document.render_report(results, data_dir_or_config=config, out_path=out, outputs=[])
+    assert 'id="participants"' not in text and "SYNTHETIC" not in text
+    write_manifest(results / "manifests" / "ipd.csv", sorted(tables.glob("*.csv")), results)
+    text = document.render_report(results, data_dir_or_config=config, out_path=out)
+    start = text.index('id="participants"')
+    section = text[start : text.index("</section>", start)]
+    assert "SYNTHETIC DATA: the participant-level data of this run were generated" in section
+    assert "hairtrial.data.simulate seed=7" in section
+    assert "Two trials (s1 and s2) gave participant-level data, 70 participants" in section
+    assert "s1: boundary fit" in section
+    assert "one-stage 11 [8.1, 13.9], two-stage 11.5 [8.4, 14.6]" in section
+    assert "<title>SYNTHETIC DATA (example)" in text
