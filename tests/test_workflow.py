@@ -150,7 +150,7 @@ def test_every_output_is_written(run_dir):
     assert metareg["notes"].notna().all()
     for nb in sorted((ROOT / "notebooks").glob("[0-9]*.py")):
         if nb.stem == "05_participants":  # run only with participant data (data.participants)
-            assert not (run_dir / "results" / "notebooks" / f"{nb.stem}.ipynb").exists()
+            assert not (run_dir / RESULTS / "notebooks" / f"{nb.stem}.ipynb").exists()
             continue
         for ext in ("ipynb", "html"):
             assert (run_dir / RESULTS / "notebooks" / f"{nb.stem}.{ext}").stat().st_size > 0

@@ -14,6 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
+RESULTS = Path("results") / "ipd"  # the example's results folder (its config's name)
 IPD_TABLES = [
     "ipd_contrasts",
     "ipd_coefficients",
@@ -38,15 +39,15 @@ def ipd_run(tmp_path_factory):
     shutil.copytree(ROOT / "data" / "examples", work / "data" / "examples")
     (work / "config" / "examples").mkdir(parents=True)
     shutil.copy(ROOT / "config" / "examples" / "ipd.yaml", work / "config" / "examples")
-    targets = ["results/manifests/ipd.csv", "results/manifests/analysis.csv",
-               "results/manifests/arm_model.csv"]  # fmt: skip
+    targets = ["results/ipd/manifests/ipd.csv", "results/ipd/manifests/analysis.csv",
+               "results/ipd/manifests/arm_model.csv"]  # fmt: skip
     proc = snakemake(work, *targets)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return work
 
 
 def test_ipd_tables_are_written_with_the_issue_columns(ipd_run):
-    tables = ipd_run / "results" / "tables"
+    tables = ipd_run / RESULTS / "tables"
     for name in IPD_TABLES:
         for ext in ("csv", "md", "html", "tex"):
             assert (tables / f"{name}.{ext}").is_file(), (name, ext)
@@ -67,12 +68,12 @@ def test_ipd_tables_are_written_with_the_issue_columns(ipd_run):
     for name in IPD_TABLES:  # labelled synthetic
         t = pd.read_csv(tables / f"{name}.csv")
         assert t["data_source"].str.startswith("synthetic").all(), name
-    manifest = (ipd_run / "results" / "manifests" / "ipd.csv").read_text()
+    manifest = (ipd_run / RESULTS / "manifests" / "ipd.csv").read_text()
     assert "tables/ipd_contrasts.csv" in manifest
 
 
 def test_participants_join_the_meta_analysis_with_measured_correlations(ipd_run):
-    tables = ipd_run / "results" / "tables"
+    tables = ipd_run / RESULTS / "tables"
     st = pd.read_csv(tables / "study_effects.csv", keep_default_na=False)
     prov = st.groupby("study")["provenance"].first()
     assert prov["sim01"] == "from_ipd"
@@ -81,7 +82,7 @@ def test_participants_join_the_meta_analysis_with_measured_correlations(ipd_run)
     dq = pd.read_csv(tables / "data_quality.csv", keep_default_na=False)
     assert (dq["provenance"] == "from_ipd").any()
     assert dq["assumption"].str.contains("measured in participant data").any()
-    am = pd.read_csv(ipd_run / "results" / "derived" / "arm_model_data.csv")
+    am = pd.read_csv(ipd_run / RESULTS / "derived" / "arm_model_data.csv")
     assert am["provenance"].str.contains("from_ipd").any()
 
 
