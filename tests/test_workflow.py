@@ -296,7 +296,9 @@ def test_neither_arms_nor_events_is_rejected(tmp_path):
     work = tmp_path / "neither"
     shutil.copytree(TEST_DIR, work, dirs_exist_ok=True)
     cfg = tmp_path / "neither.yaml"
-    cfg.write_text("data:\n  arms: null\n  events: null\n", encoding="utf-8")
+    # paths in a config are relative to the config file; data are never inherited
+    studies = work / "data" / "studies.csv"
+    cfg.write_text(f"data:\n  arms: null\n  events: null\n  studies: {studies}\n", encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
          "--directory", str(work), "--configfile", str(cfg), "-n"],
