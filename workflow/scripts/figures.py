@@ -10,9 +10,9 @@ from hairtrial.core.manifest import write_manifest
 from hairtrial.core.runlog import logged
 from hairtrial.report.figure_cache import cached_drawing, drawing_key
 
-CACHE = Path(".snakemake", "hairtrial-figures")  # beside Snakemake's own metadata
-
 inp, out = snakemake.input, snakemake.output
+# beside Snakemake's own metadata; one per figure folder (analysis)
+CACHE = Path(".snakemake", "hairtrial-figures", Path(out.figures).as_posix().replace("/", "_"))
 
 
 def draw():

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -126,16 +127,25 @@ def _kept(cache: Path, key: str) -> list[str] | None:
 
 
 def _keep(cache: Path, key: str, written: list[Path]) -> None:
-    """Replace the kept drawing with ``written`` (the key is written last: a partial copy
-    is never taken for a complete one)."""
+    """Replace the kept drawing with ``written``.
+
+    Written into a new folder of its own, which then takes the place of the old one: a
+    reader sees a whole drawing or none, also when two runs keep theirs at once. Keeping is
+    best effort (a failure leaves no cache, and the next redraw draws).
+    """
     if len({p.name for p in written}) != len(written):
         return  # not one flat folder of figures: nothing is kept
-    tmp = cache.with_name(cache.name + ".new")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "files").mkdir(parents=True)
-    for p in written:
-        shutil.copyfile(p, tmp / "files" / p.name)
-    (tmp / "files.txt").write_text("".join(f"{p.name}\n" for p in written), encoding="utf-8")
-    (tmp / "key").write_text(key, encoding="utf-8")
-    shutil.rmtree(cache, ignore_errors=True)
-    os.replace(tmp, cache)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cache.name}.", dir=cache.parent))
+    try:
+        (tmp / "files").mkdir()
+        for p in written:
+            shutil.copyfile(p, tmp / "files" / p.name)
+        (tmp / "files.txt").write_text("".join(f"{p.name}\n" for p in written), encoding="utf-8")
+        (tmp / "key").write_text(key, encoding="utf-8")
+        shutil.rmtree(cache, ignore_errors=True)
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
