@@ -4,6 +4,7 @@
 #   make figures                  redraw figures from saved tables (no model is fitted)
 #   make simulate                 the simulation study (config/simulation_study.yaml)
 #   make test                     unit, property, parity and end-to-end tests
+#   make test-reliability         faults during a run leave the last good results whole
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,10 +14,10 @@ BIN := $(VENV)/bin
 PYDIRS := $(wildcard src tests workflow benchmarks notebooks)
 STAMP := $(VENV)/.hairtrial-installed
 
-.PHONY: run figures simulate bench test test-slow test-fast test-slurm lint format env lock clean help config-docs
+.PHONY: run figures simulate bench test test-slow test-fast test-slurm test-reliability lint format env lock clean help config-docs
 
 help:
-	@sed -n '1,7p' Makefile
+	@sed -n '1,8p' Makefile
 
 # The locked environment: created when missing or when the lock changes.
 $(STAMP): requirements.lock pyproject.toml
@@ -28,15 +29,18 @@ $(STAMP): requirements.lock pyproject.toml
 
 env: $(STAMP)
 
+# A run is one transaction (hairtrial run): it works in a staging copy of
+# results/<name>/ and swaps it in only when it completes; a failed or interrupted run leaves
+# the previous results as they were. SMK_ARGS: extra Snakemake options (e.g. -n).
 run: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) $(SMK_ARGS)
+	$(BIN)/hairtrial run --config $(CONFIG) --cores $(CORES) -- $(SMK_ARGS)
 
 # Redraw every figure from the saved tables and figure data: one job that fits nothing
 # (the analysis jobs run only when their outputs are missing); picks up changes to the
 # `figures` section of the config. SMK_ARGS: extra Snakemake options (e.g. -n).
 FIGURES_ARGS := --forcerun figures --until figures
 figures: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) $(FIGURES_ARGS) $(SMK_ARGS)
+	$(BIN)/hairtrial run --config $(CONFIG) --cores $(CORES) -- $(FIGURES_ARGS) $(SMK_ARGS)
 
 # The simulation study (issue 13): the plan in config/simulation_study.yaml, one job per
 # scenario and chunk; writes results/simulation/ (performance.csv, figures, report.md).
@@ -57,6 +61,12 @@ test: $(STAMP)
 # meta-analyses, several minutes); not part of `make test` or CI.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -s
+
+# Faults during a run (tests/test_reliability.py): a crash inside a job, SIGINT and SIGTERM
+# mid-run, a concurrent run, a read-only results folder, a full disk (tmpfs; root only) each
+# leave the last good results byte-identical. A few minutes; .ci/run runs it after make test.
+test-reliability: $(STAMP)
+	$(BIN)/python -m pytest -m reliability tests/test_reliability.py
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e and not slow and not slurm"

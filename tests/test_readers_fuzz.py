@@ -230,3 +230,67 @@ def test_example_participants_with_a_line_replaced(tmp_path, line, junk):
         _read_participants(path)
     except DataValidationError as err:
         _check_problems(err, path)
+
+
+# ---------------------------------------------------------------- the config and the selection
+FEW = settings(SETTINGS, max_examples=20)  # each example reads the schema or the data
+
+
+@FEW
+@given(data=st.binary(max_size=300))
+def test_random_bytes_as_a_config_file_give_a_config_error(tmp_path, data):
+    from hairtrial.analyses.config import ConfigError, load_config
+
+    path = tmp_path / "my.yaml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as err:  # never a valid config: `data` is required
+        load_config(path)
+    assert str(path) in str(err.value)
+
+
+YAML_VALUE = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@FEW
+@given(key=st.sampled_from(["name", "data", "outcomes", "measures", "comparison", "assumptions",
+                            "meta_analysis", "figures", "selection", "unknown"]),
+       value=YAML_VALUE)  # fmt: skip
+def test_random_config_values_give_a_config_error_naming_the_file(tmp_path, key, value):
+    import yaml
+
+    from hairtrial.analyses.config import ConfigError, load_config
+
+    for f in ("arms.csv", "studies.csv"):
+        (tmp_path / f).write_bytes((ROOT / "data" / f).read_bytes())
+    cfg = {"data": {"arms": "arms.csv", "studies": "studies.csv"}, key: value}
+    path = tmp_path / "my.yaml"
+    path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+    try:
+        load_config(path)
+    except ConfigError as err:
+        assert str(path) in str(err)
+
+
+@settings(SETTINGS, max_examples=10)
+@given(outcome=CELL, control=CELL, experimental=CELL)
+def test_random_selections_give_a_selection_error_or_comparisons(tmp_path, outcome, control,
+                                                                   experimental):  # fmt: skip
+    from hairtrial.analyses.config import DEFAULT_CONFIG, load_config
+    from hairtrial.analyses.inputs import SelectionError, check_inputs
+
+    cfg = load_config(DEFAULT_CONFIG)
+    cfg["data"] = {"arms": cfg["data"]["arms"], "studies": cfg["data"]["studies"]}
+    cfg["outcomes"] = [outcome]
+    cfg["comparison"] = {"control": control, "experimental": experimental}
+    try:
+        checked = check_inputs(cfg)
+    except SelectionError as err:
+        assert "config key" in str(err) or "yields no comparison" in str(err)
+    else:
+        assert len(checked.effects) > 0

@@ -1,56 +1,75 @@
-"""Command line: ``hairtrial validate [--config FILE]`` checks a config and its data.
+"""Command line: ``hairtrial validate`` checks a config and its data; ``hairtrial run`` runs
+the workflow on it as one transaction.
 
-The whole analysis runs through Snakemake (``make run``); this command lets a
-user check their own ``arms.csv`` / ``studies.csv`` against the input contract
-without running anything.
+``hairtrial validate [--config FILE]`` lets a user check their own ``arms.csv`` /
+``studies.csv`` against the input contract without running anything.
+
+``hairtrial run [--config FILE] [--cores N] [-- SNAKEMAKE_ARGS...]`` (what ``make run``
+calls) validates the config and every input first, then runs Snakemake in a staging copy of
+the analysis's results folder (``results/<name>/``) and swaps the staging copy in only when
+the run completes; a failed or interrupted run leaves the previous results byte-identical
+and its partial outputs and logs in ``results/.hairtrial/<name>/failed/``
+(:mod:`hairtrial.core.staging` has the design).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
-from hairtrial.analyses import primary
 from hairtrial.analyses.config import (
     DEFAULT_CONFIG,
     RESOURCES,
+    ROOT,
     ConfigError,
     load_config,
     resolve_data_paths,
+    results_dir,
 )
+from hairtrial.analyses.inputs import Checked, SelectionError, check_inputs
+from hairtrial.core import staging
 from hairtrial.data.validate import DataValidationError
 
+STATE = Path("results", ".hairtrial")
+"""Per-analysis run state beside the results: lock, Snakemake metadata of the published
+results, staging folder, the last failed run."""
+DRY_RUN = {"-n", "--dry-run", "--dryrun"}
+FIGURE_CACHE = Path(".snakemake", "hairtrial-figures")
+"""The figure job's copy of its last drawing (workflow/scripts/figures.py); carried into the
+staging folder and back, so that ``make figures`` with nothing changed copies instead of
+drawing."""
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit status (0 valid, 1 invalid)."""
-    parser = argparse.ArgumentParser(prog="hairtrial", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    val = sub.add_parser("validate", help="check a config file and the data it names")
-    val.add_argument(
-        "--config",
-        default=None,
-        help="config file (YAML); default: config/config.yaml of the working directory if it "
-        "exists, otherwise the default config and published data shipped with the package",
-    )
-    args = parser.parse_args(argv)
 
+def _check(config_arg: str | None) -> tuple[str, dict, Checked]:
+    """The config file, its composed config and its inputs, read and checked
+    (:func:`hairtrial.analyses.inputs.check_inputs`)."""
+    if config_arg is None and not Path("config/config.yaml").is_file():
+        # an installed package outside a checkout: the shipped config and data
+        config = resolve_data_paths(load_config(DEFAULT_CONFIG), RESOURCES)
+        config_arg = str(DEFAULT_CONFIG)
+    else:
+        config_arg = config_arg or "config/config.yaml"
+        config = load_config(config_arg)
     try:
-        if args.config is None and not Path("config/config.yaml").is_file():
-            # an installed package outside a checkout: the shipped config and data
-            args.config = str(DEFAULT_CONFIG)
-            config = resolve_data_paths(load_config(DEFAULT_CONFIG), RESOURCES)
-        else:
-            args.config = args.config or "config/config.yaml"
-            config = load_config(args.config)
-        effects, quality, excluded = primary.prepare(config)
-        if config["data"].get("prisma"):
-            from hairtrial.data.prisma import read_prisma
+        return config_arg, config, check_inputs(config)
+    except SelectionError as err:
+        raise SelectionError(f"{config_arg}: {err}") from None
 
-            read_prisma(config["data"]["prisma"])
+
+def validate(args: argparse.Namespace) -> int:
+    try:
+        args.config, config, checked = _check(args.config)
     except (ConfigError, DataValidationError) as err:
         print(f"hairtrial: {err}", file=sys.stderr)
         return 1
+    effects, quality, excluded = checked.effects, checked.quality, checked.excluded
     n_studies = effects["study"].nunique() if len(effects) else 0
     print(
         f"{args.config}: valid. {n_studies} studies give {len(effects)} comparisons x measures; "
@@ -59,6 +78,242 @@ def main(argv: list[str] | None = None) -> int:
     for note in excluded["note"]:
         print(f"  not used: {note}")
     return 0
+
+
+class _Quiet:
+    """Snakemake's output for a user: tracebacks (which job logs hold in full) left out."""
+
+    def __init__(self) -> None:
+        self.in_traceback = False
+
+    def keep(self, line: str) -> bool:
+        if line.startswith("Traceback (most recent call last):"):
+            self.in_traceback = True
+            return False
+        if self.in_traceback:
+            if line.startswith((" ", "\t")) or not line.strip():
+                return False
+            self.in_traceback = False  # the exception's own line: kept
+        return not re.match(r'\s+File "[^"]+", line \d+', line)
+
+
+def _run_snakemake(cmd: list[str], log_path: Path, lock_fd: int) -> tuple[int, int | None]:
+    """Run ``cmd``, its output to ``log_path`` and (without tracebacks) to stderr; SIGINT
+    and SIGTERM are passed on as SIGINT to Snakemake and its jobs (Snakemake's clean stop),
+    a second one kills them.
+
+    Returns the exit status and the signal that interrupted the run (or None).
+    """
+    received: list[int] = []
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        pass_fds=(lock_fd,),
+        start_new_session=True,  # a terminal's Ctrl-C reaches Snakemake once, through us
+    )
+
+    def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            # Snakemake and its jobs, as a terminal's Ctrl-C reaches them; a second signal kills
+            os.killpg(proc.pid, signal.SIGINT if len(received) == 1 else signal.SIGKILL)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    quiet = _Quiet()
+    try:
+        with log_path.open("w", encoding="utf-8") as log:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.write(line)
+                if quiet.keep(line):
+                    sys.stderr.write(line)
+        rc = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # jobs that outlived Snakemake (it was killed)
+    return rc, (received[0] if received else None)
+
+
+def _snakefile(arg: str | None) -> Path:
+    for candidate in [arg] if arg else ["Snakefile", str(ROOT / "Snakefile")]:
+        if Path(candidate).is_file():
+            return Path(candidate).absolute()
+    raise ConfigError(
+        f"Snakefile not found (looked for {arg or 'Snakefile and ' + str(ROOT / 'Snakefile')}); "
+        "hairtrial run needs a checkout of the workflow"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate, run in a staging folder, swap in on success (see the module docstring)."""
+    try:
+        config_file, config, _ = _check(args.config)
+        snakefile = _snakefile(args.snakefile)
+    except (ConfigError, DataValidationError) as err:
+        print(f"hairtrial: {err}\nNothing was run; no result was changed.", file=sys.stderr)
+        return 1
+    name = config["name"]
+    published = Path(results_dir(config))
+    state = STATE / name
+    lock = staging.RunLock(STATE / f"{name}.lock")
+    stage = state / "staging"
+    try:
+        if not lock.acquire():
+            print(
+                f"hairtrial: another run of the analysis '{name}' is in progress "
+                f"(lock: {lock.path}); nothing was run, no result was changed.",
+                file=sys.stderr,
+            )
+            return 1
+    except OSError as err:
+        print(
+            f"hairtrial: cannot lock {lock.path}: {err.strerror}; nothing was run.", file=sys.stderr
+        )
+        return 1
+    try:
+        return _transaction(args, config_file, snakefile, published, state, stage, lock)
+    finally:
+        lock.release()
+
+
+def _transaction(
+    args: argparse.Namespace,
+    config_file: str,
+    snakefile: Path,
+    published: Path,
+    state: Path,
+    stage: Path,
+    lock: staging.RunLock,
+) -> int:
+    extra = list(args.snakemake_args)
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    dry = bool(DRY_RUN & set(extra))
+    workdir = stage / "work"
+    try:
+        staging.remove_tree(stage)  # left by a run that was killed outright
+        target = workdir / published
+        if published.is_dir():
+            staging.link_tree(published, target)
+        else:
+            target.parent.mkdir(parents=True)
+        metadata = state / "metadata"
+        if metadata.is_dir():
+            shutil.copytree(metadata, workdir / ".snakemake" / "metadata")
+        # a complete run leaves no incomplete job (the folder also tells Snakemake that its
+        # metadata is in the current format)
+        (workdir / ".snakemake" / "incomplete").mkdir(parents=True, exist_ok=True)
+        if FIGURE_CACHE.is_dir():  # the figure job replaces it whole, never in place
+            staging.link_tree(FIGURE_CACHE, workdir / FIGURE_CACHE)
+        for shared in ("conda", "singularity", "apptainer"):  # environments: built once
+            real = Path(".snakemake", shared).absolute()
+            if any(shared in a for a in extra):
+                real.mkdir(parents=True, exist_ok=True)
+            if real.is_dir():
+                os.symlink(real, workdir / ".snakemake" / shared)
+    except OSError as err:
+        staging.remove_tree(stage)
+        print(
+            f"hairtrial: cannot prepare the run in {stage}: {err.strerror or err}"
+            f"{' (' + str(err.filename) + ')' if err.filename else ''}; nothing was run, "
+            f"{published}/ is unchanged.",
+            file=sys.stderr,
+        )
+        return 1
+    cmd = [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(snakefile),
+        "--directory", str(workdir.absolute()),
+        "--configfile", str(Path(config_file).absolute()),
+        "--cores", str(args.cores),
+        *extra,
+    ]  # fmt: skip
+    log_path = stage / "snakemake.log"
+    assert lock.fd is not None
+    rc, interrupted = _run_snakemake(cmd, log_path, lock.fd)
+    if rc == 0 and interrupted is None:
+        try:
+            if not dry:
+                staging.swap(target, published)
+                if (workdir / ".snakemake" / "metadata").is_dir():
+                    staging.replace_tree(workdir / ".snakemake" / "metadata", state / "metadata")
+                if (workdir / FIGURE_CACHE).is_dir():
+                    staging.replace_tree(workdir / FIGURE_CACHE, FIGURE_CACHE)
+            os.replace(log_path, state / "snakemake.log")
+            staging.remove_tree(stage)
+        except OSError as err:
+            print(
+                f"hairtrial: the run completed but could not be put in place: "
+                f"{err.strerror or err}; {published}/ holds the previous results.",
+                file=sys.stderr,
+            )
+            return 1
+        if not dry:
+            print(f"hairtrial: {published}/ is complete (Snakemake's log: {state}/snakemake.log)")
+        return 0
+    failed = state / "failed"
+    kept = ""
+    try:
+        staging.remove_temporary(stage)
+        staging.replace_tree(stage, failed)
+        kept = (
+            f" Partial outputs and job logs of this run: {failed / 'work' / published}/ "
+            f"(logs/); Snakemake's log: {failed / 'snakemake.log'}."
+        )
+    except OSError:
+        staging.remove_tree(stage)
+    what = (
+        f"was interrupted ({signal.Signals(interrupted).name})"
+        if interrupted is not None
+        else f"failed (Snakemake exit status {rc})"
+    )
+    print(
+        f"hairtrial: the run {what}; {published}/ still holds the previous complete results, "
+        f"unchanged.{kept}",
+        file=sys.stderr,
+    )
+    return 128 + interrupted if interrupted is not None else (rc or 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit status (0 valid/complete, non-zero otherwise)."""
+    parser = argparse.ArgumentParser(prog="hairtrial", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    help_config = (
+        "config file (YAML); default: config/config.yaml of the working directory if it "
+        "exists, otherwise the default config and published data shipped with the package"
+    )
+    val = sub.add_parser("validate", help="check a config file and the data it names")
+    val.add_argument("--config", default=None, help=help_config)
+    run_p = sub.add_parser(
+        "run", help="run the workflow on a config; results change only when the run completes"
+    )
+    run_p.add_argument("--config", default=None, help=help_config)
+    run_p.add_argument("--cores", default="2", help="Snakemake's --cores (default 2)")
+    run_p.add_argument("--snakefile", default=None, help="default: ./Snakefile")
+    run_p.add_argument(
+        "snakemake_args", nargs=argparse.REMAINDER, help="after --: more Snakemake options"
+    )
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return run(args)
+        return validate(args)
+    except KeyboardInterrupt:
+        print("hairtrial: interrupted; no result was changed.", file=sys.stderr)
+        return 130
+    except Exception as err:  # no traceback reaches a user; the message says what failed
+        print(
+            f"hairtrial: unexpected error ({type(err).__name__}: {err}); no result was changed. "
+            "Please report it with the command you ran.",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from hairtrial.analyses import config as analysis_config
+from hairtrial.analyses.inputs import check_inputs
 from hairtrial.data import validate as data_validation
 
 # The config of this analysis: the --configfile files (or config/config.yaml) merged onto
@@ -39,61 +40,18 @@ def results_path(path=""):
     return f"{RESULTS}/{path}" if path else RESULTS
 
 
+# Every input read and validated, and the selection checked against the data (one place:
+# hairtrial.analyses.inputs, also used by `hairtrial run` and `hairtrial validate`).
 try:
-    studies_table = data_validation.read_studies(config["data"]["studies"])
-    outcomes_table = None
-    if config["data"].get("outcomes"):
-        from hairtrial.data.outcomes import outcome_problems, read_outcomes
-
-        outcomes_table = read_outcomes(config["data"]["outcomes"])
-    if HAS_ARMS:
-        arms_table, _ = data_validation.read_inputs(
-            config["data"]["arms"], config["data"]["studies"]
-        )
-        if outcomes_table is not None:
-            problems = outcome_problems(
-                arms_table,
-                outcomes_table,
-                kind="continuous",
-                fname=config["data"]["arms"],
-            )
-            if problems:
-                raise data_validation.DataValidationError(problems)
-    if HAS_EVENTS:
-        from hairtrial.data.events import read_events
-
-        read_events(config["data"]["events"], studies_table, outcomes_table)
-    if config["data"].get("participants"):
-        from hairtrial.data.participants import read_participants
-
-        read_participants(
-            config["data"]["participants"],
-            studies_table,
-            arms_table if HAS_ARMS else None,
-        )
-    if (
-        "from_ipd" in config["assumptions"].values()
-    ):  # measurable from the participants?
-        from hairtrial.analyses.ipd import resolved_assumptions
-
-        resolved_assumptions(config)
-    if config["data"].get("prisma"):
-        import warnings
-
-        from hairtrial.data.prisma import read_prisma
-
-        with (
-            warnings.catch_warnings()
-        ):  # arithmetic warnings go in the diagram's footer
-            warnings.simplefilter("ignore")
-            read_prisma(config["data"]["prisma"])
+    check_inputs(config)
 except data_validation.DataValidationError as err:
     raise WorkflowError(
         f"Input data rejected; nothing was run or written.\n{err}"
     ) from None
-except hairtrial.analyses.config.ConfigError as err:
+except analysis_config.ConfigError as err:  # the selection finds nothing in the data
+    files = ", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml"
     raise WorkflowError(
-        f"Config rejected; nothing was run or written.\n{err}"
+        f"Config rejected; nothing was run or written.\n{files}: {err}"
     ) from None
 
 # Table and figure-data names: hairtrial.analyses.run.CONTRAST_TABLES, ARM_MODEL_TABLES,
@@ -158,7 +116,11 @@ MANIFESTS = [
         else []
     ),
     *([results_path("manifests/binary.csv")] if HAS_EVENTS else []),
-    *([results_path("manifests/ipd.csv")] if config["data"].get("participants") else []),
+    *(
+        [results_path("manifests/ipd.csv")]
+        if config["data"].get("participants")
+        else []
+    ),
     results_path("manifests/figures.csv"),
     *([results_path("manifests/notebooks.csv")] if HAS_ARMS else []),
 ]
@@ -209,7 +171,6 @@ def table_csvs(names):
     return {name: results_path(f"tables/{name}.csv") for name in names}
 
 
-
 # Participant-level data (issue 12): the ipd job runs only when the config names them.
 IPD = bool(config["data"].get("participants"))
 IPD_TABLES = [
@@ -231,4 +192,6 @@ def ipd_targets():
 
 def ipd_figure_data():
     """The ipd job's figure data, inputs of the figure job when there are participants."""
-    return {name: results_path(f"derived/{name}.csv") for name in IPD_DATA} if IPD else {}
+    return (
+        {name: results_path(f"derived/{name}.csv") for name in IPD_DATA} if IPD else {}
+    )

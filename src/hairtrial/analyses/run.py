@@ -29,7 +29,7 @@ import pandas as pd
 
 from hairtrial.analyses import arm_model, ipd, primary, robustness, sensitivity
 from hairtrial.core import vocab
-from hairtrial.core.io import CSV_FLOAT_FORMAT
+from hairtrial.core.io import CSV_FLOAT_FORMAT, read_csv_output
 from hairtrial.data.validate import read_studies
 from hairtrial.derive.effects import ci_from_yi_vi
 from hairtrial.diagnostics import influence, smallstudy
@@ -77,7 +77,7 @@ class Outputs:
 
 def read_written(source) -> pd.DataFrame:
     """Read a CSV as the workflow's steps read each other's outputs."""
-    return pd.read_csv(source, keep_default_na=False, na_values=[""])
+    return read_csv_output(source, keep_default_na=False, na_values=[""])
 
 
 def as_written(df: pd.DataFrame) -> pd.DataFrame:

@@ -317,8 +317,17 @@ def build_comparisons(
         ctrl = g[g["treatment"] == control].copy()
         expt = g[g["treatment"] == experimental].copy()
         if ctrl.empty or expt.empty:
-            missing = "control" if ctrl.empty else "experimental"
-            notes.append(f"{where}: no {missing} arm with usable data; no comparison")
+            missing, code = ("control", control) if ctrl.empty else ("experimental", experimental)
+            here = arm_changes[
+                (arm_changes["study"] == study)
+                & (arm_changes["outcome"] == outcome)
+                & (arm_changes["week"] == week)
+            ]
+            coded = ", ".join(f"'{t}'" for t in sorted(set(here["treatment"].astype(str))))
+            notes.append(
+                f"{where}: no {missing} arm (treatment '{code}') with usable data; its arms "
+                f"are coded {coded}; no comparison"
+            )
             continue
         design = str(sinfo.at[study, "design"])
         if ctrl["sd"].isna().any() or expt["sd"].isna().any():

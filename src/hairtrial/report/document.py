@@ -51,7 +51,7 @@ from markupsafe import Markup
 
 from hairtrial.analyses import primary as analyses_primary
 from hairtrial.core import vocab
-from hairtrial.core.io import atomic_write
+from hairtrial.core.io import atomic_write, read_csv_output
 from hairtrial.core.manifest import read_manifests
 from hairtrial.data.provenance import ORDER as PROVENANCE_ORDER
 from hairtrial.data.provenance import PROVENANCE
@@ -408,7 +408,7 @@ def _codes(value: object) -> list[str]:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, keep_default_na=True)
+    return read_csv_output(path, keep_default_na=True)
 
 
 def _num(column: str, value: object) -> str:

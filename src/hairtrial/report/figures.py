@@ -20,6 +20,7 @@ import pandas as pd
 from hairtrial.analyses import sensitivity
 from hairtrial.analyses.primary import primary_row
 from hairtrial.core import vocab
+from hairtrial.core.io import read_csv_output
 
 MEASURE_LABELS = vocab.MEASURE_AXIS_LABELS
 
@@ -91,8 +92,8 @@ def forest_figure(
     list of pathlib.Path
         The files written, one per format in ``config['figures']``.
     """
-    meta_table = pd.read_csv(meta_csv, keep_default_na=False, na_values=[""])
-    st = pd.read_csv(studies_csv, keep_default_na=False, na_values=[""])
+    meta_table = read_csv_output(meta_csv, keep_default_na=False, na_values=[""])
+    st = read_csv_output(studies_csv, keep_default_na=False, na_values=[""])
     fig = forest_figure_object(meta_table, st, config, outcome=outcome, week=week, measure=measure)
     return save(fig, stem, config)
 
@@ -112,7 +113,7 @@ def robustness_figure(
     robustness_csv, config: dict, *, outcome: str, week: int, measure: str, stem
 ) -> list:
     """Draw and save the robustness figure of one outcome x week x measure."""
-    table = pd.read_csv(robustness_csv, keep_default_na=False, na_values=[""])
+    table = read_csv_output(robustness_csv, keep_default_na=False, na_values=[""])
     rows = table[
         (table["outcome"] == outcome) & (table["week"] == int(week)) & (table["measure"] == measure)
     ]
@@ -175,7 +176,7 @@ def trajectory_figure(
     """Draw and save the trajectory figure of one outcome."""
 
     def read(p):
-        return pd.read_csv(p, keep_default_na=False, na_values=[""])
+        return read_csv_output(p, keep_default_na=False, na_values=[""])
 
     fig = trajectory_figure_object(
         read(means_csv), read(contrasts_csv), read(data_csv), config, outcome=outcome
@@ -554,4 +555,4 @@ def _draw(i: int) -> list[Path]:
 
 
 def _read(path: str | Path) -> pd.DataFrame:
-    return pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return read_csv_output(path, keep_default_na=False, na_values=[""])
