@@ -124,12 +124,22 @@ def _run_snakemake(cmd: list[str], log_path: Path, lock_fd: int) -> tuple[int, i
     previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
     quiet = _Quiet()
     try:
-        with log_path.open("w", encoding="utf-8") as log:
+        log = log_path.open("w", encoding="utf-8", buffering=1)
+        try:
             assert proc.stdout is not None
+            writing = True
             for line in proc.stdout:
-                log.write(line)
+                if writing:
+                    try:
+                        log.write(line)
+                    except OSError as err:  # a full disk: the run goes on, unlogged
+                        writing = False
+                        sys.stderr.write(f"hairtrial: cannot write {log_path}: {err.strerror}\n")
                 if quiet.keep(line):
                     sys.stderr.write(line)
+        finally:
+            with contextlib.suppress(OSError):
+                log.close()
         rc = proc.wait()
     finally:
         for s, handler in previous.items():
