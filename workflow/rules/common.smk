@@ -73,6 +73,10 @@ try:
         ):  # arithmetic warnings go in the diagram's footer
             warnings.simplefilter("ignore")
             read_prisma(config["data"]["prisma"])
+    if config["data"].get("grade"):
+        from hairtrial.data.grade import read_grade
+
+        read_grade(config["data"]["grade"], outcomes_table)
 except data_validation.DataValidationError as err:
     raise WorkflowError(
         f"Input data rejected; nothing was run or written.\n{err}"
@@ -93,6 +97,13 @@ CONTRAST_TABLES = [
     "influence",
     "cumulative",
     "small_study",
+]
+EVIDENCE_TABLES = [  # hairtrial.analyses.evidence.EVIDENCE_TABLES
+    "summary_of_findings",
+    "bayes",
+    "bayes_sensitivity",
+    "next_trial",
+    "next_trial_sample_size",
 ]
 ARM_MODEL_TABLES = [
     "arm_model_coefficients",
@@ -140,6 +151,7 @@ MANIFESTS = [
         else []
     ),
     *([results_path("manifests/binary.csv")] if HAS_EVENTS else []),
+    results_path("manifests/evidence.csv"),
     results_path("manifests/figures.csv"),
     *([results_path("manifests/notebooks.csv")] if HAS_ARMS else []),
 ]
@@ -182,6 +194,11 @@ def tables(names):
     ] + expand(
         results_path("tables/{name}.{ext}"), name=names, ext=["md", "html", "tex"]
     )
+
+
+def optional_input(path):
+    """``path`` as an input when the file exists, else no input (an optional data file)."""
+    return path if path and Path(path).is_file() else []
 
 
 def table_csvs(names):

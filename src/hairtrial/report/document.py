@@ -1472,7 +1472,7 @@ def _config_text(config: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-MANIFESTS = ("analysis", "arm_model", "figures", "notebooks")
+MANIFESTS = ("analysis", "arm_model", "evidence", "figures", "notebooks")
 """The jobs whose manifests (``results/manifests/{job}.csv``) list what a run made."""
 
 
