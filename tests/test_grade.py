@@ -41,9 +41,10 @@ OUTCOMES = pd.DataFrame(
 
 
 def _meta(outcome, measure, k, est, lo, hi, i2, plo, phi):
+    binary = measure in ("RR", "OR", "RD")  # primary: Mantel-Haenszel (binary defaults)
     return {
-        "outcome": outcome, "week": 12, "measure": measure, "method": "REML",
-        "ci_method": "adhoc", "k": k, "estimate": est, "ci_lower": lo, "ci_upper": hi,
+        "outcome": outcome, "week": 12, "measure": measure,
+        "method": "MH" if binary else "REML", "ci_method": "z" if binary else "adhoc", "k": k, "estimate": est, "ci_lower": lo, "ci_upper": hi,
         "I2": i2, "pi_lower": plo, "pi_upper": phi,
     }  # fmt: skip
 

@@ -3,7 +3,11 @@ rule evidence:
     or more trials), the prior sensitivity, the next trial and the GRADE summary of findings,
     from the analysis job's tables."""
     input:
-        **(table_csvs(["study_effects", "meta_analysis", "small_study"]) if HAS_ARMS else {}),
+        **(
+            table_csvs(["study_effects", "meta_analysis", "small_study"])
+            if HAS_ARMS
+            else {}
+        ),
         **(
             table_csvs(["binary_study_effects", "binary_meta_analysis"])
             if HAS_EVENTS

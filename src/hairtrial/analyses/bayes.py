@@ -291,6 +291,17 @@ def _posterior_grid(fit: BayesFit, points: int = 401) -> pd.DataFrame:
     )
 
 
+def _next_trial_wanted(fit: BayesFit, config: Mapping[str, Any]) -> bool:
+    """The next trial is simulated for benefit outcomes: every continuous measure, and the
+    primary binary measure (``binary.measures[0]``)."""
+    if fit.direction != "benefit":
+        return False
+    if _norm(fit.measure) in ("RR", "OR", "RD"):
+        measures = (config.get("binary") or {}).get("measures") or ["RR"]
+        return _norm(fit.measure) == _norm(measures[0])
+    return True
+
+
 def bayes_tables(
     effects: pd.DataFrame,
     outcomes: pd.DataFrame | None,
@@ -344,7 +355,7 @@ def bayes_tables(
         g = groups[(fit.outcome, fit.week, fit.measure)]
         sens.extend(_sensitivity_rows(fit, g, mu_prior))
         post.append(_posterior_grid(fit))
-        if not next_trial_rows:
+        if not next_trial_rows or not _next_trial_wanted(fit, config):
             continue
         sign = 1 if fit.direction == "benefit" else -1
         mid = fit.mid_upper if sign == 1 else -fit.mid_lower

@@ -58,6 +58,7 @@ import pandas as pd
 from scipy.special import ndtri
 
 from hairtrial.analyses import bayes as abayes
+from hairtrial.analyses import binary as abinary
 from hairtrial.data.grade import DOMAINS, JUDGEMENTS
 from hairtrial.data.units import UNIT_LABELS
 
@@ -68,6 +69,7 @@ __all__ = [
     "intervention_text",
     "optimal_information_size",
     "plain_language",
+    "primary_rows",
     "rules_text",
     "summary_of_findings",
 ]
@@ -165,6 +167,7 @@ SOF_COLUMNS = [
 """Columns of ``results/tables/summary_of_findings.csv``."""
 
 RATIO = frozenset({"RR", "OR"})
+BINARY_MEASURES = frozenset({"RR", "OR", "RD"})
 
 
 def rules_text(config: Mapping[str, Any]) -> dict[str, str]:
@@ -298,6 +301,19 @@ def plain_language(
     return f"{intervention} {verb} {outcome}."
 
 
+def _statement(
+    certainty: str, est: float, ci: tuple[float, float], mids, intervention: str, label: str
+) -> str:
+    outcome = label[:1].lower() + label[1:]
+    if not math.isfinite(est):
+        return (
+            f"The effect of {intervention[:1].lower()}{intervention[1:]} on {outcome} cannot "
+            "be estimated from these data (no events in either arm, or no usable trial; see "
+            "the meta-analysis notes)."
+        )
+    return plain_language(certainty, est, ci, mids, intervention=intervention, outcome=outcome)
+
+
 def _judge(level: str, reason: str) -> dict[str, str]:
     return {"judgement": level, "reason": reason}
 
@@ -305,7 +321,9 @@ def _judge(level: str, reason: str) -> dict[str, str]:
 def _risk_of_bias(g: pd.DataFrame, rob: Mapping[str, str]) -> dict[str, str]:
     w = g["weight_pct"].to_numpy(float) if "weight_pct" in g.columns else np.ones(len(g))
     w = np.where(np.isfinite(w), w, 0.0)
-    total = w.sum() if w.sum() > 0 else 1.0
+    if w.sum() <= 0:  # no weights (e.g. a model without them): every trial counts the same
+        w = np.ones(len(g))
+    total = float(w.sum()) if len(g) else 1.0
     shares = {"high": 0.0, "some": 0.0, "low": 0.0, "not assessed": 0.0}
     for s, wi in zip(g["study"], w, strict=True):
         r = rob.get(s) or "not assessed"
@@ -346,7 +364,15 @@ def _inconsistency(row: pd.Series, mids, cfg: Mapping[str, Any]) -> dict[str, st
     if k < 2:
         return _judge("not serious", "not applicable: one trial")
     i2 = float(row["I2"])
-    plo, phi = float(row["pi_lower"]), float(row["pi_upper"])
+    plo, phi = float(row.get("pi_lower", math.nan)), float(row.get("pi_upper", math.nan))
+    if not (math.isfinite(plo) and math.isfinite(phi)):
+        # no prediction interval (e.g. Mantel-Haenszel): I² alone
+        desc = f"I² = {i2:.0f}% (no prediction interval for this model)"
+        if i2 >= cfg.get("i2_very_serious", 75):
+            return _judge("very serious", desc)
+        if i2 >= cfg.get("i2_serious", 50):
+            return _judge("serious", desc)
+        return _judge("not serious", desc)
     crosses = plo < 0 < phi
     spans = _spans(plo, phi, mids)
     desc = f"I² = {i2:.0f}%; 95% prediction interval {_fmt(plo)} to {_fmt(phi)}"
@@ -408,6 +434,23 @@ def _publication_bias(
     return _judge("not serious", "no funnel-plot test available")
 
 
+def primary_rows(meta: pd.DataFrame, config: Mapping[str, Any]) -> pd.DataFrame:
+    """The primary model's rows of ``meta``: ``meta_analysis.tau2_methods[0]`` and
+    ``ci_methods[0]`` for continuous measures, :func:`hairtrial.analyses.binary.primary_method`
+    for RR, OR and RD."""
+    ma = config["meta_analysis"]
+    keep = np.zeros(len(meta), dtype=bool)
+    for i, (m, method, ci) in enumerate(
+        zip(meta["measure"], meta["method"], meta["ci_method"], strict=True)
+    ):
+        if m in BINARY_MEASURES:
+            want = abinary.primary_method(dict(config), m)
+        else:
+            want = (ma["tau2_methods"][0], ma["ci_methods"][0])
+        keep[i] = (method, ci) == want
+    return meta[keep]
+
+
 def _primary_week(meta: pd.DataFrame, outcome: str) -> int:
     m = meta[meta["outcome"] == outcome]
     k = m.groupby("week")["k"].max()
@@ -426,6 +469,8 @@ def _control_risk(g: pd.DataFrame) -> float:
 
 
 def _per_1000(x: float) -> str:
+    if not math.isfinite(x):
+        return "not estimable"
     return f"{abs(round(1000 * x)):.0f} {'more' if x >= 0 else 'fewer'}"
 
 
@@ -433,6 +478,8 @@ def _effects_text(
     measure: str, est: float, lo: float, hi: float, unit: str, cr: float
 ) -> tuple[str, str]:
     """(relative effect, absolute effect) in the summary-of-findings style."""
+    if not math.isfinite(est):
+        return "not estimable", ""
     ci = math.isfinite(lo) and math.isfinite(hi)
     if measure in RATIO:
         rel = f"{measure} {math.exp(est):.2f}" + (
@@ -500,13 +547,11 @@ def summary_of_findings(
     intervention : str, optional
         The intervention in words for the statements.
     """
-    method = config["meta_analysis"]["tau2_methods"][0]
-    ci_method = config["meta_analysis"]["ci_methods"][0]
     gcfg = config.get("grade", {})
     smd_mid = config.get("bayes", {}).get("smd_mid", 0.2)
     if intervention is None:
         intervention = intervention_text(config.get("comparison", {}))
-    pm = meta[(meta["method"] == method) & (meta["ci_method"] == ci_method)]
+    pm = primary_rows(meta, config)
     rob = {}
     if "rob" in studies.columns:
         rob = {
@@ -522,7 +567,8 @@ def summary_of_findings(
         week = _primary_week(pm, o)
         here = pm[(pm["outcome"] == o) & (pm["week"] == week)]
         measures = list(here["measure"])
-        measure = next((m for m in ("MD", "RR", "OR", "RD", "SMD") if m in measures), measures[0])
+        preferred = ["MD", abinary.primary_measure(dict(config)), "RR", "OR", "RD", "SMD"]
+        measure = next((m for m in preferred if m in measures), measures[0])
         row = here[here["measure"] == measure].iloc[0]
         up, lo, _ = abayes.mid_thresholds(measure, orow, None)
         judged = row
@@ -625,14 +671,7 @@ def summary_of_findings(
                 "reasons": "; ".join(reasons) if reasons else "not rated down",
                 "p_noticeable_benefit": pb,
                 "p_noticeable_harm": ph,
-                "statement": plain_language(
-                    certainty,
-                    jest,
-                    jci,
-                    mids,
-                    intervention=intervention,
-                    outcome=label[:1].lower() + label[1:],
-                ),  # fmt: skip
+                "statement": _statement(certainty, jest, jci, mids, intervention, label),
             }
         )
     return pd.DataFrame(rows, columns=SOF_COLUMNS)

@@ -8,6 +8,8 @@ here.
 
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -48,42 +50,59 @@ def sof_plot(sof: pd.DataFrame, *, title: str) -> Figure:
     title : str
         Figure title.
     """
-    n = len(sof)
-    row_h = 0.42
+    items: list[tuple[str, pd.Series | None]] = []
+    for direction, heading in (("benefit", "Benefits"), ("harm", "Harms")):
+        part = sof[sof["direction"].astype(str) == direction]
+        if len(part):
+            items.append((heading, None))
+            items += [("", r) for _, r in part.iterrows()]
+    rest = sof[~sof["direction"].astype(str).isin(["benefit", "harm"])]
+    items += [("", r) for _, r in rest.iterrows()]
+    n = len(items)
+    row_h = 0.40
     height = 1.35 + row_h * max(n, 1)
     with use_style():
-        fig = Figure(figsize=(8.2, height))
+        fig = Figure(figsize=(8.6, height))
         fig.set_layout_engine("none")
         ax = fig.add_axes((0.01, 0.45 / height, 0.98, (row_h * (n + 1.0)) / height))
-        ax.set_xlim(0, 10)
+        ax.set_xlim(0, 10.5)
         ax.set_ylim(-0.5, n + 0.5)
         ax.axis("off")
-        xs = [3.3 + 0.95 * j for j in range(5)]
+        x_trials = 3.35
+        xs = [4.3 + 0.95 * j for j in range(5)]
+        x_cert = 9.6
         top = n
         ax.text(0.05, top, "Outcome (week)", fontsize=7.5, weight="bold", va="center")
-        ax.text(2.2, top, "Trials\n(people)", fontsize=7.5, weight="bold", va="center",
+        ax.text(x_trials, top, "Trials\n(people)", fontsize=7.5, weight="bold", va="center",
                 ha="center")  # fmt: skip
         for x, head in zip(xs, HEADS, strict=True):
             ax.text(x, top, head, fontsize=7, weight="bold", ha="center", va="center")
-        ax.text(8.6, top, "Certainty", fontsize=7.5, weight="bold", ha="center", va="center")
-        for i, (_, r) in enumerate(sof.iterrows()):
+        ax.text(x_cert, top, "Certainty", fontsize=7.5, weight="bold", ha="center", va="center")
+        shade = 0
+        for i, (heading, r) in enumerate(items):
             y = n - 1 - i
-            if i % 2 == 0:
+            if r is None:
+                ax.text(0.05, y, heading, fontsize=8, weight="bold", va="center", color=GREY)
+                ax.plot([0.05, 10.45], [y - 0.45, y - 0.45], color=GREY, lw=0.5)
+                shade = 0
+                continue
+            if shade % 2 == 0:
                 ax.axhspan(y - 0.5, y + 0.5, color="#f2f2f2", zorder=0)
+            shade += 1
             label = f"{r['label']} ({int(r['week'])})"
-            ax.text(0.05, y, label if len(label) < 34 else label[:32] + "…", fontsize=7.5,
-                    va="center")  # fmt: skip
-            ax.text(2.2, y, f"{int(r['k'])} ({int(r['participants'])})", fontsize=7.5,
+            ax.text(0.05, y, "\n".join(textwrap.wrap(label, 34, max_lines=2, placeholder="…")),
+                    fontsize=7, va="center", linespacing=1.0)  # fmt: skip
+            ax.text(x_trials, y, f"{int(r['k'])} ({int(r['participants'])})", fontsize=7.5,
                     va="center", ha="center")  # fmt: skip
             for x, d in zip(xs, DOMAINS, strict=True):
                 j = _shown(str(r[d]), str(r[f"{d}_reason"]))
                 person = str(r[f"{d}_by"]) == "person"
-                ax.scatter([x], [y], s=260, color=COLOURS[j], zorder=2,
+                ax.scatter([x], [y], s=230, color=COLOURS[j], zorder=2,
                            edgecolors="black" if person else "none",
                            linewidths=1.6 if person else 0)  # fmt: skip
                 ax.text(x, y, MARKS[j], fontsize=7, ha="center", va="center", color="white",
                         weight="bold", zorder=3)  # fmt: skip
-            ax.text(8.6, y, f"{r['certainty_symbols']}\n{r['certainty']}", fontsize=7.5,
+            ax.text(x_cert, y, f"{r['certainty_symbols']}\n{r['certainty']}", fontsize=7.5,
                     ha="center", va="center", linespacing=1.1)  # fmt: skip
         fig.text(0.01, 1 - 0.1 / height, title, fontsize=9, weight="bold", va="top")
         handles = [

@@ -67,7 +67,8 @@ def evidence_figure_object(
         return sof_plot(sof, title="Summary of findings: certainty of the evidence (GRADE)")
     key = (row["outcome"], int(row["week"]), row["measure"])
     o, w, m = key
-    st = tables["study_effects"]
+    parts = [tables[n] for n in ("study_effects", "binary_study_effects") if n in tables]
+    st = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     units = _units(st)
     directions = dict(zip(sof["outcome"], sof["direction"], strict=False))
     labels = dict(zip(sof["outcome"], sof["label"], strict=False))
@@ -92,7 +93,7 @@ def evidence_figure_object(
         tr = _sel(st, key)
         sizes = pd.DataFrame(
             {
-                "label": tr["label"] if "label" in tr else tr["study"],
+                "label": tr["label"].fillna(tr["study"]) if "label" in tr else tr["study"],
                 "n_per_arm": (tr["n_control"] + tr["n_experimental"]) / 2.0,
             }
         )
