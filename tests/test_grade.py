@@ -42,11 +42,10 @@ OUTCOMES = pd.DataFrame(
 
 def _meta(outcome, measure, k, est, lo, hi, i2, plo, phi):
     binary = measure in ("RR", "OR", "RD")  # primary: Mantel-Haenszel (binary defaults)
-    return {
-        "outcome": outcome, "week": 12, "measure": measure,
-        "method": "MH" if binary else "REML", "ci_method": "z" if binary else "adhoc", "k": k, "estimate": est, "ci_lower": lo, "ci_upper": hi,
-        "I2": i2, "pi_lower": plo, "pi_upper": phi,
-    }  # fmt: skip
+    model = ("MH", "z") if binary else ("REML", "adhoc")
+    values = (outcome, 12, measure, *model, k, est, lo, hi, i2, plo, phi)
+    names = "outcome week measure method ci_method k estimate ci_lower ci_upper I2 pi_lower"
+    return dict(zip([*names.split(), "pi_upper"], values, strict=True))
 
 
 def _effects(outcome, measure, studies, n=50):

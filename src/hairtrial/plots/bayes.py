@@ -231,6 +231,11 @@ def next_trial_plot(
         ("p_posterior_mid", "Updated Bayesian: P(μ beyond MID) > {thr}", GREEN, "--"),
     ]
     thr = power["posterior_threshold"].iloc[0] if "posterior_threshold" in power else math.nan
+    mid = float(power["mid"].iloc[0]) if "mid" in power else math.nan
+    if math.isfinite(mid):
+        harm = str(power["direction"].iloc[0]) == "harm" if "direction" in power else False
+        beyond = f"μ < {-mid:.3g}" if harm else f"μ > {mid:.3g}"
+        series[2] = (series[2][0], f"Updated Bayesian: P({beyond}) > {{thr}}", *series[2][2:])
     series = [(c, lab.format(thr=f"{thr:.0%}"), col, ls) for c, lab, col, ls in series]
     with use_style():
         fig = Figure(figsize=(6.4, 4.2))
