@@ -276,7 +276,7 @@ def test_binary_only_config_runs(tmp_path):
     proc = snakemake(work)
     assert proc.returncode == 0, proc.stderr[-4000:]
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts == {"binary": 1, "figures": 1, "html_report": 1, "all": 1}
+    assert counts == {"binary": 1, "evidence": 1, "figures": 1, "html_report": 1, "all": 1}
     results = work / "results" / "config"  # no name in the config: its file's stem
     assert not (results / "tables" / "meta_analysis.csv").exists()
     meta = pd.read_csv(results / "tables" / "binary_meta_analysis.csv")
@@ -289,6 +289,9 @@ def test_binary_only_config_runs(tmp_path):
     report = (results / "report" / "report.html").read_text()
     assert "Benefit and harm, side by side" in report and "Harm: " in report
     assert "Worsened hair shedding" in report
+    sof = pd.read_csv(results / "tables" / "summary_of_findings.csv")
+    assert "shedding_worsened" in set(sof["outcome"]) and sof["certainty"].notna().all()
+    assert "GRADE summary of findings" in report
 
 
 def test_neither_arms_nor_events_is_rejected(tmp_path):

@@ -54,10 +54,11 @@ def read_evidence_inputs(
         name: read_written(path) for name, path in tables.items() if path
     }
     data = config["data"]
-    outcomes = read_outcomes(data["outcomes"]) if Path(data["outcomes"]).is_file() else None
+    path = data.get("outcomes")
+    outcomes = read_outcomes(path) if path and Path(path).is_file() else None
     out["outcomes"] = outcomes
     out["studies"] = read_studies(data["studies"])
-    out["grade"] = read_grade(data.get("grade", "data/grade.csv"), outcomes)
+    out["grade"] = read_grade(data["grade"], outcomes) if data.get("grade") else None
     return out
 
 
