@@ -20,6 +20,7 @@ from hairtrial.models import bayes
 
 CONFIG = validate_config(
     {
+        "name": "grade_test",
         "data": {"arms": "data/arms.csv", "studies": "data/studies.csv"},
         "comparison": {"control": "minoxidil", "experimental": "minoxidil_microneedling"},
         "measures": ["MD", "SMD"],
