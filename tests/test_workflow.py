@@ -81,10 +81,11 @@ def run_dir(tmp_path_factory):
 
 
 def test_few_jobs(run_dir):
-    """A cold run is one job per kind of work: tables (two), figures, notebooks, report."""
+    """A cold run is one job per kind of work: tables (three), figures, notebooks, report."""
     counts = job_counts((run_dir / "first_run.txt").read_text())
     assert counts == {
-        "analysis": 1, "arm_model": 1, "binary": 1, "figures": 1, "notebooks": 1,
+        "analysis": 1, "arm_model": 1, "binary": 1, "evidence": 1, "figures": 1,
+        "notebooks": 1,
         "html_report": 1, "all": 1,
     }  # fmt: skip
 
@@ -94,7 +95,8 @@ def test_every_output_is_written(run_dir):
     for name in (
         "meta_analysis", "study_effects", "data_quality", "excluded", "robustness",
         "meta_regression", "subgroups", "leave_one_out", "influence", "cumulative",
-        "small_study",
+        "small_study", "summary_of_findings", "bayes", "bayes_sensitivity", "next_trial",
+        "next_trial_sample_size",
     ):  # fmt: skip
         for ext in ("csv", "md", "html", "tex"):
             assert (tables / f"{name}.{ext}").stat().st_size > 0, f"{name}.{ext}"
@@ -277,7 +279,7 @@ def test_binary_only_config_runs(tmp_path):
     proc = snakemake(work)
     assert proc.returncode == 0, proc.stderr[-4000:]
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts == {"binary": 1, "figures": 1, "html_report": 1, "all": 1}
+    assert counts == {"binary": 1, "evidence": 1, "figures": 1, "html_report": 1, "all": 1}
     results = work / "results" / "config"  # no name in the config: its file's stem
     assert not (results / "tables" / "meta_analysis.csv").exists()
     meta = pd.read_csv(results / "tables" / "binary_meta_analysis.csv")
@@ -290,6 +292,9 @@ def test_binary_only_config_runs(tmp_path):
     report = (results / "report" / "report.html").read_text()
     assert "Benefit and harm, side by side" in report and "Harm: " in report
     assert "Worsened hair shedding" in report
+    sof = pd.read_csv(results / "tables" / "summary_of_findings.csv")
+    assert "shedding_worsened" in set(sof["outcome"]) and sof["certainty"].notna().all()
+    assert "GRADE summary of findings" in report
 
 
 def test_neither_arms_nor_events_is_rejected(tmp_path):

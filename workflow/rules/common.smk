@@ -70,6 +70,13 @@ CONTRAST_TABLES = [
     "cumulative",
     "small_study",
 ]
+EVIDENCE_TABLES = [  # hairtrial.analyses.evidence.EVIDENCE_TABLES
+    "summary_of_findings",
+    "bayes",
+    "bayes_sensitivity",
+    "next_trial",
+    "next_trial_sample_size",
+]
 ARM_MODEL_TABLES = [
     "arm_model_coefficients",
     "arm_model_contrasts",
@@ -121,6 +128,7 @@ MANIFESTS = [
         if config["data"].get("participants")
         else []
     ),
+    results_path("manifests/evidence.csv"),
     results_path("manifests/figures.csv"),
     *([results_path("manifests/notebooks.csv")] if HAS_ARMS else []),
 ]
@@ -165,6 +173,11 @@ def tables(names):
     ] + expand(
         results_path("tables/{name}.{ext}"), name=names, ext=["md", "html", "tex"]
     )
+
+
+def optional_input(path):
+    """``path`` as an input when the file exists, else no input (an optional data file)."""
+    return path if path and Path(path).is_file() else []
 
 
 def table_csvs(names):

@@ -37,6 +37,9 @@ rule figures:
             else {}
         ),
         **ipd_figure_data(),
+        **table_csvs(EVIDENCE_TABLES),
+        bayes_posterior=results_path("derived/bayes_posterior.csv"),
+        evidence_figures=results_path("derived/evidence_figures.csv"),
         prisma=config["data"].get("prisma") or [],
         outcomes=config["data"].get("outcomes") or [],
     output:

@@ -133,6 +133,10 @@ def check_inputs(config: dict) -> Checked:
         with warnings.catch_warnings():  # arithmetic warnings go in the diagram's footer
             warnings.simplefilter("ignore")
             read_prisma(data["prisma"])
+    if data.get("grade"):
+        from hairtrial.data.grade import read_grade
+
+        read_grade(data["grade"], outcomes_table)
     selection = _selection_problems(config, arms, events, studies)
     if selection:
         raise SelectionError("\n".join(selection))

@@ -6,10 +6,13 @@ the same way because they all read them from here.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "BINARY_AXIS_LABELS",
     "BINARY_METHOD_NAMES",
     "BINARY_MODEL_TEXT",
+    "ARM_TERM_LABELS",
     "CI_METHOD_LABELS",
     "FIXED_METHODS",
     "KEYS",
@@ -20,6 +23,7 @@ __all__ = [
     "MODERATOR_UNITS",
     "SUMMARY_COLUMNS",
     "TAU2_METHOD_LABELS",
+    "arm_term_label",
 ]
 
 KEYS: tuple[str, ...] = ("outcome", "week", "measure")
@@ -137,3 +141,38 @@ BINARY_MODEL_TEXT: dict[str, str] = {
     "Gauss\u2013Hermite quadrature)",
 }
 """Model line of a figure footer for the pooling methods for counts."""
+
+ARM_TERM_LABELS: dict[str, str] = {
+    "week": "{ctl}: mean change from baseline, week {week}",
+    "week:experimental": "{exp} minus {ctl}: difference in mean change, week {week}",
+    "experimental": "{exp} minus {ctl}: difference in mean change",
+    "intercept": "{ctl}: mean change from baseline",
+}
+"""The arm model's coefficients in words (``C(week)12`` and ``C(week)12:experimental``, the
+terms of the default formula); see :func:`arm_term_label`."""
+
+
+def arm_term_label(term: str, control: str = "control", experimental: str = "experimental") -> str:
+    """An arm-model coefficient name in words.
+
+    Examples
+    --------
+    >>> arm_term_label("C(week)12:experimental", "minoxidil", "minoxidil + microneedling")
+    'minoxidil + microneedling minus minoxidil: difference in mean change, week 12'
+    >>> arm_term_label("C(week)24", "minoxidil")
+    'minoxidil: mean change from baseline, week 24'
+    >>> arm_term_label("sd")  # a term without a registered label stays as it is
+    'sd'
+    """
+    t = term.replace(" ", "")
+    m = re.fullmatch(r"C\(week\)(?:\[T\.)?(\d+)\]?(:experimental)?", t) or re.fullmatch(
+        r"(?:experimental:)C\(week\)(?:\[T\.)?(\d+)\]?()", t
+    )
+    if m:
+        key = "week:experimental" if (m.group(2) or t.startswith("experimental:")) else "week"
+        return ARM_TERM_LABELS[key].format(ctl=control, exp=experimental, week=m.group(1))
+    if t == "experimental":
+        return ARM_TERM_LABELS["experimental"].format(ctl=control, exp=experimental)
+    if t in ("Intercept", "intrcpt", "1"):
+        return ARM_TERM_LABELS["intercept"].format(ctl=control, exp=experimental)
+    return term

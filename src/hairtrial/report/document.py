@@ -56,7 +56,7 @@ from hairtrial.core.manifest import read_manifests
 from hairtrial.data.provenance import ORDER as PROVENANCE_ORDER
 from hairtrial.data.provenance import PROVENANCE
 from hairtrial.data.units import UNIT_LABELS
-from hairtrial.report import benefit_harm
+from hairtrial.report import benefit_harm, evidence_text
 from hairtrial.report.tables import ROUNDING_NOTE, format_value
 
 __all__ = [
@@ -1223,7 +1223,10 @@ def _methods(ctx: _Context, codes: list[str]) -> dict[str, Any]:
                 "and figures."
             )
     paras["robustness"] = robustness
-    return {"paras": paras, "rules": rules}
+    extra = evidence_text.methods_paragraphs(cfg, ctx.tables)
+    for key in ("arm_model", "bayes", "next_trial"):
+        paras[key] = extra[key]
+    return {"paras": paras, "rules": rules, "grade": extra["grade"] if ctx.tables else []}
 
 
 # ---------------------------------------------------------------------------------------
@@ -1530,7 +1533,7 @@ def _config_text(config: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-MANIFESTS = ("analysis", "arm_model", "ipd", "figures", "notebooks")
+MANIFESTS = ("analysis", "arm_model", "binary", "ipd", "evidence", "figures", "notebooks")
 """The jobs whose manifests (``results/manifests/{job}.csv``) list what a run made."""
 
 
@@ -1579,11 +1582,33 @@ def render_report(
         counter["table"] += 1
         return {"number": counter["table"], "stem": stem, "caption": caption, **table}
 
+    grade_sof = (
+        numbered(
+            "grade_summary_of_findings",
+            table_caption("summary_of_findings")
+            + " Probabilities: Bayesian model with the primary priors.",
+            _render_table(evidence_text.sof_view(tables["summary_of_findings"])),
+        )
+        if "summary_of_findings" in tables and len(tables["summary_of_findings"])
+        else None
+    )
+    model = primary_model(ctx.table("meta_analysis"), config)
+    answer = evidence_text.intervals_paragraphs(tables, config, model)
+    probabilities = evidence_text.probability_paragraphs(tables, config)
+    if "arm_model_coefficients" in tables and "term" in tables["arm_model_coefficients"]:
+        arm = tables["arm_model_coefficients"].copy()
+        comp = config.get("comparison") or {}
+        arm["term"] = evidence_text.arm_term_labels(
+            arm["term"],
+            _treatment_label(comp.get("control", "control")),
+            _treatment_label(comp.get("experimental", "experimental")),
+        )
+        tables["arm_model_coefficients"] = arm
     summary_table = _summary_table(ctx)
     sof = (
         numbered(
             "summary_of_findings",
-            "Summary of findings: the primary model "
+            "The primary model "
             f"({summary_table['method']}) for every outcome, week and effect measure. "
             + ROUNDING_NOTE,
             summary_table,
@@ -1680,6 +1705,9 @@ def render_report(
         benefit_harm=benefit_harm_t,
         continuous="meta_analysis" in tables or "binary_meta_analysis" not in tables,
         binary_methods=_binary_methods(config) if "binary_meta_analysis" in tables else [],
+        grade_sof=grade_sof,
+        answer=answer,
+        probabilities=probabilities,
         evidence=evidence_t,
         excluded=excluded_t,
         participants=participants,

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from hairtrial.analyses import sensitivity
+from hairtrial.analyses.evidence import EVIDENCE_KINDS
 from hairtrial.analyses.primary import primary_row
 from hairtrial.core import vocab
 from hairtrial.core.io import read_csv_output
@@ -424,6 +425,12 @@ FIGURE_TABLES = (
     "binary_study_effects",
     "binary_meta_analysis",
     "binary_robustness",
+    # the evidence job (hairtrial.analyses.evidence)
+    "summary_of_findings",
+    "bayes",
+    "bayes_sensitivity",
+    "next_trial",
+    "next_trial_sample_size",
 )
 #: Figure data (``results/derived/{name}.csv``, :func:`hairtrial.analyses.run.figure_data`).
 FIGURE_DATA = (
@@ -442,6 +449,8 @@ FIGURE_DATA = (
     "funnel_lines",
     "binary_study_info",
     "binary_figures",
+    "bayes_posterior",
+    "evidence_figures",
 )
 
 
@@ -457,6 +466,10 @@ def figure_object(
         from hairtrial.report.binary_figures import binary_figure_object
 
         return binary_figure_object(row, tables, data, config)
+    if kind in EVIDENCE_KINDS:
+        from hairtrial.report.evidence import evidence_figure_object
+
+        return evidence_figure_object(row, tables, data, config)
     if kind == "prisma":
         from hairtrial.data.prisma import read_prisma
         from hairtrial.plots.prisma import prisma_diagram
@@ -527,7 +540,7 @@ def draw_figures(
     t = {name: _read(path) for name, path in tables.items()}
     d = {name: _read(path) for name, path in data.items()}
     # a config without continuous (or binary) outcomes has no such list
-    lists = ("figures", "binary_figures")
+    lists = ("figures", "binary_figures", "evidence_figures")
     rows = [r for name in lists if name in d for r in d[name].to_dict("records")]
     _JOB = (t, d, rows, config, Path(figures_dir))
     n = max(1, min(int(processes), len(rows)))
