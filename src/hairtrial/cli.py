@@ -97,6 +97,16 @@ class _Quiet:
         return not re.match(r'\s+File "[^"]+", line \d+', line)
 
 
+def _default_sigint() -> None:
+    """In Snakemake's process, before it starts: SIGINT back to its default action.
+
+    A shell that starts a command in the background (``make run &``, CI scripts, nohup) makes
+    it ignore SIGINT, and an ignored signal stays ignored in every process started below it:
+    the SIGINT this module forwards would then stop neither Snakemake nor its jobs.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run_snakemake(cmd: list[str], log_path: Path, lock_fd: int) -> tuple[int, int | None]:
     """Run ``cmd``, its output to ``log_path`` and (without tracebacks) to stderr; SIGINT
     and SIGTERM are passed on as SIGINT to Snakemake and its jobs (Snakemake's clean stop),
@@ -113,6 +123,7 @@ def _run_snakemake(cmd: list[str], log_path: Path, lock_fd: int) -> tuple[int, i
         errors="replace",
         pass_fds=(lock_fd,),
         start_new_session=True,  # a terminal's Ctrl-C reaches Snakemake once, through us
+        preexec_fn=_default_sigint,
     )
 
     def forward(signum: int, _frame: object) -> None:
