@@ -205,3 +205,13 @@ def test_mid_thresholds_for_ratio_and_difference():
     assert math.isnan(up) and math.isnan(lo)  # an RR MID says nothing on the OR scale
     up, lo, _ = abayes.mid_thresholds("MD", {"unit": "hairs/cm2", "mid": 10.0}, 0.2)
     assert (up, lo) == (10.0, -10.0)
+
+
+def test_grade_path_that_is_a_directory_is_reported(tmp_path):
+    # a missing file means no overrides; a directory is a mistake, named with its path
+    from hairtrial.data.grade import read_grade
+    from hairtrial.data.validate import DataValidationError
+
+    assert read_grade(tmp_path / "absent.csv").empty
+    with pytest.raises(DataValidationError, match="is a directory"):
+        read_grade(tmp_path)

@@ -86,7 +86,7 @@ def read_grade(path: str | Path, outcomes: pd.DataFrame | None = None) -> pd.Dat
     """
     path = Path(path)
     columns = [*(c.name for c in GRADE_COLUMNS), "line"]
-    if not path.is_file():
+    if not path.exists():  # no overrides; a directory or unreadable path is reported below
         return pd.DataFrame(columns=columns)
     fname = str(path)
     raw = read_table(path)
