@@ -96,7 +96,7 @@ def hedges_correction(m: ArrayLike) -> FloatOrArray:
     """
     m_a = _f(m)
     if np.any(~(m_a > 1)):
-        raise ValueError(f"m must be > 1; got {m}")
+        raise ValueError(f"m must be > 1; got {m_a.tolist()}")
     return _out(special.poch((m_a - 1) / 2, 0.5) / np.sqrt(m_a / 2))
 
 
