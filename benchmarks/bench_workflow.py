@@ -2,13 +2,13 @@
 `make test`.
 
 On the default data with the environment present (``.venv``). The runs go to a scratch
-directory (``--directory``, with ``data/`` linked to the project's), so the project's own
-``results/`` is never touched. For each step: wall time, the Snakemake jobs it ran, and the
-Python interpreters it started (counted by a ``sitecustomize`` module put on
-``PYTHONPATH`` for the benchmark only: every interpreter that starts appends a line to a
-file; forked workers are not new interpreters and are not counted). The machine's load
-(1-minute load average) before each step is recorded: the targets are for an idle
-2-core machine.
+directory that links to the project's files (Snakefile, workflow, config, data, notebooks,
+Makefile, environment), so the project's own ``results/`` is never touched. For each step:
+wall time, the Snakemake jobs it ran, and the Python interpreters it started (counted by a
+``sitecustomize`` module put on ``PYTHONPATH`` for the benchmark only: every interpreter
+that starts appends a line to a file; forked workers are not new interpreters and are not
+counted). The machine's load (1-minute load average) before each step is recorded: the
+targets are for an idle 2-core machine.
 
     .venv/bin/python benchmarks/bench_workflow.py [--skip-test]
 
@@ -57,14 +57,23 @@ def job_counts(output: str) -> dict[str, int]:
     return counts
 
 
-def step(name: str, cmd: list[str], env: dict[str, str], log_dir: Path) -> dict[str, object]:
+#: What a scratch checkout links to: enough for `make run`, `make figures` and `make test`.
+LINKED = (
+    "Snakefile", "workflow", "config", "data", "notebooks", "src", "tests", ".test",
+    "Makefile", "pyproject.toml", "requirements.lock", ".venv",
+)  # fmt: skip
+
+
+def step(
+    name: str, cmd: list[str], env: dict[str, str], log_dir: Path, cwd: Path
+) -> dict[str, object]:
     processes = log_dir / f"{name.replace(' ', '_')}.processes"
     processes.unlink(missing_ok=True)
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     proc = subprocess.run(
         cmd,
-        cwd=ROOT,
+        cwd=cwd,
         env={**env, "HAIRTRIAL_BENCH_PROCESSES": str(processes)},
         capture_output=True,
         text=True,
@@ -106,25 +115,25 @@ def main() -> None:
         (hook / "sitecustomize.py").write_text(SITECUSTOMIZE)
         work = tmp / "work"
         work.mkdir()
-        (work / "data").symlink_to(ROOT / "data")
+        for name in LINKED:
+            (work / name).symlink_to(ROOT / name)
         logs = tmp / "logs"
         logs.mkdir()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(hook), *filter(None, [os.environ.get("PYTHONPATH")])]
         )
-        smk = f"SMK_ARGS=--directory {work}"
         # the environment is present: never let make rebuild it (-o: the stamp is up to date)
         make = ["make", "-o", STAMP]
-        rows.append(step("cold run", [*make, "run", smk], env, logs))
-        rows.append(step("no-op run", [*make, "run", smk], env, logs))
-        rows.append(step("make figures", [*make, "figures", smk], env, logs))
+        rows.append(step("cold run", [*make, "run"], env, logs, work))
+        rows.append(step("no-op run", [*make, "run"], env, logs, work))
+        rows.append(step("make figures", [*make, "figures"], env, logs, work))
         if args.keep:
             shutil.copytree(work / "results", args.keep, dirs_exist_ok=True)
         if not args.skip_test:
             # another engineer's unfinished test module must not stop the timing of the rest
             test_env = {**env, "PYTEST_ADDOPTS": "--continue-on-collection-errors"}
-            rows.append(step("make test", [*make, "test"], test_env, logs))
+            rows.append(step("make test", [*make, "test"], test_env, logs, ROOT))
         if args.keep:
             shutil.copytree(logs, args.keep / "bench_logs", dirs_exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

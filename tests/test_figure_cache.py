@@ -38,7 +38,7 @@ def test_key_changes_with_every_input(inputs: dict[str, Path], monkeypatch: pyte
     # plotting code, matplotlib settings and library versions are part of the key
     source = inputs["figures"].parent / "forest.py"
     source.write_text("LINE_WIDTH = 1.0\n")
-    monkeypatch.setattr(figure_cache, "_package_files", lambda: [source])
+    monkeypatch.setattr(figure_cache, "package_files", lambda: [source])
     monkeypatch.setattr(figure_cache, "__file__", str(source.parent / "report" / "x.py"))
     code_key = drawing_key(inputs, CONFIG)
     source.write_text("LINE_WIDTH = 1.5\n")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hairtrial.analyses.config import (
     DEFAULT_CONFIG,
@@ -33,40 +35,70 @@ from hairtrial.analyses.config import (
     resolve_data_paths,
     results_dir,
 )
-from hairtrial.analyses.inputs import Checked, SelectionError, check_inputs
 from hairtrial.core import staging
-from hairtrial.data.validate import DataValidationError
+from hairtrial.core.fingerprint import (
+    Digest,
+    folder_listing,
+    installed_distributions,
+    package_files,
+    tree_files,
+)
+
+if TYPE_CHECKING:
+    from hairtrial.analyses.inputs import Checked
+
+# The data readers and the input check (pandas, scipy) are imported when inputs are read:
+# a run with nothing to do answers before that (see _up_to_date).
 
 STATE = Path("results", ".hairtrial")
 """Per-analysis run state beside the results: lock, Snakemake metadata of the published
 results, staging folder, the last failed run."""
 DRY_RUN = {"-n", "--dry-run", "--dryrun"}
+UP_TO_DATE = "up-to-date.json"
+"""In an analysis's run state: the fingerprint of the inputs, code and libraries of the
+published results and the listing of their files, written when a plain ``hairtrial run``
+completes (see _up_to_date)."""
 FIGURE_CACHE = Path(".snakemake", "hairtrial-figures")
 """The figure job's copy of its last drawing (workflow/scripts/figures.py); carried into the
 staging folder and back, so that ``make figures`` with nothing changed copies instead of
 drawing."""
 
 
-def _check(config_arg: str | None) -> tuple[str, dict, Checked]:
-    """The config file, its composed config and its inputs, read and checked
-    (:func:`hairtrial.analyses.inputs.check_inputs`)."""
+def _load(config_arg: str | None) -> tuple[str, dict]:
+    """The config file and its composed, validated config."""
     if config_arg is None and not Path("config/config.yaml").is_file():
         # an installed package outside a checkout: the shipped config and data
-        config = resolve_data_paths(load_config(DEFAULT_CONFIG), RESOURCES)
-        config_arg = str(DEFAULT_CONFIG)
-    else:
-        config_arg = config_arg or "config/config.yaml"
-        config = load_config(config_arg)
+        return str(DEFAULT_CONFIG), resolve_data_paths(load_config(DEFAULT_CONFIG), RESOURCES)
+    config_arg = config_arg or "config/config.yaml"
+    return config_arg, load_config(config_arg)
+
+
+def _check(config_arg: str, config: dict) -> Checked:
+    """The config's inputs, read and checked (:func:`hairtrial.analyses.inputs.check_inputs`)."""
+    from hairtrial.analyses.inputs import SelectionError, check_inputs
+
     try:
-        return config_arg, config, check_inputs(config)
+        return check_inputs(config)
     except SelectionError as err:
         raise SelectionError(f"{config_arg}: {err}") from None
 
 
+def _input_error(err: Exception) -> bool:
+    """Whether ``err`` is a user's config or data problem (reported, never a traceback)."""
+    if isinstance(err, ConfigError):
+        return True
+    from hairtrial.data.validate import DataValidationError  # SelectionError is one too
+
+    return isinstance(err, DataValidationError)
+
+
 def validate(args: argparse.Namespace) -> int:
     try:
-        args.config, config, checked = _check(args.config)
-    except (ConfigError, DataValidationError) as err:
+        args.config, config = _load(args.config)
+        checked = _check(args.config, config)
+    except Exception as err:
+        if not _input_error(err):
+            raise
         print(f"hairtrial: {err}", file=sys.stderr)
         return 1
     effects, quality, excluded = checked.effects, checked.quality, checked.excluded
@@ -173,14 +205,28 @@ def _snakefile(arg: str | None) -> Path:
 def run(args: argparse.Namespace) -> int:
     """Validate, run in a staging folder, swap in on success (see the module docstring)."""
     try:
-        config_file, config, _ = _check(args.config)
+        config_file, config = _load(args.config)
         snakefile = _snakefile(args.snakefile)
-    except (ConfigError, DataValidationError) as err:
+        name = config["name"]
+        published = Path(results_dir(config))
+        state = STATE / name
+        fingerprint = None
+        if not _snakemake_args(args):
+            fingerprint = _fingerprint(config, snakefile)
+            if _up_to_date(state / UP_TO_DATE, fingerprint, published):
+                print(
+                    f"hairtrial: {published}/ is up to date: its data, config, code and "
+                    "libraries are those of its run, and its files are as that run left "
+                    "them. Nothing was run. (To run again anyway: make run "
+                    "SMK_ARGS=--forceall)"
+                )
+                return 0
+        _check(config_file, config)
+    except Exception as err:
+        if not _input_error(err):
+            raise
         print(f"hairtrial: {err}\nNothing was run; no result was changed.", file=sys.stderr)
         return 1
-    name = config["name"]
-    published = Path(results_dir(config))
-    state = STATE / name
     lock = staging.RunLock(STATE / f"{name}.lock")
     stage = state / "staging"
     try:
@@ -197,9 +243,71 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     try:
-        return _transaction(args, config_file, snakefile, published, state, stage, lock)
+        return _transaction(
+            args, config_file, snakefile, published, state, stage, lock, fingerprint
+        )
     finally:
         lock.release()
+
+
+def _snakemake_args(args: argparse.Namespace) -> list[str]:
+    extra = list(args.snakemake_args)
+    return extra[1:] if extra[:1] == ["--"] else extra
+
+
+def _fingerprint(config: dict, snakefile: Path) -> str:
+    """A digest of everything a plain run's results depend on: the composed config, the
+    bytes of every data file it names, the workflow (Snakefile, rules, scripts, schemas,
+    notebooks), the package's sources and the installed libraries.
+
+    Content, not modification times: a file touched but unchanged changes nothing."""
+    h = Digest()
+    h.add("config", json.dumps(config, sort_keys=True, default=str).encode())
+    for key, value in sorted(config.get("data", {}).items()):
+        if isinstance(value, str) and Path(value).is_dir():
+            for path in tree_files(value):
+                h.add_file(f"data {key} {path.relative_to(value).as_posix()}", path)
+        elif isinstance(value, str):
+            h.add_file(f"data {key}", value)
+    # the folders beside the Snakefile (or beside workflow/ for workflow/Snakefile)
+    base = snakefile.parent.parent if snakefile.parent.name == "workflow" else snakefile.parent
+    h.add_file("Snakefile", snakefile)
+    for folder in ("workflow", "notebooks"):
+        for path in tree_files(base / folder):
+            h.add_file(path.relative_to(base).as_posix(), path)
+    package = Path(__file__).resolve().parent
+    for path in package_files():
+        h.add_file(f"package {path.relative_to(package).as_posix()}", path)
+    h.add("distributions", installed_distributions())
+    return h.hexdigest()
+
+
+def _up_to_date(stamp: Path, fingerprint: str, published: Path) -> bool:
+    """Whether the published results are those of a complete plain run with this
+    fingerprint, every file as that run left it (same names, sizes and modification
+    times). Anything unreadable or different means "run" (Snakemake then decides what to
+    redo)."""
+    try:
+        kept = json.loads(stamp.read_text(encoding="utf-8"))
+        listing = [list(row) for row in folder_listing(published)]
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(kept, dict)
+        and kept.get("fingerprint") == fingerprint
+        and kept.get("files") == listing
+        and bool(listing)
+    )
+
+
+def _write_up_to_date(stamp: Path, fingerprint: str, published: Path) -> None:
+    """Record that the published results are those of a complete run with ``fingerprint``
+    (best effort: without the record the next run asks Snakemake)."""
+    data = {"fingerprint": fingerprint, "files": [list(r) for r in folder_listing(published)]}
+    tmp = stamp.with_name(f".{stamp.name}.tmp")
+    with contextlib.suppress(OSError):
+        tmp.write_text(json.dumps(data, indent=0) + "\n", encoding="utf-8")
+        os.replace(tmp, stamp)
 
 
 def _transaction(
@@ -210,12 +318,14 @@ def _transaction(
     state: Path,
     stage: Path,
     lock: staging.RunLock,
+    fingerprint: str | None,
 ) -> int:
-    extra = list(args.snakemake_args)
-    if extra[:1] == ["--"]:
-        extra = extra[1:]
+    extra = _snakemake_args(args)
     dry = bool(DRY_RUN & set(extra))
     workdir = stage / "work"
+    if not dry:  # the results may change from here on: no longer known up to date
+        with contextlib.suppress(FileNotFoundError):
+            (state / UP_TO_DATE).unlink()
     try:
         staging.remove_tree(stage)  # left by a run that was killed outright
         target = workdir / published
@@ -267,6 +377,8 @@ def _transaction(
                     staging.replace_tree(workdir / FIGURE_CACHE, FIGURE_CACHE)
             os.replace(log_path, state / "snakemake.log")
             staging.remove_tree(stage)
+            if fingerprint is not None and not dry:
+                _write_up_to_date(state / UP_TO_DATE, fingerprint, published)
         except OSError as err:
             print(
                 f"hairtrial: the run completed but could not be put in place: "

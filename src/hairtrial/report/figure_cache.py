@@ -12,7 +12,6 @@ drawing. Only standard-library imports here: the check must cost much less than 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,17 +22,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from hairtrial.core.fingerprint import Digest, package_files
+
 __all__ = ["cached_drawing", "drawing_key"]
 
 #: Libraries whose version is part of the key (what draws, encodes and embeds fonts).
 LIBRARIES = ("matplotlib", "numpy", "pandas", "scipy", "fonttools", "pillow", "contourpy")
-#: Files of the package that make up the key (code, style, captions, vocabularies).
-SOURCE_SUFFIXES = (".py", ".mplstyle", ".yaml", ".json")
-
-
-def _package_files() -> list[Path]:
-    root = Path(__file__).resolve().parents[1]  # the hairtrial package
-    return sorted(p for p in root.rglob("*") if p.suffix in SOURCE_SUFFIXES and p.is_file())
 
 
 def drawing_key(inputs: Mapping[str, str | Path], config: Mapping[str, Any]) -> str:
@@ -49,26 +43,21 @@ def drawing_key(inputs: Mapping[str, str | Path], config: Mapping[str, Any]) -> 
     """
     import matplotlib as mpl  # its settings (a user's matplotlibrc) shape the figures
 
-    h = hashlib.sha256()
-
-    def add(label: str, data: bytes) -> None:
-        h.update(f"{label}\0{len(data)}\0".encode())
-        h.update(data)
-
-    add("config", json.dumps(config, sort_keys=True, default=str).encode())
+    h = Digest()
+    h.add("config", json.dumps(config, sort_keys=True, default=str).encode())
     for name in sorted(inputs):
-        add(f"input {name}", Path(inputs[name]).read_bytes())
+        h.add(f"input {name}", Path(inputs[name]).read_bytes())
     for dist in LIBRARIES:
         try:
-            add(f"version {dist}", metadata.version(dist).encode())
+            h.add(f"version {dist}", metadata.version(dist).encode())
         except metadata.PackageNotFoundError:
-            add(f"version {dist}", b"")
-    add("python", sys.version.encode())
+            h.add(f"version {dist}", b"")
+    h.add("python", sys.version.encode())
     rc = {k: repr(v) for k, v in mpl.rcParams.items() if k != "backend"}
-    add("rcParams", json.dumps(rc, sort_keys=True).encode())
+    h.add("rcParams", json.dumps(rc, sort_keys=True).encode())
     root = Path(__file__).resolve().parents[1]
-    for path in _package_files():
-        add(f"source {path.relative_to(root).as_posix()}", path.read_bytes())
+    for path in package_files():
+        h.add(f"source {path.relative_to(root).as_posix()}", path.read_bytes())
     return h.hexdigest()
 
 

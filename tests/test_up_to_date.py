@@ -1,0 +1,164 @@
+"""`hairtrial run` with nothing to do answers without starting Snakemake, and only then.
+
+The results of a plain run are up to date when the fingerprint of their data, config,
+workflow, package code and libraries is the one recorded when the run completed, and every
+file of the results folder is as that run left it. Anything else goes to Snakemake.
+
+The runs here use a one-rule Snakefile of their own (it writes one result and counts its
+runs outside the results), so the test is about the decision, not the analysis.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hairtrial import cli
+from hairtrial.analyses.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+SNAKEFILE = """
+import os
+
+
+rule all:
+    output:
+        "results/test/answer.txt",
+    run:
+        with open(output[0], "w") as f:
+            f.write("42\\n")
+        with open(os.environ["RUN_COUNTER"], "a") as f:
+            f.write("ran\\n")
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A checkout with the `.test/` config and data and the one-rule Snakefile."""
+    shutil.copytree(ROOT / ".test" / "config", tmp_path / "config")
+    shutil.copytree(ROOT / "data", tmp_path / "data")
+    (tmp_path / "workflow").mkdir()
+    (tmp_path / "workflow" / "Snakefile").write_text(SNAKEFILE)
+    return tmp_path
+
+
+def hairtrial_run(project: Path, *extra: str) -> tuple[int, str]:
+    cmd = [
+        sys.executable, "-m", "hairtrial.cli", "run",
+        "--config", "config/config.yaml",
+        "--snakefile", "workflow/Snakefile",
+        "--cores", "1",
+        "--", *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "RUN_COUNTER": str(project / "runs.txt")}  # outside the results
+    proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def runs(project: Path) -> int:
+    counter = project / "runs.txt"
+    return len(counter.read_text().splitlines()) if counter.exists() else 0
+
+
+def snakemake_started(out: str) -> bool:
+    return "Building DAG of jobs" in out
+
+
+STAMP = Path("results", ".hairtrial", "test", cli.UP_TO_DATE)
+
+
+def test_second_plain_run_starts_no_snakemake(project):
+    rc, out = hairtrial_run(project)
+    assert rc == 0 and runs(project) == 1, out
+    assert (project / STAMP).is_file()
+    rc, out = hairtrial_run(project)
+    assert rc == 0, out
+    assert "is up to date" in out and not snakemake_started(out), out
+    assert runs(project) == 1
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["data byte", "config", "workflow", "output removed", "output changed", "output added"],
+)
+def test_any_change_is_not_up_to_date(project, change):
+    """What a plain run checks, on a record made as a complete run makes it."""
+    config_file = project / "config" / "config.yaml"
+    snakefile = project / "workflow" / "Snakefile"
+    results = project / "results" / "test"
+    results.mkdir(parents=True)
+    (results / "answer.txt").write_text("42\n")
+    stamp = project / "up-to-date.json"
+
+    def now() -> bool:
+        fingerprint = cli._fingerprint(load_config(config_file), snakefile)
+        return cli._up_to_date(stamp, fingerprint, results)
+
+    cli._write_up_to_date(stamp, cli._fingerprint(load_config(config_file), snakefile), results)
+    assert now()
+    if change == "data byte":
+        arms = project / "data" / "arms.csv"
+        arms.write_text(arms.read_text().replace(",22.2,", ",22.3,", 1))
+    elif change == "config":
+        config_file.write_text(config_file.read_text().replace("dpi: 150", "dpi: 151"))
+    elif change == "workflow":
+        (project / "workflow" / "rules.smk").write_text("# a new rule file\n")
+    elif change == "output removed":
+        (results / "answer.txt").unlink()
+    elif change == "output changed":
+        (results / "answer.txt").write_text("43\n")
+    else:
+        (results / "stray.txt").write_text("left by hand\n")
+    assert not now()
+
+
+def test_touched_but_unchanged_input_is_still_up_to_date(project):
+    """Content, not modification times, decides."""
+    config = load_config(project / "config" / "config.yaml")
+    snakefile = project / "workflow" / "Snakefile"
+    before = cli._fingerprint(config, snakefile)
+    arms = project / "data" / "arms.csv"
+    os.utime(arms, ns=(arms.stat().st_atime_ns, arms.stat().st_mtime_ns + 10**9))
+    assert cli._fingerprint(config, snakefile) == before
+
+
+def test_snakemake_options_always_go_to_snakemake(project):
+    """A run with options (a target, --forcerun, ...) is Snakemake's to decide, and a real
+    one (not a dry run) leaves no record: the results may have changed."""
+    assert hairtrial_run(project)[0] == 0
+    rc, out = hairtrial_run(project, "-n")
+    assert rc == 0 and snakemake_started(out), out
+    assert (project / STAMP).is_file()  # a dry run changes nothing
+    rc, out = hairtrial_run(project, "--forceall")
+    assert rc == 0 and snakemake_started(out) and runs(project) == 2, out
+    assert not (project / STAMP).exists()
+    rc, out = hairtrial_run(project)  # goes to Snakemake (nothing to do), records again
+    assert rc == 0 and snakemake_started(out) and runs(project) == 2, out
+    assert (project / STAMP).is_file()
+
+
+def test_record_of_another_fingerprint_or_corrupt_is_not_up_to_date(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "a.csv").write_text("x\n1\n")
+    stamp = tmp_path / "stamp.json"
+    cli._write_up_to_date(stamp, "abc", results)
+    assert cli._up_to_date(stamp, "abc", results)
+    assert not cli._up_to_date(stamp, "abd", results)
+    data = json.loads(stamp.read_text())
+    data["files"] = data["files"][:0]
+    stamp.write_text(json.dumps(data))
+    assert not cli._up_to_date(stamp, "abc", results)
+    stamp.write_text("{not json")
+    assert not cli._up_to_date(stamp, "abc", results)
+    stamp.write_text("[]")
+    assert not cli._up_to_date(stamp, "abc", results)
+    assert not cli._up_to_date(tmp_path / "missing.json", "abc", results)
