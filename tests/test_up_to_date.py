@@ -21,6 +21,7 @@ import pytest
 
 from hairtrial import cli
 from hairtrial.analyses.config import load_config
+from hairtrial.analyses.fingerprint import run_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -99,10 +100,10 @@ def test_any_change_is_not_up_to_date(project, change):
     stamp = project / "up-to-date.json"
 
     def now() -> bool:
-        fingerprint = cli._fingerprint(load_config(config_file), snakefile)
+        fingerprint = run_fingerprint(load_config(config_file), snakefile)
         return cli._up_to_date(stamp, fingerprint, results)
 
-    cli._write_up_to_date(stamp, cli._fingerprint(load_config(config_file), snakefile), results)
+    cli._write_up_to_date(stamp, run_fingerprint(load_config(config_file), snakefile), results)
     assert now()
     if change == "data byte":
         arms = project / "data" / "arms.csv"
@@ -124,10 +125,10 @@ def test_touched_but_unchanged_input_is_still_up_to_date(project):
     """Content, not modification times, decides."""
     config = load_config(project / "config" / "config.yaml")
     snakefile = project / "workflow" / "Snakefile"
-    before = cli._fingerprint(config, snakefile)
+    before = run_fingerprint(config, snakefile)
     arms = project / "data" / "arms.csv"
     os.utime(arms, ns=(arms.stat().st_atime_ns, arms.stat().st_mtime_ns + 10**9))
-    assert cli._fingerprint(config, snakefile) == before
+    assert run_fingerprint(config, snakefile) == before
 
 
 def test_snakemake_options_always_go_to_snakemake(project):
@@ -162,3 +163,16 @@ def test_record_of_another_fingerprint_or_corrupt_is_not_up_to_date(tmp_path):
     stamp.write_text("[]")
     assert not cli._up_to_date(stamp, "abc", results)
     assert not cli._up_to_date(tmp_path / "missing.json", "abc", results)
+
+
+def test_inputs_changed_after_a_checked_run_are_checked_again(project):
+    """The record of inputs that passed the check holds for those bytes only."""
+    assert hairtrial_run(project)[0] == 0
+    assert (project / "results" / ".hairtrial" / "test" / cli.INPUTS_CHECKED).is_file()
+    arms = project / "data" / "arms.csv"
+    lines = arms.read_text().splitlines()
+    lines[2] = lines[2].replace(",22.2,", ",twenty,")
+    arms.write_text("\n".join(lines) + "\n")
+    rc, out = hairtrial_run(project)
+    assert rc == 1 and not snakemake_started(out), out
+    assert "arms.csv, line 3, column 'mean': value 'twenty': must be a finite number" in out

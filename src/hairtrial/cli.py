@@ -35,14 +35,9 @@ from hairtrial.analyses.config import (
     resolve_data_paths,
     results_dir,
 )
+from hairtrial.analyses.fingerprint import CHECKED_ENV, run_fingerprint
 from hairtrial.core import staging
-from hairtrial.core.fingerprint import (
-    Digest,
-    folder_listing,
-    installed_distributions,
-    package_files,
-    tree_files,
-)
+from hairtrial.core.fingerprint import folder_listing
 
 if TYPE_CHECKING:
     from hairtrial.analyses.inputs import Checked
@@ -54,6 +49,10 @@ STATE = Path("results", ".hairtrial")
 """Per-analysis run state beside the results: lock, Snakemake metadata of the published
 results, staging folder, the last failed run."""
 DRY_RUN = {"-n", "--dry-run", "--dryrun"}
+INPUTS_CHECKED = "inputs-checked"
+"""In an analysis's run state: the fingerprint under which its inputs last passed the
+check (:func:`hairtrial.analyses.inputs.check_inputs`); the same inputs, config, code and
+libraries need no second check."""
 UP_TO_DATE = "up-to-date.json"
 """In an analysis's run state: the fingerprint of the inputs, code and libraries of the
 published results and the listing of their files, written when a plain ``hairtrial run``
@@ -139,12 +138,15 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _run_snakemake(cmd: list[str], log_path: Path, lock_fd: int) -> tuple[int, int | None]:
+def _run_snakemake(
+    cmd: list[str], log_path: Path, lock_fd: int, env: dict[str, str]
+) -> tuple[int, int | None]:
     """Run ``cmd``, its output to ``log_path`` and (without tracebacks) to stderr; SIGINT
     and SIGTERM are passed on as SIGINT to Snakemake and its jobs (Snakemake's clean stop),
     a second one kills them.
 
-    Returns the exit status and the signal that interrupted the run (or None).
+    ``env``: added to the environment. Returns the exit status and the signal that
+    interrupted the run (or None).
     """
     received: list[int] = []
     proc = subprocess.Popen(
@@ -154,6 +156,7 @@ def _run_snakemake(cmd: list[str], log_path: Path, lock_fd: int) -> tuple[int, i
         text=True,
         errors="replace",
         pass_fds=(lock_fd,),
+        env={**os.environ, **env},
         start_new_session=True,  # a terminal's Ctrl-C reaches Snakemake once, through us
         preexec_fn=_default_sigint,
     )
@@ -210,18 +213,18 @@ def run(args: argparse.Namespace) -> int:
         name = config["name"]
         published = Path(results_dir(config))
         state = STATE / name
-        fingerprint = None
-        if not _snakemake_args(args):
-            fingerprint = _fingerprint(config, snakefile)
-            if _up_to_date(state / UP_TO_DATE, fingerprint, published):
-                print(
-                    f"hairtrial: {published}/ is up to date: its data, config, code and "
-                    "libraries are those of its run, and its files are as that run left "
-                    "them. Nothing was run. (To run again anyway: make run "
-                    "SMK_ARGS=--forceall)"
-                )
-                return 0
-        _check(config_file, config)
+        fingerprint = run_fingerprint(config, snakefile)
+        if not _snakemake_args(args) and _up_to_date(state / UP_TO_DATE, fingerprint, published):
+            print(
+                f"hairtrial: {published}/ is up to date: its data, config, code and "
+                "libraries are those of its run, and its files are as that run left "
+                "them. Nothing was run. (To run again anyway: make run "
+                "SMK_ARGS=--forceall)"
+            )
+            return 0
+        if not _checked_before(state / INPUTS_CHECKED, fingerprint):
+            _check(config_file, config)
+            _record(state / INPUTS_CHECKED, fingerprint)
     except Exception as err:
         if not _input_error(err):
             raise
@@ -255,31 +258,20 @@ def _snakemake_args(args: argparse.Namespace) -> list[str]:
     return extra[1:] if extra[:1] == ["--"] else extra
 
 
-def _fingerprint(config: dict, snakefile: Path) -> str:
-    """A digest of everything a plain run's results depend on: the composed config, the
-    bytes of every data file it names, the workflow (Snakefile, rules, scripts, schemas,
-    notebooks), the package's sources and the installed libraries.
+def _checked_before(record: Path, fingerprint: str) -> bool:
+    try:
+        return record.read_text(encoding="utf-8").strip() == fingerprint
+    except OSError:
+        return False
 
-    Content, not modification times: a file touched but unchanged changes nothing."""
-    h = Digest()
-    h.add("config", json.dumps(config, sort_keys=True, default=str).encode())
-    for key, value in sorted(config.get("data", {}).items()):
-        if isinstance(value, str) and Path(value).is_dir():
-            for path in tree_files(value):
-                h.add_file(f"data {key} {path.relative_to(value).as_posix()}", path)
-        elif isinstance(value, str):
-            h.add_file(f"data {key}", value)
-    # the folders beside the Snakefile (or beside workflow/ for workflow/Snakefile)
-    base = snakefile.parent.parent if snakefile.parent.name == "workflow" else snakefile.parent
-    h.add_file("Snakefile", snakefile)
-    for folder in ("workflow", "notebooks"):
-        for path in tree_files(base / folder):
-            h.add_file(path.relative_to(base).as_posix(), path)
-    package = Path(__file__).resolve().parent
-    for path in package_files():
-        h.add_file(f"package {path.relative_to(package).as_posix()}", path)
-    h.add("distributions", installed_distributions())
-    return h.hexdigest()
+
+def _record(record: Path, fingerprint: str) -> None:
+    """Write ``fingerprint`` to ``record`` whole (best effort: without it, a check again)."""
+    tmp = record.with_name(f".{record.name}.tmp")
+    with contextlib.suppress(OSError):
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(fingerprint + "\n", encoding="utf-8")
+        os.replace(tmp, record)
 
 
 def _up_to_date(stamp: Path, fingerprint: str, published: Path) -> bool:
@@ -304,10 +296,7 @@ def _write_up_to_date(stamp: Path, fingerprint: str, published: Path) -> None:
     """Record that the published results are those of a complete run with ``fingerprint``
     (best effort: without the record the next run asks Snakemake)."""
     data = {"fingerprint": fingerprint, "files": [list(r) for r in folder_listing(published)]}
-    tmp = stamp.with_name(f".{stamp.name}.tmp")
-    with contextlib.suppress(OSError):
-        tmp.write_text(json.dumps(data, indent=0) + "\n", encoding="utf-8")
-        os.replace(tmp, stamp)
+    _record(stamp, json.dumps(data, indent=0))
 
 
 def _transaction(
@@ -318,7 +307,7 @@ def _transaction(
     state: Path,
     stage: Path,
     lock: staging.RunLock,
-    fingerprint: str | None,
+    fingerprint: str,
 ) -> int:
     extra = _snakemake_args(args)
     dry = bool(DRY_RUN & set(extra))
@@ -366,7 +355,7 @@ def _transaction(
     ]  # fmt: skip
     log_path = stage / "snakemake.log"
     assert lock.fd is not None
-    rc, interrupted = _run_snakemake(cmd, log_path, lock.fd)
+    rc, interrupted = _run_snakemake(cmd, log_path, lock.fd, {CHECKED_ENV: fingerprint})
     if rc == 0 and interrupted is None:
         try:
             if not dry:
@@ -377,7 +366,7 @@ def _transaction(
                     staging.replace_tree(workdir / FIGURE_CACHE, FIGURE_CACHE)
             os.replace(log_path, state / "snakemake.log")
             staging.remove_tree(stage)
-            if fingerprint is not None and not dry:
+            if not extra:
                 _write_up_to_date(state / UP_TO_DATE, fingerprint, published)
         except OSError as err:
             print(

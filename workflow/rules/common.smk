@@ -1,14 +1,14 @@
 # Helpers shared by the rules: the analysis's config (composed and validated once), its
 # results folder (results_path), input validation at parse time (so a malformed input stops
 # the run before any output is touched), and the lists of files the jobs write.
+import os
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from hairtrial.analyses import config as analysis_config
-from hairtrial.analyses.inputs import check_inputs
-from hairtrial.data import validate as data_validation
+from hairtrial.analyses.fingerprint import CHECKED_ENV, run_fingerprint
 
 # The config of this analysis: the --configfile files (or config/config.yaml) merged onto
 # the default config's settings, never its `name` and `data` (Snakemake's merge of the
@@ -41,18 +41,27 @@ def results_path(path=""):
 
 
 # Every input read and validated, and the selection checked against the data (one place:
-# hairtrial.analyses.inputs, also used by `hairtrial run` and `hairtrial validate`).
-try:
-    check_inputs(config)
-except data_validation.DataValidationError as err:
-    raise WorkflowError(
-        f"Input data rejected; nothing was run or written.\n{err}"
-    ) from None
-except analysis_config.ConfigError as err:  # the selection finds nothing in the data
-    files = ", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml"
-    raise WorkflowError(
-        f"Config rejected; nothing was run or written.\n{files}: {err}"
-    ) from None
+# hairtrial.analyses.inputs, also used by `hairtrial run` and `hairtrial validate`); not
+# twice when `hairtrial run` has just checked these inputs (the same run fingerprint).
+if os.environ.get(CHECKED_ENV) != run_fingerprint(config, workflow.main_snakefile):
+    from hairtrial.analyses.inputs import check_inputs
+    from hairtrial.data.validate import DataValidationError
+
+    try:
+        check_inputs(config)
+    except DataValidationError as err:
+        raise WorkflowError(
+            f"Input data rejected; nothing was run or written.\n{err}"
+        ) from None
+    except (
+        analysis_config.ConfigError
+    ) as err:  # the selection finds nothing in the data
+        files = (
+            ", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml"
+        )
+        raise WorkflowError(
+            f"Config rejected; nothing was run or written.\n{files}: {err}"
+        ) from None
 
 # Table and figure-data names: hairtrial.analyses.run.CONTRAST_TABLES, ARM_MODEL_TABLES,
 # and hairtrial.report.figures.FIGURE_DATA (the rules list them so that Snakemake knows
