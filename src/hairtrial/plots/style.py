@@ -20,6 +20,7 @@ from typing import Any
 import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
 # --------------------------------------------------------------------------
 # House style
@@ -117,6 +118,16 @@ def _lean_pdf_fonts() -> Any:
         subset.load_font = load_font
 
 
+@contextlib.contextmanager
+def _layout_once(fig: Figure, engine: Any) -> Any:
+    """Give ``fig`` its layout engine back when saving ends (see save_figure)."""
+    try:
+        yield
+    finally:
+        if engine is not None and fig.get_layout_engine() is not engine:
+            fig.set_layout_engine(engine)
+
+
 def save_figure(
     fig: Figure,
     stem: Path,
@@ -167,8 +178,17 @@ def save_figure(
     # The house style, minus automatic layout: savefig briefly removes a
     # figure's layout engine and then restores "None" as "what rcParams say".
     no_autolayout = {"figure.constrained_layout.use": False, "figure.autolayout": False}
-    with use_style(), mpl.rc_context(no_autolayout):
-        for fmt in fmts:
+    engine = fig.get_layout_engine()
+    with use_style(), mpl.rc_context(no_autolayout), _layout_once(fig, engine):
+        for i, fmt in enumerate(fmts):
+            if engine is not None and (i > 0 or isinstance(engine, PlaceHolderLayoutEngine)):
+                # No layout engine while saving (inside ``no_autolayout``, None means none):
+                # with one, savefig draws the figure once more before drawing it, to solve
+                # the layout. A figure whose layout is already fixed (a placeholder engine,
+                # as the plots leave it) has nothing to solve; a constrained layout solved
+                # for the first format holds for the others (unhinted text has the same
+                # extents at every dpi and in every format). The files are the same bytes.
+                fig.set_layout_engine(None)
             target = stem.parent / f"{stem.name}.{fmt}"
             fd, tmp_name = tempfile.mkstemp(
                 prefix=f".{stem.name}.", suffix=f".{fmt}.tmp", dir=stem.parent
