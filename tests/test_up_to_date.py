@@ -76,14 +76,35 @@ def snakemake_started(out: str) -> bool:
 STAMP = Path("results", ".hairtrial", "test", cli.UP_TO_DATE)
 
 
-def test_second_plain_run_starts_no_snakemake(project):
+def test_plain_runs_options_and_changed_inputs(project):
+    """One analysis through the cases a user meets, in order (each step builds on the last):
+    a second plain run starts no Snakemake; a dry run changes nothing; a run with options
+    is Snakemake's to decide and leaves no record (its results may differ); the next plain
+    run goes to Snakemake and records again; inputs changed after a checked run are checked
+    again and rejected before Snakemake starts."""
+    stamp, checked = project / STAMP, project / STAMP.with_name(cli.INPUTS_CHECKED)
     rc, out = hairtrial_run(project)
-    assert rc == 0 and runs(project) == 1, out
-    assert (project / STAMP).is_file()
+    assert rc == 0 and runs(project) == 1 and snakemake_started(out), out
+    assert stamp.is_file() and checked.is_file()
     rc, out = hairtrial_run(project)
-    assert rc == 0, out
-    assert "is up to date" in out and not snakemake_started(out), out
+    assert rc == 0 and "is up to date" in out and not snakemake_started(out), out
     assert runs(project) == 1
+    rc, out = hairtrial_run(project, "-n")
+    assert rc == 0 and snakemake_started(out) and stamp.is_file(), out
+    rc, out = hairtrial_run(project, "--forceall")
+    assert rc == 0 and snakemake_started(out) and runs(project) == 2, out
+    assert not stamp.exists()
+    rc, out = hairtrial_run(project)  # Snakemake has nothing to do; the record is back
+    assert rc == 0 and snakemake_started(out) and runs(project) == 2, out
+    assert stamp.is_file()
+    arms = project / "data" / "arms.csv"
+    lines = arms.read_text().splitlines()
+    lines[2] = lines[2].replace(",22.2,", ",twenty,")
+    arms.write_text("\n".join(lines) + "\n")
+    rc, out = hairtrial_run(project)
+    assert rc == 1 and not snakemake_started(out), out
+    assert "arms.csv, line 3, column 'mean': value 'twenty': must be a finite number" in out
+    assert runs(project) == 2
 
 
 @pytest.mark.parametrize(
@@ -131,21 +152,6 @@ def test_touched_but_unchanged_input_is_still_up_to_date(project):
     assert run_fingerprint(config, snakefile) == before
 
 
-def test_snakemake_options_always_go_to_snakemake(project):
-    """A run with options (a target, --forcerun, ...) is Snakemake's to decide, and a real
-    one (not a dry run) leaves no record: the results may have changed."""
-    assert hairtrial_run(project)[0] == 0
-    rc, out = hairtrial_run(project, "-n")
-    assert rc == 0 and snakemake_started(out), out
-    assert (project / STAMP).is_file()  # a dry run changes nothing
-    rc, out = hairtrial_run(project, "--forceall")
-    assert rc == 0 and snakemake_started(out) and runs(project) == 2, out
-    assert not (project / STAMP).exists()
-    rc, out = hairtrial_run(project)  # goes to Snakemake (nothing to do), records again
-    assert rc == 0 and snakemake_started(out) and runs(project) == 2, out
-    assert (project / STAMP).is_file()
-
-
 def test_record_of_another_fingerprint_or_corrupt_is_not_up_to_date(tmp_path):
     results = tmp_path / "results"
     results.mkdir()
@@ -163,16 +169,3 @@ def test_record_of_another_fingerprint_or_corrupt_is_not_up_to_date(tmp_path):
     stamp.write_text("[]")
     assert not cli._up_to_date(stamp, "abc", results)
     assert not cli._up_to_date(tmp_path / "missing.json", "abc", results)
-
-
-def test_inputs_changed_after_a_checked_run_are_checked_again(project):
-    """The record of inputs that passed the check holds for those bytes only."""
-    assert hairtrial_run(project)[0] == 0
-    assert (project / "results" / ".hairtrial" / "test" / cli.INPUTS_CHECKED).is_file()
-    arms = project / "data" / "arms.csv"
-    lines = arms.read_text().splitlines()
-    lines[2] = lines[2].replace(",22.2,", ",twenty,")
-    arms.write_text("\n".join(lines) + "\n")
-    rc, out = hairtrial_run(project)
-    assert rc == 1 and not snakemake_started(out), out
-    assert "arms.csv, line 3, column 'mean': value 'twenty': must be a finite number" in out
