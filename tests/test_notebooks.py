@@ -35,3 +35,34 @@ def test_parameters_cell_and_library_imports(source):
     # statistics belong in the library: no model fitting or numeric libraries called here
     forbidden = r"\b(scipy|statsmodels|np\.linalg|meta\.fit|tau2\.)"
     assert not re.search(forbidden, code), "statistics inside a notebook"
+
+
+def test_saved_notebook_shows_the_published_parameters(tmp_path):
+    """A run in a staging folder executes there; the saved notebook names where its results
+    are published (the staging folder is gone when a reader opens it)."""
+    import nbformat
+
+    from hairtrial.report.notebooks import execute_many
+
+    (tmp_path / "staged.txt").write_text("numbers of this run\n")
+    source = tmp_path / "nb.py"
+    source.write_text(
+        '# %% tags=["parameters"]\nresults_dir = "default"\n\n'
+        "# %%\nprint(open(results_dir).read())\n"
+    )
+    run = {
+        "source": source,
+        "ipynb_out": tmp_path / "nb.ipynb",
+        "html_out": tmp_path / "nb.html",
+        "parameters": {"results_dir": str(tmp_path / "staged.txt")},
+        "shown_parameters": {"results_dir": "../results/mine"},
+        "cwd": tmp_path,
+    }
+    execute_many([run], parallel=1)
+    nb = nbformat.read(str(tmp_path / "nb.ipynb"), as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "../results/mine" in injected[0].source
+    assert "staged.txt" not in injected[0].source
+    outputs = [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert "numbers of this run" in "".join(outputs)  # it ran with the staging paths
+    assert [c.execution_count for c in nb.cells if c.cell_type == "code"] == [1, 2, 3]

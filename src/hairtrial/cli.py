@@ -355,7 +355,8 @@ def _transaction(
     ]  # fmt: skip
     log_path = stage / "snakemake.log"
     assert lock.fd is not None
-    rc, interrupted = _run_snakemake(cmd, log_path, lock.fd, {CHECKED_ENV: fingerprint})
+    env = {CHECKED_ENV: fingerprint, staging.PUBLISHED_ENV: str(Path.cwd().absolute())}
+    rc, interrupted = _run_snakemake(cmd, log_path, lock.fd, env)
     if rc == 0 and interrupted is None:
         try:
             if not dry:

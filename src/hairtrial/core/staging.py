@@ -23,6 +23,10 @@ import shutil
 from pathlib import Path
 
 COPIED_DIRS = frozenset({"logs", "benchmarks"})
+PUBLISHED_ENV = "HAIRTRIAL_PUBLISHED_ROOT"
+"""Environment variable set by ``hairtrial run`` for the jobs of a staged run: the folder the
+results are published under (the project), where a job that writes a path for a reader
+(the notebooks' parameters) must point, not at the staging folder that is deleted."""
 """Subfolders whose files are copied, not linked, into a staging folder: they are written in
 place (a log is opened for writing), which through a hard link would change the published
 file."""

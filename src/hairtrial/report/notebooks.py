@@ -151,7 +151,9 @@ def execute_many(runs: list[dict[str, Any]], *, timeout: int = 600, parallel: in
     ----------
     runs : list of dict
         Keyword arguments of :func:`execute` per notebook (``source``, ``ipynb_out``,
-        ``html_out``, ``parameters``, ``cwd``).
+        ``html_out``, ``parameters``, ``cwd``), and optionally ``shown_parameters``: the
+        parameters written into the saved notebook's injected cell instead of those it ran
+        with (a run in a staging folder executes there but is read where it is published).
     timeout : int
         Seconds allowed per cell.
     parallel : int
@@ -174,6 +176,10 @@ def execute_many(runs: list[dict[str, Any]], *, timeout: int = 600, parallel: in
                 resources={"metadata": {"path": str(run["cwd"])}},
             )
             await client.async_execute()
+            if run.get("shown_parameters"):  # what a reader re-running the notebook needs
+                nb = parameterize_notebook(
+                    nb, run["shown_parameters"], kernel_name="python3", language="python"
+                )
             _write(nb, run["ipynb_out"], run["html_out"])
 
     async def run_all() -> None:
