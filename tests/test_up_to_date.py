@@ -169,3 +169,11 @@ def test_record_of_another_fingerprint_or_corrupt_is_not_up_to_date(tmp_path):
     stamp.write_text("[]")
     assert not cli._up_to_date(stamp, "abc", results)
     assert not cli._up_to_date(tmp_path / "missing.json", "abc", results)
+
+
+def test_output_names_no_file_in_the_deleted_staging_folder():
+    quiet = cli._Quiet()
+    assert not quiet.keep(
+        "Complete log(s): /p/results/.hairtrial/x/staging/work/.snakemake/log/a.snakemake.log\n"
+    )
+    assert quiet.keep("Finished jobid: 0 (Rule: all)\n")

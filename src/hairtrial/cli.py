@@ -112,12 +112,16 @@ def validate(args: argparse.Namespace) -> int:
 
 
 class _Quiet:
-    """Snakemake's output for a user: tracebacks (which job logs hold in full) left out."""
+    """Snakemake's output for a user: tracebacks (which job logs hold in full) and the path
+    of Snakemake's own log in the staging folder left out (the full output is kept in the
+    run state, whose path ``hairtrial run`` prints at the end)."""
 
     def __init__(self) -> None:
         self.in_traceback = False
 
     def keep(self, line: str) -> bool:
+        if line.startswith("Complete log(s):"):
+            return False  # a path in the staging folder, deleted; hairtrial names its copy
         if line.startswith("Traceback (most recent call last):"):
             self.in_traceback = True
             return False
