@@ -295,6 +295,9 @@ def test_binary_only_config_runs(tmp_path):
     sof = pd.read_csv(results / "tables" / "summary_of_findings.csv")
     assert "shedding_worsened" in set(sof["outcome"]) and sof["certainty"].notna().all()
     assert "GRADE summary of findings" in report
+    methods = report.split("2.1 Data and selection", 1)[1].split("<h3>", 1)[0]
+    assert "Event counts (per trial" in methods  # what this review has, and nothing else
+    assert "mean, and an SD" not in methods and "Arm-level" not in methods
 
 
 def test_neither_arms_nor_events_is_rejected(tmp_path):

@@ -1071,10 +1071,25 @@ def _methods(ctx: _Context, codes: list[str]) -> dict[str, Any]:
     outcomes = cfg.get("outcomes", "all")
     paras: dict[str, list[str]] = {}
 
+    given = cfg.get("data") or {}
+    kinds = []
+    if given.get("arms"):
+        kinds.append(
+            "arm-level data (per trial, arm, week and outcome: n, mean, and an SD or whatever "
+            "the paper gave instead)"
+        )
+    if given.get("events"):
+        kinds.append(
+            "event counts (per trial, arm, week and outcome: participants with the event and "
+            "participants analysed)"
+        )
+    if given.get("participants"):
+        kinds.append("participant-level measurements (one row per participant and visit)")
+    kinds = kinds or ["the input data"]  # a validated config names arms or events
+    listed = ", ".join(kinds[:-1]) + (" and " if len(kinds) > 1 else "") + kinds[-1]
     data = [
-        "Arm-level data (per trial, arm, week and outcome: n, mean, and an SD or whatever the "
-        "paper gave instead) and a list of trials were validated against the input contract "
-        "before anything was computed."
+        f"{listed[:1].upper()}{listed[1:]}, and a list of trials, were validated against the "
+        "input contract before anything was computed."
     ]
     sel = (
         "Trials marked as primary (a clean contrast of the two treatments) were analysed"
