@@ -10,9 +10,14 @@ that starts appends a line to a file; forked workers are not new interpreters an
 counted). The machine's load (1-minute load average) before each step is recorded: the
 targets are for an idle 2-core machine.
 
-    .venv/bin/python benchmarks/bench_workflow.py [--skip-test]
+    .venv/bin/python benchmarks/bench_workflow.py [--skip-test] [--source DIR] [--out CSV]
 
-writes ``benchmarks/results/workflow.csv``.
+writes ``benchmarks/results/workflow.csv``. ``--source`` times another checkout (its
+workflow, data and ``src/``, first on ``PYTHONPATH``) with this environment: on a machine
+whose speed drifts (a shared VM), two versions timed one after the other in the same hour
+compare better than numbers from different days. CPU seconds (user + system of every
+process the step started and waited for, from ``getrusage``) drift much less with the load
+than wall time.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import csv
 import os
 import platform
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -70,6 +76,7 @@ def step(
     processes = log_dir / f"{name.replace(' ', '_')}.processes"
     processes.unlink(missing_ok=True)
     load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(
         cmd,
@@ -79,6 +86,8 @@ def step(
         text=True,
     )
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     out = proc.stdout + proc.stderr
     (log_dir / f"{name.replace(' ', '_')}.log").write_text(out)
     if proc.returncode != 0 and name != "make test":
@@ -89,6 +98,7 @@ def step(
     return {
         "step": name,
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu, 2),
         "target_seconds": TARGETS.get(name, ""),
         "jobs": sum(v for k, v in jobs.items() if k != "all") if name != "make test" else "",
         "python_processes": len(started),
@@ -104,7 +114,12 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, help="copy the run's results/ here (to compare with another run)"
     )
+    parser.add_argument(
+        "--source", type=Path, default=ROOT, help="the checkout to time (default: this one)"
+    )
+    parser.add_argument("--out", type=Path, default=OUT, help=f"default: {OUT}")
     args = parser.parse_args()
+    source = args.source.resolve()
     if not (ROOT / ".venv" / "bin" / "snakemake").exists():
         sys.exit("the environment is missing: run `make env` first")
     rows = []
@@ -116,12 +131,12 @@ def main() -> None:
         work = tmp / "work"
         work.mkdir()
         for name in LINKED:
-            (work / name).symlink_to(ROOT / name)
+            (work / name).symlink_to((ROOT if name == ".venv" else source) / name)
         logs = tmp / "logs"
         logs.mkdir()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
-            [str(hook), *filter(None, [os.environ.get("PYTHONPATH")])]
+            [str(hook), str(source / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
         )
         # the environment is present: never let make rebuild it (-o: the stamp is up to date)
         make = ["make", "-o", STAMP]
@@ -133,24 +148,29 @@ def main() -> None:
         if not args.skip_test:
             # another engineer's unfinished test module must not stop the timing of the rest
             test_env = {**env, "PYTEST_ADDOPTS": "--continue-on-collection-errors"}
-            rows.append(step("make test", [*make, "test"], test_env, logs, ROOT))
+            rows.append(step("make test", [*make, "test"], test_env, logs, source))
         if args.keep:
             shutil.copytree(logs, args.keep / "bench_logs", dirs_exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     for r in rows:
         r.update(cores=os.cpu_count(), machine=platform.node(), date=stamp)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    with OUT.open("w", newline="") as f:
+        r["source"] = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with args.out.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
     for r in rows:
         print(
-            f"{r['step']:<14} {r['seconds']:>8.2f} s (target {r['target_seconds']} s)  "
+            f"{r['step']:<14} {r['seconds']:>8.2f} s, {r['cpu_seconds']:>7.2f} CPU s "
+            f"(target {r['target_seconds']} s)  "
             f"jobs {r['jobs']!s:>3}  python processes {r['python_processes']:>3}  "
             f"load before {r['load_1min_before']}  {r['result']} {r['notes']}"
         )
-    print(f"wrote {OUT.relative_to(ROOT)}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
