@@ -52,6 +52,8 @@ rule figures:
         manifest=results_path("manifests/figures.csv"),
     log:
         results_path("logs/figures.log"),
+    benchmark:
+        results_path("benchmarks/figures.tsv")
     conda:
         "../../envs/hairtrial.yaml"
     threads: 2

@@ -234,13 +234,11 @@ def derive_events(
             ev_codes = ["events_from_percent"]
             assumption = "the percentage's denominator is n"
             if not percent_consistent(pct, n):
+                # said where the number is listed (the data-quality table), not among the
+                # inputs that cannot be used: the row is used
                 assumption += (
                     f"; no whole number of events out of {n} gives {_fmt(pct)}% at its printed "
                     "precision: the paper's denominator was probably not n"
-                )
-                notes.append(
-                    f"{where}: {_fmt(pct)}% is not a whole number of events out of n = {n}; "
-                    f"events rounded to {ev}"
                 )
             quality.append(
                 {
