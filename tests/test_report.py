@@ -259,7 +259,9 @@ def test_self_contained_no_paths(synthetic: dict[str, Path], tmp_path: Path) -> 
     assert "http://" not in text and "https://" not in text
     assert "<link" not in text and "<script" not in text and "@import" not in text
     srcs = re.findall(r'src="([^"]*)"', text)
-    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert srcs and all(
+        s.startswith(("data:image/png;base64,", "data:image/svg+xml;base64,")) for s in srcs
+    )
     assert not re.search(r"url\(", text)
     assert str(tmp_path) not in text
     assert str(ROOT) not in text
@@ -295,8 +297,14 @@ def test_every_figure_embedded_with_a_numbered_caption(synthetic: dict[str, Path
     for png in pngs:
         block = re.search(rf'<figure id="figure-{png.stem}">(.*?)</figure>', text, re.S)
         assert block, png.stem
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
-        assert f'src="data:image/png;base64,{data}"' in block.group(1)
+        # the smaller of the PNG and its SVG twin
+        svg = png.with_suffix(".svg")
+        if svg.exists() and svg.stat().st_size < png.stat().st_size:
+            embedded, mime = svg, "image/svg+xml"
+        else:
+            embedded, mime = png, "image/png"
+        data = base64.b64encode(embedded.read_bytes()).decode("ascii")
+        assert f'src="data:{mime};base64,{data}"' in block.group(1)
         assert re.search(r"Figure \d+\.</span> \S", block.group(1))
     # registry captions by kind (including a kind with underscores), generic for unknown
     forest = re.search(r'id="figure-forest_count_week24_MD">(.*?)</figure>', text, re.S)
