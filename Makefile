@@ -54,8 +54,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_multilevel.py
 	$(BIN)/python benchmarks/bench_batched.py
 
+# The test files are spread over $(CORES) worker processes (pytest-xdist), each file on one
+# worker (its module fixtures, e.g. one workflow run shared by its tests, built once).
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(CORES) --dist loadfile
 
 # Slow statistical checks (coverage of the arm model's CI over 2 x 500 simulated
 # meta-analyses, several minutes); not part of `make test` or CI.
