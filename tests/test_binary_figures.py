@@ -141,3 +141,27 @@ def test_benefit_harm_overview_reads_each_outcome_in_its_direction(tmp_path):
 def test_labbe_rejects_unknown_risk_measure(bad):
     with pytest.raises(ValueError, match="risk_measure"):
         labbe_plot(pd.DataFrame([_study()]), None, unit_label="", risk_measure=bad)
+
+
+def test_zero_cell_note_says_which_cell_in_the_readers_terms():
+    """The forest shows events and totals: a zero cell can be an arm where everyone had the
+    event (50 of 50), which a reader would not call zero without being told."""
+    from hairtrial.report.binary_figures import _figure_notes
+
+    rows = pd.DataFrame(
+        [
+            _study(study="dhurat2013", events_experimental=50, n_experimental=50,
+                   events_control=31, n_control=50, correction="+0.5 to each cell"),
+            _study(study="kumar2018", events_experimental=4, n_experimental=34,
+                   events_control=0, n_control=34, correction="+0.5 to each cell"),
+            _study(correction="none"),
+        ]
+    )  # fmt: skip
+    info = pd.DataFrame({"study": ["dhurat2013", "kumar2018"], "label": ["Dhurat 2013", "K"]})
+    notes = _figure_notes(rows, info, None)
+    assert (
+        "Dhurat 2013: zero cell (all 50 with the event with minoxidil + microneedling), "
+        "+0.5 to each cell for the trial's estimate" in notes
+    )
+    assert "K: zero cell (no events with minoxidil alone)" in notes
+    assert "Liang" not in notes

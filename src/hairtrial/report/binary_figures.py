@@ -74,6 +74,25 @@ def _favours(direction: str) -> tuple[str, str]:
     return (f"Favours {ctl}", f"Favours {exp_}")
 
 
+def _zero_cell(row: Any) -> str:
+    """Which cell of a trial's 2x2 table is 0, in the reader's terms (the table shows events
+    and totals: a zero cell is also an arm where everyone had the event)."""
+    where = []
+    for side, arm in (
+        ("experimental", "minoxidil + microneedling"),
+        ("control", "minoxidil alone"),
+    ):
+        try:
+            events, n = int(row[f"events_{side}"]), int(row[f"n_{side}"])
+        except (KeyError, TypeError, ValueError):
+            return "zero cell"
+        if events == 0:
+            where.append(f"no events with {arm}")
+        elif events == n:
+            where.append(f"all {n} with the event with {arm}")
+    return f"zero cell ({'; '.join(where)})" if where else "zero cell"
+
+
 def _figure_notes(rows: pd.DataFrame, info: pd.DataFrame, pooled: Any) -> str:
     """Short footer notes: zero-cell corrections and exclusions per trial, model boundary cases."""
     labels = dict(zip(info["study"], info["label"], strict=False)) if len(info) else {}
@@ -87,7 +106,11 @@ def _figure_notes(rows: pd.DataFrame, info: pd.DataFrame, pooled: Any) -> str:
                 f"{names}: no events (or only events) in both arms, left out of this ratio"
             )
         else:
-            notes.append(f"{names}: zero cell, {corr} for the trial's estimate")
+            for _, r in g.iterrows():
+                notes.append(
+                    f"{labels.get(r['study'], r['study'])}: {_zero_cell(r)}, {corr} for the "
+                    "trial's estimate"
+                )
     if pooled is not None and int(pooled["k"]) >= 2:
         text = str(pooled.get("notes") or "")
         keep = [
