@@ -177,3 +177,14 @@ def test_output_names_no_file_in_the_deleted_staging_folder():
         "Complete log(s): /p/results/.hairtrial/x/staging/work/.snakemake/log/a.snakemake.log\n"
     )
     assert quiet.keep("Finished jobid: 0 (Rule: all)\n")
+
+
+def test_an_unreadable_data_path_is_reported_by_the_input_check(project):
+    """The fingerprint reads every data file first; a path that is a folder must still reach
+    the input check's message, not an unexpected error."""
+    arms = project / "data" / "arms.csv"
+    arms.unlink()
+    arms.mkdir()
+    rc, out = hairtrial_run(project)
+    assert rc == 1 and "unexpected error" not in out and "Traceback" not in out, out
+    assert "arms.csv" in out and not snakemake_started(out), out

@@ -34,11 +34,13 @@ class Digest:
         self._h.update(data)
 
     def add_file(self, label: str, path: str | Path) -> None:
-        """Add a file's bytes (a missing file is a part of its own, not an error)."""
+        """Add a file's bytes. A file that cannot be read (missing, a folder, no permission)
+        is a part of its own, not an error: the digest differs from any readable content,
+        and the reader of the file reports the problem with its own message."""
         try:
             data = Path(path).read_bytes()
-        except FileNotFoundError:
-            self.add(f"missing {label}", b"")
+        except OSError as err:
+            self.add(f"unreadable {label}", type(err).__name__.encode())
         else:
             self.add(f"file {label}", data)
 
