@@ -188,3 +188,22 @@ def test_an_unreadable_data_path_is_reported_by_the_input_check(project):
     rc, out = hairtrial_run(project)
     assert rc == 1 and "unexpected error" not in out and "Traceback" not in out, out
     assert "arms.csv" in out and not snakemake_started(out), out
+
+
+def test_a_record_that_cannot_be_written_leaves_nothing_behind(tmp_path, monkeypatch):
+    """Writing a record is best effort: a failure (a full disk) leaves no temporary file in
+    the run state, where the reliability suite looks for leftovers."""
+    real_open = os.fdopen
+
+    def full_disk(fd, *args, **kwargs):
+        handle = real_open(fd, *args, **kwargs)
+
+        def write(_text):
+            raise OSError(28, "No space left on device")
+
+        handle.write = write  # type: ignore[method-assign]
+        return handle
+
+    monkeypatch.setattr(cli.os, "fdopen", full_disk)
+    cli._record(tmp_path / "inputs-checked", "abc")
+    assert list(tmp_path.iterdir()) == []

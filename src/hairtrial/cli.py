@@ -269,13 +269,24 @@ def _checked_before(record: Path, fingerprint: str) -> bool:
         return False
 
 
-def _record(record: Path, fingerprint: str) -> None:
-    """Write ``fingerprint`` to ``record`` whole (best effort: without it, a check again)."""
-    tmp = record.with_name(f".{record.name}.tmp")
-    with contextlib.suppress(OSError):
+def _record(record: Path, text: str) -> None:
+    """Write ``text`` to ``record`` whole (best effort: without it, the next run checks or
+    asks Snakemake again). A temporary file of its own, removed if writing fails (a full
+    disk, a read-only folder), so that nothing is left behind and two runs never share one."""
+    import tempfile
+
+    try:
         record.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(fingerprint + "\n", encoding="utf-8")
+        fd, tmp = tempfile.mkstemp(prefix=f".{record.name}.", suffix=".tmp", dir=record.parent)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
         os.replace(tmp, record)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
 
 
 def _up_to_date(stamp: Path, fingerprint: str, published: Path) -> bool:
