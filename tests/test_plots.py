@@ -19,11 +19,14 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 from scipy import optimize, stats  # noqa: E402
 
 from hairtrial import plots  # noqa: E402
+from hairtrial.data import provenance  # noqa: E402
 from hairtrial.plots import layout as layout_mod  # noqa: E402
 from hairtrial.plots import style as style_mod  # noqa: E402
 
@@ -362,6 +365,58 @@ def test_footnotes_list_exactly_the_codes_used():
     notes = fig2.hairtrial_footnotes
     assert [n[0] for n in notes] == ["a", "b", "c"]
     assert "p-value" in notes[0][1]
+
+
+@given(
+    flags=st.lists(
+        st.lists(
+            st.sampled_from([*provenance.FLAGS, "dose_unclear", "split_scalp_within_patient"]),
+            max_size=3,
+        ),  # fmt: skip
+        min_size=3,
+        max_size=3,
+    )
+)
+@settings(max_examples=25, deadline=None)
+def test_extraction_flags_are_marked_and_explained(flags: list[list[str]]):
+    """Each flagged study (flags shown in figures) gets a section sign after its label, and
+    one footnote names every flagged study with each of its caveats in words; no flag, no
+    footnote."""
+    studies, pooled = hair_density_example()
+    studies["flags"] = [";".join(f) for f in flags]
+    fig = plots.forest_plot(studies, pooled, xlabel="MD")
+    shown = [[f for f in fl if f not in provenance.FLAGS_NOT_SHOWN] for fl in flags]
+    notes = {gid: text for _, text, gid in fig.hairtrial_footnotes}
+    texts = [t.get_text() for t in fig.texts]
+    if not any(shown):
+        assert "flags" not in notes and "\u00a7" not in texts
+        return
+    note = notes["flags"]
+    assert texts.count("\u00a7") == sum(bool(s) for s in shown) + 1  # marks + footnote's
+    for label, fl in zip(studies["label"], shown, strict=True):
+        assert (f"{label}:" in note) == bool(fl)
+        for f in fl:
+            assert provenance.flag_text(f) in note
+    # the provenance marks are unchanged by the flags
+    assert _footnote_codes(fig) == {"from_p_value", "from_p_bound", "unit_converted"}
+
+
+def test_weights_only_beside_a_pooled_estimate():
+    """A single trial (or no pooled estimate) shows no weight column: its weight would be 100%
+    or, for Mantel-Haenszel with a zero cell, 0/0 - both say nothing."""
+    studies, pooled = hair_density_example()
+    texts = [t.get_text() for t in plots.forest_plot(studies, pooled, xlabel="MD").texts]
+    assert "Weight" in texts and "100.0%" in texts
+    one = studies.iloc[[0]].copy()
+    for w in (100.0, math.nan):
+        one["weight_pct"] = w
+        fig = plots.forest_plot(one, {**pooled, "k": 1}, xlabel="MD")
+        _assert_layout_clean(fig)
+        texts = [t.get_text() for t in fig.texts]
+        assert "Weight" not in texts and not any(t.endswith("%") for t in texts), texts
+        assert "Single study: no pooled estimate" in texts
+    texts = [t.get_text() for t in plots.forest_plot(studies, None, xlabel="MD").texts]
+    assert "Weight" not in texts and not any(t.endswith("%") for t in texts)
 
 
 def test_all_reported_means_no_footnotes():

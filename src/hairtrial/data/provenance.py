@@ -41,6 +41,46 @@ PROVENANCE: dict[str, str] = {
 
 ORDER = {code: i for i, code in enumerate(PROVENANCE)}
 
+FLAGS: dict[str, str] = {
+    "secondary_source": "numbers from a secondary source (a later review's table), not the "
+    "trial report",
+    "p_value_secondary_source": "p-value from a secondary source (a later review's table)",
+    "secondary_news_summary": "numbers from a news summary of the trial",
+    "value_conflict_with_secondary": "a secondary source gives a different value (the "
+    "trial report's is used)",
+    "change_vs_level_ambiguous": "unclear whether the values are changes from baseline or levels",
+    "mean_or_median_unspecified": "unclear whether the values are means or medians",
+    "week_approximated": "follow-up week approximated from the report's months or sessions",
+    "definition_not_stated": "the outcome's definition is not stated",
+    "threshold_wording_unconfirmed": "the responder threshold's wording is unconfirmed",
+    "rater_not_stated": "who rated the outcome is not stated",
+    "co_intervention": "the experimental arm also received another treatment",
+    "site_not_stated": "the site of the event is not stated",
+    "other_arms_not_stated": "counts of the other arms are not stated",
+    "counts_may_be_events": "counts may be events, not participants with an event",
+}
+"""Extraction caveats (the ``flags`` column of the input files) -> a reader's words.
+
+Flags are free codes: a review may use its own; :func:`flag_text` explains an unknown code by
+its words. Unlike provenance codes they do not change a number, they qualify it.
+"""
+
+FLAGS_NOT_SHOWN = frozenset({"split_scalp_within_patient"})
+"""Flags that figures show by other means (the split-scalp design has its own mark)."""
+
+
+def flag_text(code: str) -> str:
+    """A reader's words for an extraction flag; an unknown code by its words.
+
+    Examples
+    --------
+    >>> flag_text("rater_not_stated")
+    'who rated the outcome is not stated'
+    >>> flag_text("dose_unclear")
+    'dose unclear'
+    """
+    return FLAGS.get(code, code.replace("_", " ").strip())
+
 
 def join(codes: Iterable[str]) -> str:
     """Join codes into the canonical ``;``-separated form.

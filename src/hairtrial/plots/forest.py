@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from hairtrial.data.provenance import PROVENANCE
+from hairtrial.data.provenance import FLAGS_NOT_SHOWN, PROVENANCE, flag_text
 from hairtrial.plots.intervals import FS as _FS
 from hairtrial.plots.intervals import FS_MARK as _FS_MARK
 from hairtrial.plots.intervals import FS_TITLE as _FS_TITLE
@@ -80,6 +80,7 @@ _MARK_TARGETS: dict[str, tuple[str, ...]] = {
 
 _DESIGN_MARK = "\u2020"  # dagger
 _DESIGN_NOTE = "Split-scalp (within-patient) design: both columns are the same patients"
+_FLAG_MARK = "\u00a7"  # section sign: the study's extraction caveats, listed in a footnote
 
 
 @dataclass
@@ -174,8 +175,13 @@ def forest_plot(
         (falls back to ``study``), ``weight_pct``, ``n_experimental``,
         ``n_control``, ``mean_experimental``, ``mean_control``,
         ``sd_experimental``, ``sd_control``, ``provenance`` (codes joined by
-        ';'), ``design`` (``'parallel'`` or ``'split_scalp'``). ``vi`` is
-        not used: the CI bounds are drawn as given.
+        ';'), ``design`` (``'parallel'`` or ``'split_scalp'``), ``flags``
+        (extraction caveats, codes joined by ';': a section sign after the
+        label and one footnote listing each flagged study's caveats, in words
+        from :data:`hairtrial.data.provenance.FLAGS`). ``vi`` is not used:
+        the CI bounds are drawn as given. Weights are shown only beside a
+        pooled estimate (a single trial's "weight" is 100% or, for
+        Mantel-Haenszel with a zero cell, 0/0).
     pooled : mapping or pandas.Series or None
         One row of the meta-analysis table (keys ``method``, ``ci_method``,
         ``k``, ``estimate``, ``ci_lower``, ``ci_upper``, ``pvalue``,
@@ -220,8 +226,9 @@ def forest_plot(
         A figure with an Agg canvas, not registered with pyplot (no need to
         close it). Save it with :func:`save_figure`. Its attribute
         ``hairtrial_footnotes`` lists the footnotes drawn, as
-        ``(mark, explanation, gid)`` with gid ``"provenance:<code>"`` or
-        ``"design:split_scalp"``; the footnote texts carry the same gid.
+        ``(mark, explanation, gid)`` with gid ``"provenance:<code>"``,
+        ``"design:split_scalp"`` or ``"flags"``; the footnote texts carry the
+        same gid.
 
     Raises
     ------
@@ -283,6 +290,8 @@ class _ForestPlot:
         self.m = Measurer(self.family)
         self.marks: dict[str, str] = {}  # code -> symbol, in order of first use
         self.has_split_scalp = False
+        self.caveats: dict[str, list[str]] = {}  # study label -> its extraction caveats
+        self.show_weight = True
 
     # ---- data to rows -----------------------------------------------------
 
@@ -325,6 +334,12 @@ class _ForestPlot:
             if clean_text(self._col(r, "design")).lower().replace("-", "_") == "split_scalp":
                 self.has_split_scalp = True
                 targets["label"].append(_DESIGN_MARK)
+            flags = [f for f in parse_codes(self._col(r, "flags")) if f not in FLAGS_NOT_SHOWN]
+            if flags:
+                self.caveats.setdefault(label, [])
+                self.caveats[label] += [t for t in map(flag_text, flags)
+                                        if t not in self.caveats[label]]  # fmt: skip
+                targets["label"].append(_FLAG_MARK)
             cells["label"] = _Cell(label, marks=targets["label"])
             means = [as_float(self._col(r, f"mean_{a}")) for a in ("experimental", "control")]
             sds = [as_float(self._col(r, f"sd_{a}")) for a in ("experimental", "control")]
@@ -469,7 +484,8 @@ class _ForestPlot:
             arm = {"n_e": "Events", "msd_e": "Total", "n_c": "Events", "msd_c": "Total"}
         else:
             arm = {"n_e": "n", "msd_e": "(SD)", "n_c": "n", "msd_c": "(SD)"}
-        return {"label": "Study", **arm, "est": "", "lo": "", "hi": "", "w": "Weight"}
+        w = "Weight" if self.show_weight else ""
+        return {"label": "Study", **arm, "est": "", "lo": "", "hi": "", "w": w}
 
     @property
     def _HEADERS_TOP(self) -> dict[str, str]:  # noqa: N802 (was a class constant)
@@ -535,6 +551,13 @@ class _ForestPlot:
         rows = self._study_rows()
         n_studies = len(rows)
         rows += self._summary_rows(n_studies)
+        if not self._has_pooled(rows):
+            # a weight is a trial's share of a pooled estimate: none is drawn, none is shown
+            # (a single trial's weight is 100% or, for Mantel-Haenszel with a zero cell, 0/0)
+            self.show_weight = False
+            for row in rows[:n_studies]:
+                row.cells["w"] = _Cell()
+                row.weight = math.nan
         self._fit_width(rows)
         width = self.width
         full_w = width - 2 * _MARGIN
@@ -567,13 +590,18 @@ class _ForestPlot:
         ]
         blocks.append(("", f"Note: {notes}" if notes else "", "notes"))
         foot_lines, y = footnote_lines(blocks, full_w, y, self.m)
-        if foot_lines and (self.marks or self.has_split_scalp):
+        if foot_lines and (self.marks or self.has_split_scalp or self.caveats):
             y += 0.05
         footer = [
             (sym, self._explain(code), f"provenance:{code}") for code, sym in self.marks.items()
         ]
         if self.has_split_scalp:
             footer.append((_DESIGN_MARK, _DESIGN_NOTE, "design:split_scalp"))
+        if self.caveats:
+            text = "Extraction caveats: " + " ".join(
+                f"{label}: {'; '.join(texts)}." for label, texts in self.caveats.items()
+            )
+            footer.append((_FLAG_MARK, text, "flags"))
         more, y = footnote_lines(footer, full_w, y, self.m)
         foot_lines += more
         height = y + _MARGIN - 0.04
