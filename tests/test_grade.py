@@ -125,6 +125,23 @@ def test_binary_harm_absolute_effect_per_1000():
     assert "(from 50 more to 200 more)" in row["absolute_effect"]
 
 
+def test_binary_absolute_effect_at_the_median_control_risk():
+    """The summary of findings and binary_absolute_effects.csv take one assumed control risk:
+    the median of the trials' control risks (here 0.05, 0.10, 0.40 with 2,000, 100 and 100
+    participants: the pooled risk would be 0.07)."""
+    meta = [_meta("itch", "RR", 3, math.log(2.0), math.log(1.5), math.log(3.0), 0, 0.1, 1.2)]
+    eff = _effects("itch", "RR", ["a", "b", "c"], n=100)
+    eff["n_control"] = [2000, 100, 100]
+    eff["events_control"] = [100, 10, 40]
+    row = _sof(meta, eff, {"a": "low", "b": "low", "c": "low"}).iloc[0]
+    assert row["absolute_effect"].startswith("100 per 1,000 with control; 100 more per 1,000")
+    assert row["control_risk"] == pytest.approx(0.10, rel=1e-12)
+    # a ratio whose risk would pass 1 is capped as in the absolute-effects table
+    meta = [_meta("itch", "RR", 3, math.log(2.0), math.log(1.5), math.log(12.0), 0, 0.1, 1.2)]
+    row = _sof(meta, eff, {"a": "low", "b": "low", "c": "low"}).iloc[0]
+    assert "to 900 more)" in row["absolute_effect"]
+
+
 def test_ois():
     assert grade.optimal_information_size(smd=0.2) == pytest.approx(784.9, abs=0.1)
     assert grade.optimal_information_size() == 400

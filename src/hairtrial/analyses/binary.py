@@ -639,14 +639,17 @@ def absolute(
 ) -> pd.DataFrame:
     """Events per 1,000 and the NNT from the primary model of each outcome x week x measure.
 
-    The control-arm risk is that of the trials pooled (control events / control participants
-    summed over the trials). RR and OR: the pooled ratio applied to that risk (GRADE);
-    RD: the pooled difference itself, and the NNT (NNTB / NNTH by the outcome's direction).
+    The control-arm risk (``control_per_1000``) is the assumed risk of GRADE's summary of
+    findings, the median of the trials' control-arm risks
+    (:func:`hairtrial.models.binary.assumed_control_risk`), so this table and the summary of
+    findings give one number per outcome; ``control_events`` and ``control_n`` are the trials'
+    totals. RR and OR: the pooled ratio applied to that risk (GRADE); RD: the pooled
+    difference itself, and the NNT (NNTB / NNTH by the outcome's direction).
     """
     rows: list[dict[str, Any]] = []
     for (outcome, week), tab in tabs.groupby(["outcome", "week"], sort=True):
         ce, cn = int(tab["ci"].sum()), int(tab["n2i"].sum())
-        cr = ce / cn if cn else math.nan
+        cr = pool.assumed_control_risk(tab["ci"], tab["n2i"])
         for measure in _settings(config)["measures"]:
             m0, c0 = primary_method(config, measure)
             sel = meta[
@@ -693,6 +696,11 @@ def absolute(
                 notes += list(ae.notes)
                 if ce == 0:
                     notes.append("no events in the control arms: a ratio gives 0 per 1,000")
+                elif cr == 0:
+                    notes.append(
+                        "median control-arm risk 0 (most trials had no control events): a "
+                        "ratio gives 0 per 1,000"
+                    )
             else:
                 row.update(
                     {

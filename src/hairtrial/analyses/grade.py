@@ -61,6 +61,7 @@ from hairtrial.analyses import bayes as abayes
 from hairtrial.analyses import binary as abinary
 from hairtrial.data.grade import DOMAINS, JUDGEMENTS
 from hairtrial.data.units import UNIT_LABELS
+from hairtrial.models import binary as pool
 
 __all__ = [
     "CERTAINTY",
@@ -459,12 +460,12 @@ def _primary_week(meta: pd.DataFrame, outcome: str) -> int:
 
 
 def _control_risk(g: pd.DataFrame) -> float:
-    for ev, n in (("events_control", "n_control"), ("ai_control", "n_control")):
-        if ev in g.columns and n in g.columns:
-            r = g[ev].to_numpy(float) / g[n].to_numpy(float)
-            r = r[np.isfinite(r)]
-            if r.size:
-                return float(np.median(r))
+    """GRADE's assumed control risk of the trials in `g` (binary study effects)."""
+    if {"events_control", "n_control"} <= set(g.columns):
+        return pool.assumed_control_risk(
+            pd.to_numeric(g["events_control"], errors="coerce"),
+            pd.to_numeric(g["n_control"], errors="coerce"),
+        )
     return math.nan
 
 
@@ -487,13 +488,12 @@ def _effects_text(
         )
         if not math.isfinite(cr):
             return rel, ""
-        if measure == "RR":
-            risk = [cr * math.exp(v) for v in (est, lo, hi)]
-        else:
-            risk = [
-                cr * math.exp(v) / (1 - cr + cr * math.exp(v)) for v in (est, lo, hi)
-            ]  # odds ratio to risk at the control risk
-        diff = [r - cr for r in risk]
+        # the binary tables' own conversion (RR x risk capped at 1; OR to risk)
+        ae = pool.absolute_effects(
+            math.exp(est), cr, measure=measure,
+            ratio_ci=(math.exp(lo), math.exp(hi)) if ci else (math.nan, math.nan),
+        )  # fmt: skip
+        diff = [x / 1000.0 for x in (ae.difference, ae.difference_ci_lower, ae.difference_ci_upper)]
         ab = f"{round(1000 * cr):.0f} per 1,000 with control; {_per_1000(diff[0])} per 1,000"
         if ci:
             ab += f" (from {_per_1000(diff[1])} to {_per_1000(diff[2])})"

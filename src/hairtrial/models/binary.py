@@ -89,6 +89,7 @@ __all__ = [
     "BinaryPoolResult",
     "NumberNeeded",
     "absolute_effects",
+    "assumed_control_risk",
     "glmm_um_fs",
     "inverse_variance",
     "mantel_haenszel",
@@ -1357,6 +1358,29 @@ class AbsoluteEffects:
     difference_ci_lower: float
     difference_ci_upper: float
     notes: tuple[str, ...] = ()
+
+
+def assumed_control_risk(events: ArrayLike, n: ArrayLike) -> float:
+    """The control-arm risk an absolute effect is computed at: the median of the trials'
+    control-arm risks.
+
+    GRADE's summary of findings takes the median control-group risk of the studies as the
+    "assumed risk" (Cochrane Handbook, chapter 14), so one trial with many participants does
+    not set the baseline of all; the summary of findings and the absolute-effects table both
+    use this one definition. Trials without participants in the control arm are skipped;
+    none left: NaN.
+
+    Examples
+    --------
+    >>> assumed_control_risk([2, 5, 0], [30, 44, 29])  # median of 0.067, 0.114, 0
+    0.06666666666666667
+    >>> assumed_control_risk([1, 3], [10, 10])
+    0.2
+    """
+    e = np.asarray(events, dtype=float).ravel()
+    m = np.asarray(n, dtype=float).ravel()
+    ok = np.isfinite(e) & np.isfinite(m) & (m > 0)
+    return float(np.median(e[ok] / m[ok])) if ok.any() else _NAN
 
 
 def absolute_effects(

@@ -1784,8 +1784,9 @@ def _binary_methods(config: Mapping[str, Any]) -> list[str]:
         f"({zc.get('correction', 'constant')} correction); the Mantel-Haenszel, Peto and GLMM "
         "estimates use the counts as they are. Trials without events (or with only events) in "
         "both arms are left out of risk and odds ratios and kept for the risk difference. "
-        "Absolute effects are given per 1,000 participants at the control-arm risk of the "
-        "trials, and the number needed to treat from the risk difference (Altman 1998).",
+        "Absolute effects are given per 1,000 participants at the median of the trials' "
+        "control-arm risks (GRADE's assumed risk, as in the summary of findings), and the "
+        "number needed to treat from the risk difference (Altman 1998).",
     ]
 
 
