@@ -172,31 +172,7 @@ def intervals_paragraphs(
         )
     b = _row(tables.get("bayes", pd.DataFrame()), outcome=o, week=w, measure=m)
     if b is not None:
-        sens = tables.get("bayes_sensitivity", pd.DataFrame())
-        srows = sens[
-            (sens["outcome"] == o) & (sens["week"].astype(int) == w) & (sens["measure"] == m)
-        ]
-        rng = ""
-        if len(srows):
-            rng = (
-                f"; across the priors of the sensitivity panel its median ranges from "
-                f"{_f(srows['mu_median'].min())} to {_f(srows['mu_median'].max())}{unit}"
-            )
-        paras.append(
-            f"The Bayesian random-effects model (prior {b['prior']} for tau, flat for the mean) "
-            f"gives a posterior median of {_f(b['mu_median'])}{unit} (95% credible interval "
-            f"{_f(b['mu_ci_lower'])} to {_f(b['mu_ci_upper'])}){rng}. It differs because with "
-            f"{k} trials the data cannot estimate the between-trial SD tau, so its prior "
-            "decides how far the trials are pooled towards the most precise one: the default "
-            "scale (half of the unit-information SD of the trials) is "
-            f"{_f(b['tau_prior_scale'])}{unit}, while the trials' estimates disagree by far "
-            "more. Where the answer depends this much on the prior, the Bayesian MD is not an "
-            "answer in itself; on the standardised scale (below) it depends much less."
-            if m == "MD"
-            else f"The Bayesian random-effects model gives a posterior median of "
-            f"{_f(b['mu_median'])} (95% credible interval {_f(b['mu_ci_lower'])} to "
-            f"{_f(b['mu_ci_upper'])}){rng}."
-        )
+        paras.append(_bayes_paragraph(tables, b, unit, k))
     return paras
 
 
@@ -373,3 +349,93 @@ def methods_paragraphs(config: Mapping[str, Any], tables: Mapping[str, pd.DataFr
     }
     out["grade"] = [(names.get(k, k), v) for k, v in rules.items()]
     return out
+
+
+_PRIOR_DEPENDENT = 0.5
+"""The answer depends on the prior when the posterior median moves, across the priors of the
+sensitivity panel (the common-effect model aside), by more than this share of the width of
+the primary credible interval."""
+
+
+def _prior_spread(tables: Mapping[str, pd.DataFrame], o: str, w: int, m: str) -> float | None:
+    """Range of the posterior median across the sensitivity priors over the primary credible
+    interval's width; None without both tables."""
+    b = _row(tables.get("bayes", pd.DataFrame()), outcome=o, week=w, measure=m)
+    sens = tables.get("bayes_sensitivity", pd.DataFrame())
+    if b is None or sens is None or sens.empty:
+        return None
+    rows = sens[(sens["outcome"] == o) & (sens["week"].astype(int) == w) & (sens["measure"] == m)]
+    if "prior_family" in rows.columns:
+        rows = rows[rows["prior_family"] != "fixed"]
+    width = float(b["mu_ci_upper"]) - float(b["mu_ci_lower"])
+    if rows.empty or not width > 0:
+        return None
+    return float(rows["mu_median"].max() - rows["mu_median"].min()) / width
+
+
+def _bayes_paragraph(tables: Mapping[str, pd.DataFrame], b: pd.Series, unit: str, k: int) -> str:
+    """The Bayesian answer beside the primary one, and how much it owes to the prior of tau:
+    measured on the sensitivity panel, with the trial that sets the MD prior's scale named."""
+    o, w, m = str(b["outcome"]), int(b["week"]), str(b["measure"])
+    sens = tables.get("bayes_sensitivity", pd.DataFrame())
+    rng = ""
+    if sens is not None and len(sens):
+        srows = sens[
+            (sens["outcome"] == o) & (sens["week"].astype(int) == w) & (sens["measure"] == m)
+        ]
+        if len(srows):
+            rng = (
+                f"; across the priors of the sensitivity panel its median ranges from "
+                f"{_f(srows['mu_median'].min())} to {_f(srows['mu_median'].max())}{unit}"
+            )
+    text = (
+        f"The Bayesian random-effects model (prior {b['prior']} for tau, flat for the mean) "
+        f"gives a posterior median of {_f(b['mu_median'])}{unit} (95% credible interval "
+        f"{_f(b['mu_ci_lower'])} to {_f(b['mu_ci_upper'])}){rng}."
+    )
+    spread = _prior_spread(tables, o, w, m)
+    if spread is None:
+        return text
+    if spread <= _PRIOR_DEPENDENT:
+        return text + (
+            " The prior of the between-trial SD tau moves this answer little (the median "
+            f"moves by {spread:.0%} of the credible interval's width across the priors)."
+        )
+    text += (
+        f" It depends on the prior: with {k} trials the data cannot estimate the between-trial "
+        "SD tau, so its prior decides how far the trials are pooled towards the most precise "
+        f"one (the median moves by {spread:.0%} of the credible interval's width across the "
+        "priors)."
+    )
+    if m == "MD":
+        text += (
+            " The default scale of that prior (half of the unit-information SD of the trials) "
+            f"is {_f(b['tau_prior_scale'])}{unit}"
+        )
+        eff = tables.get("study_effects")
+        if eff is not None and {"yi", "vi"} <= set(eff.columns):
+            g = eff[(eff["outcome"] == o) & (eff["week"].astype(int) == w) & (eff["measure"] == m)]
+            yi = pd.to_numeric(g["yi"], errors="coerce")
+            prec = 1.0 / pd.to_numeric(g["vi"], errors="coerce")
+            if yi.notna().sum() >= 2:
+                text += f", while the trials' estimates span {_f(yi.max() - yi.min())}{unit}"
+            if prec.notna().any() and float(prec.sum()) > 0:
+                share = prec / prec.sum()
+                top = g.loc[share.idxmax()]
+                if float(share.max()) > 0.5:
+                    name = top["label"] if _text(top.get("label")) else top["study"]
+                    derived = str(top.get("provenance", "reported")) not in ("reported", "nan")
+                    text += (
+                        f"; {name} carries {float(share.max()):.0%} of the trials' precision "
+                        "and so sets that scale"
+                        + (" (its numbers were derived rather than reported)" if derived else "")
+                    )
+        text += "."
+        smd = _prior_spread(tables, o, w, "SMD")
+        text += " Where the answer depends this much on the prior, it is not an answer in itself"
+        text += (
+            "; on the standardised scale (below) it depends much less."
+            if smd is not None and smd <= _PRIOR_DEPENDENT
+            else "."
+        )
+    return text
