@@ -142,6 +142,36 @@ def test_binary_absolute_effect_at_the_median_control_risk():
     assert "to 900 more)" in row["absolute_effect"]
 
 
+def test_a_single_trial_shows_its_own_result():
+    """k = 1: Mantel-Haenszel is undefined with a zero cell and an ad hoc CI has no degrees of
+    freedom; the summary of findings shows the trial's own estimate and CI (as the
+    benefit-and-harm overview does), and says an effect cannot be estimated only when the
+    trial has none (no events in either arm)."""
+    nan = math.nan
+    meta = [_meta("itch", "RR", 1, nan, nan, nan, nan, nan, nan)]
+    eff = _effects("itch", "RR", ["a"], n=40)
+    eff["events_control"] = [0]
+    eff["yi"], eff["ci_lower"], eff["ci_upper"] = math.log(2.85), math.log(0.12), math.log(68.0)
+    eff["correction"] = "+0.5 to each cell"
+    row = _sof(meta, eff, {"a": "low"}).iloc[0]
+    assert row["relative_effect"] == "RR 2.85 (0.12 to 68.00)"
+    assert row["estimate"] == pytest.approx(math.log(2.85))
+    assert "cannot be estimated" not in row["statement"]
+    assert "one trial, nothing pooled" in row["imprecision_reason"]
+    # a double-zero trial: no estimate of its own either
+    eff[["yi", "ci_lower", "ci_upper"]] = nan
+    row = _sof(meta, eff, {"a": "low"}).iloc[0]
+    assert row["relative_effect"] == "not estimable"
+    assert "cannot be estimated" in row["statement"]
+    # continuous: the model's estimate, the trial's own CI
+    meta = [_meta("dens", "MD", 1, 12.0, nan, nan, nan, nan, nan)]
+    eff = _effects("dens", "MD", ["a"], n=18)
+    eff["yi"], eff["ci_lower"], eff["ci_upper"] = 12.0, 4.4, 19.6
+    row = _sof(meta, eff, {"a": "low"}).iloc[0]
+    assert (row["ci_lower"], row["ci_upper"]) == (4.4, 19.6)
+    assert "(4.4 higher to 19.6 higher)" in row["absolute_effect"]
+
+
 def test_ois():
     assert grade.optimal_information_size(smd=0.2) == pytest.approx(784.9, abs=0.1)
     assert grade.optimal_information_size() == 400

@@ -59,6 +59,7 @@ from scipy.special import ndtri
 
 from hairtrial.analyses import bayes as abayes
 from hairtrial.analyses import binary as abinary
+from hairtrial.analyses import primary as aprimary
 from hairtrial.data.grade import DOMAINS, JUDGEMENTS
 from hairtrial.data.units import UNIT_LABELS
 from hairtrial.models import binary as pool
@@ -391,7 +392,7 @@ def _inconsistency(row: pd.Series, mids, cfg: Mapping[str, Any]) -> dict[str, st
 def _imprecision(row: pd.Series, mids, n: float, ois: float) -> dict[str, str]:
     lo, hi = float(row["ci_lower"]), float(row["ci_upper"])
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        desc = f"no CI (one trial); {n:.0f} participants, OIS {ois:.0f}"
+        desc = f"one trial, nothing pooled; {n:.0f} participants, OIS {ois:.0f}"
         return _judge("very serious" if n < ois else "serious", desc)
     includes = lo < 0 < hi
     spans = _spans(lo, hi, mids)
@@ -631,7 +632,8 @@ def summary_of_findings(
                     f"{DOMAIN_LABELS[d]} (−{levels}, {j['judgement']}{who}): {j['reason']}"
                 )
         certainty = CERTAINTY[max(0, 3 - total)]
-        est, clo, chi = float(row["estimate"]), float(row["ci_lower"]), float(row["ci_upper"])
+        # a single trial's result is its own (the model has no CI or no estimate there)
+        est, clo, chi, _ = aprimary.effect_shown(row, g)
         unit = orow.get("unit", "")
         rel, ab = _effects_text(measure, est, clo, chi, UNIT_LABELS.get(unit, unit), cr)
         pb = ph = math.nan
@@ -646,8 +648,13 @@ def summary_of_findings(
                 harm_outcome = orow.get("direction", "benefit") == "harm"
                 pb, ph = (p_down, p_up) if harm_outcome else (p_up, p_down)
         label = str(orow.get("label", o.replace("_", " ")))
-        jest = float(judged["estimate"])
-        jci = (float(judged["ci_lower"]), float(judged["ci_upper"]))
+        gj = study_effects[
+            (study_effects["outcome"] == o)
+            & (study_effects["week"] == week)
+            & (study_effects["measure"] == judged_on)
+        ]
+        jest, jlo, jhi, _ = aprimary.effect_shown(judged, gj)
+        jci = (jlo, jhi)
         rows.append(
             {
                 "outcome": o,

@@ -8,6 +8,8 @@ script can run exactly what the workflow runs.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -194,3 +196,57 @@ def primary_row(meta_table: pd.DataFrame, config: dict, outcome: str, week: int,
         & (meta_table["ci_method"] == ci_method)
     ]
     return None if sel.empty else sel.iloc[0]
+
+
+def effect_shown(pooled: Any, trials: pd.DataFrame) -> tuple[float, float, float, str]:
+    """The estimate and CI that summaries show for one outcome x week x measure.
+
+    The primary model's, except where the model leaves them undefined for a single trial:
+    with k = 1 nothing is pooled (an ad hoc Hartung-Knapp CI has no residual degrees of
+    freedom; Mantel-Haenszel and Peto are undefined with a zero cell), and the result is the
+    trial's own - its estimate and CI from the study-effects table (escalc, with the zero-cell
+    correction named there), as a summary of findings reports a single study. The one rule
+    for the summary of findings and the report's benefit-and-harm overview.
+
+    Parameters
+    ----------
+    pooled : mapping or pandas.Series
+        The primary model's row (``k``, ``estimate``, ``ci_lower``, ``ci_upper``).
+    trials : pandas.DataFrame
+        The study-effects rows of the same outcome x week x measure (``yi``, ``ci_lower``,
+        ``ci_upper``; ``correction`` for binary outcomes).
+
+    Returns
+    -------
+    tuple
+        ``(estimate, ci_lower, ci_upper, source)`` on the analysis scale (log for ratios);
+        ``source`` is ``""`` for the model's numbers, ``"the trial's own CI"`` or
+        ``"the trial's own estimate"`` (with its correction, when one was added).
+
+    Examples
+    --------
+    >>> trial = pd.DataFrame({"yi": [12.0], "ci_lower": [4.4], "ci_upper": [19.6]})
+    >>> effect_shown({"k": 1, "estimate": 12.0, "ci_lower": float("nan"),
+    ...               "ci_upper": float("nan")}, trial)
+    (12.0, 4.4, 19.6, "the trial's own CI")
+    """
+
+    def num(x: Any) -> float:
+        try:
+            return float(x)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    est, lo, hi = (num(pooled.get(c)) for c in ("estimate", "ci_lower", "ci_upper"))
+    if num(pooled.get("k")) != 1 or len(trials) != 1:
+        return est, lo, hi, ""
+    t = trials.iloc[0]
+    yi, tlo, thi = (num(t.get(c)) for c in ("yi", "ci_lower", "ci_upper"))
+    if not np.isfinite(est) and np.isfinite(yi):
+        corr = str(t.get("correction", "none") or "none").lstrip("'")
+        source = "the trial's own estimate" + ("" if corr in ("none", "nan") else f", {corr}")
+        return yi, tlo, thi, source
+    own_ci = bool(np.isfinite(tlo) and np.isfinite(thi))
+    if np.isfinite(est) and not (np.isfinite(lo) and np.isfinite(hi)) and own_ci:
+        return est, tlo, thi, "the trial's own CI"
+    return est, lo, hi, ""

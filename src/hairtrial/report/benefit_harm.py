@@ -112,16 +112,19 @@ def overview(
             label, direction = info.get(
                 str(r.outcome), (str(r.outcome).replace("_", " "), "benefit")
             )
-            lo, hi, est = _f(r.ci_lower), _f(r.ci_upper), _f(r.estimate)
             k = int(_f(r.k))
-            own = ""
             st = tables.get("study_effects", pd.DataFrame())
-            if k == 1 and not math.isfinite(lo) and not st.empty:  # the trial's own CI
-                t = st[(st["outcome"] == r.outcome) & (st["week"] == r.week)
-                       & (st["measure"] == measure)]  # fmt: skip
-                if len(t) == 1:
-                    lo, hi = _f(t["ci_lower"].iloc[0]), _f(t["ci_upper"].iloc[0])
-                    own = "; the trial's own CI"
+            t = (
+                st[
+                    (st["outcome"] == r.outcome)
+                    & (st["week"] == r.week)
+                    & (st["measure"] == measure)
+                ]  # fmt: skip
+                if not st.empty
+                else st
+            )
+            est, lo, hi, source = analyses_primary.effect_shown(r._asdict(), t)
+            own = f"; {source}" if source else ""
             good_high = direction != "harm"
             reading = _reading(lo, hi, 0.0, good_high)
             if reading.startswith("inconclusive") and good_high and lo < 0:
@@ -155,7 +158,7 @@ def overview(
                 & (bst["week"] == r.week)
                 & (bst["measure"] == measure)
             ]
-            est, lo, hi = (_f(getattr(r, c)) for c in ("estimate", "ci_lower", "ci_upper"))
+            est, lo, hi, source = analyses_primary.effect_shown(r._asdict(), trials)
             notes: list[str] = []
             k = len(trials)
             ev = int(trials["events_experimental"].sum() + trials["events_control"].sum())
@@ -168,12 +171,10 @@ def overview(
                 f" vs {int(trials['events_control'].sum())}/{int(trials['n_control'].sum())}"
                 " events"
             )
-            if not math.isfinite(est) and k == 1 and math.isfinite(_f(trials["yi"].iloc[0])):
-                t = trials.iloc[0]
-                est, lo, hi = _f(t["yi"]), _f(t["ci_lower"]), _f(t["ci_upper"])
-                notes.append(
-                    f"{method} not defined (zero cell): the trial's estimate, {t['correction']}"
-                )
+            if source.startswith("the trial's own estimate"):
+                notes.append(f"{method} not defined (zero cell): {source}")
+            elif source:
+                notes.append(source)
             elif not math.isfinite(est):
                 notes.append("no estimate: no events in either arm" if ev == 0 else "no estimate")
             if trials["provenance"].astype(str).str.contains("events_from_percent|n_split").any():
