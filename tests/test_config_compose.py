@@ -95,3 +95,41 @@ def test_prisma_counts_that_disagree_with_the_data_are_reported(tmp_path):
         "PRISMA counts disagree with the data: prisma.csv gives studies_included = 5, "
         f"but studies.csv lists {n_studies} studies"
     ]  # studies_meta_analysis = 3 agrees with the default selection
+
+
+def test_treatment_labels_never_reach_a_file_name(tmp_path, default_config):
+    """Treatment codes may be any label (extraction sheets write `../MN+MX/roller`); the files a
+    run writes are named from validated codes only (outcome codes [a-z][a-z0-9_]*, measures,
+    weeks, moderators from an enum), so a label cannot make a path unsafe."""
+    import re
+
+    import pandas as pd
+
+    from hairtrial.analyses import binary, primary, run
+
+    labels = {"minoxidil_microneedling": "../MN+MX/roller *", "minoxidil": "topical-5pct:ctl"}
+    cfg = dict(default_config)
+    data = dict(cfg["data"])
+    for key in ("arms", "events"):
+        df = pd.read_csv(data[key], dtype=str, keep_default_na=False)
+        df["treatment"] = df["treatment"].map(lambda t: labels.get(t, t))
+        df.to_csv(tmp_path / f"{key}.csv", index=False)
+        data[key] = str(tmp_path / f"{key}.csv")
+    cfg["data"] = data
+    cfg["comparison"] = {
+        **cfg["comparison"],
+        "control": labels["minoxidil"],
+        "experimental": labels["minoxidil_microneedling"],
+    }
+    eff, _, _ = primary.prepare(cfg)
+    assert len(eff) > 0  # the labels select the same comparisons
+    _, study_effects = primary.meta_analyses(eff, cfg)
+    _, studies = primary.load_inputs(cfg)
+    stems = list(run.figure_list(study_effects, studies, cfg)["stem"])
+    out = binary.binary_analyses(cfg)
+    stems += list(out.derived["binary_figures"]["stem"])
+    assert len(stems) > 20
+    safe = re.compile(r"^[A-Za-z0-9_.-]+$")
+    for stem in stems:
+        assert safe.match(stem) and ".." not in stem, stem
+        assert not any(part in stem for part in ("MN", "roller", "topical", "ctl")), stem
