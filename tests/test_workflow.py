@@ -182,6 +182,34 @@ def test_make_figures_runs_no_model_job(run_dir):
     assert not MODEL_RULES & set(counts)
 
 
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # a setting the models read: every job that depends on the tables
+        ({"meta_analysis": {"level": 0.9}},
+         {"analysis", "arm_model", "binary", "evidence", "figures", "notebooks", "html_report"}),
+        # a figure setting: no model job
+        ({"figures": {"dpi": 100}}, {"figures", "notebooks", "html_report"}),
+    ],
+)  # fmt: skip
+def test_a_changed_setting_reruns_what_depends_on_it(run_dir, change, expected):
+    """Snakemake does not see the config a script reads: every job carries a key of the
+    settings it reads and of the library's code (params), so a changed setting reruns the
+    jobs it can change and no other (dry run; nothing is written)."""
+    cfg = yaml.safe_load((run_dir / "config" / "config.yaml").read_text())
+    for section, values in change.items():
+        cfg[section] = {**(cfg.get(section) or {}), **values}
+    changed = run_dir / "config" / "changed.yaml"
+    changed.write_text(yaml.safe_dump(cfg))
+    try:
+        proc = snakemake(run_dir, "-n", "--configfile", str(changed))
+    finally:
+        changed.unlink()
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert set(counts) - {"all"} == expected
+
+
 def test_make_figures_copies_unchanged_figures(run_dir):
     """`make figures` with nothing changed: the figure job copies the figures it drew."""
     before = digests(run_dir / RESULTS)

@@ -20,6 +20,8 @@ rule analysis:
         results_path("benchmarks/analysis.tsv")
     conda:
         "../../envs/hairtrial.yaml"
+    params:
+        rerun=TABLES_KEY,  # see common.smk: the config and code it depends on
     script:
         "../scripts/analysis.py"
 
@@ -40,5 +42,7 @@ rule arm_model:
         results_path("benchmarks/arm_model.tsv")
     conda:
         "../../envs/hairtrial.yaml"
+    params:
+        rerun=TABLES_KEY,  # see common.smk: the config and code it depends on
     script:
         "../scripts/arm_model.py"

@@ -16,5 +16,7 @@ rule binary:
         results_path("benchmarks/binary.tsv")
     conda:
         "../../envs/hairtrial.yaml"
+    params:
+        rerun=TABLES_KEY,  # see common.smk: the config and code it depends on
     script:
         "../scripts/binary.py"

@@ -8,7 +8,12 @@ from pathlib import Path
 import yaml
 
 from hairtrial.analyses import config as analysis_config
-from hairtrial.analyses.fingerprint import CHECKED_ENV, run_fingerprint
+from hairtrial.analyses.fingerprint import (
+    CHECKED_ENV,
+    code_fingerprint,
+    rerun_key,
+    run_fingerprint,
+)
 
 # The config of this analysis: the --configfile files (or config/config.yaml) merged onto
 # the default config's settings, never its `name` and `data` (Snakemake's merge of the
@@ -28,6 +33,14 @@ config.clear()
 config.update(_analysis)
 HAS_ARMS = bool(config["data"].get("arms"))  # continuous outcomes
 HAS_EVENTS = bool(config["data"].get("events"))  # binary outcomes
+
+# Rerun keys, one `params: rerun=` of every job: Snakemake reruns a job when its inputs, its
+# script or its params change, but it does not see the config a script reads nor the library
+# it calls; these keys make a changed setting or an upgraded hairtrial rerun what depends on
+# it (the table jobs do not read the `figures` section).
+CODE_KEY = code_fingerprint()
+TABLES_KEY = rerun_key(config, CODE_KEY, without=("figures",))
+OUTPUTS_KEY = rerun_key(config, CODE_KEY)
 
 RESULTS = analysis_config.results_dir(config)
 """This analysis's results folder (results/<name>), relative to the working directory."""

@@ -27,5 +27,7 @@ rule evidence:
         results_path("benchmarks/evidence.tsv")
     conda:
         "../../envs/hairtrial.yaml"
+    params:
+        rerun=TABLES_KEY,  # see common.smk: the config and code it depends on
     script:
         "../scripts/evidence.py"

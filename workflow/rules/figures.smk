@@ -60,5 +60,6 @@ rule figures:
     params:
         figures=config["figures"],
         captions=CAPTIONS["figures"],
+        rerun=OUTPUTS_KEY,  # see common.smk: the config and code it depends on
     script:
         "../scripts/figures.py"

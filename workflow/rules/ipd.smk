@@ -18,5 +18,7 @@ if IPD:
             results_path("benchmarks/ipd.tsv")
         conda:
             "../../envs/hairtrial.yaml"
+        params:
+            rerun=TABLES_KEY,  # see common.smk: the config and code it depends on
         script:
             "../scripts/ipd.py"

@@ -19,5 +19,7 @@ rule notebooks:
     conda:
         "../../envs/hairtrial.yaml"
     threads: 2
+    params:
+        rerun=OUTPUTS_KEY,  # see common.smk: the config and code it depends on
     script:
         "../scripts/notebooks.py"

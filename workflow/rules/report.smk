@@ -11,5 +11,7 @@ rule html_report:
         results_path("benchmarks/html_report.tsv")
     conda:
         "../../envs/hairtrial.yaml"
+    params:
+        rerun=OUTPUTS_KEY,  # see common.smk: the config and code it depends on
     script:
         "../scripts/html_report.py"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from hairtrial.core.fingerprint import Digest, installed_distributions, package_files, tree_files
 
-__all__ = ["CHECKED_ENV", "run_fingerprint"]
+__all__ = ["CHECKED_ENV", "code_fingerprint", "rerun_key", "run_fingerprint"]
 
 CHECKED_ENV = "HAIRTRIAL_INPUTS_CHECKED"
 """Environment variable set by ``hairtrial run`` for Snakemake: the digest under which the
@@ -55,8 +55,42 @@ def run_fingerprint(config: dict, snakefile: str | Path) -> str:
     for folder in ("workflow", "notebooks"):
         for path in tree_files(base / folder):
             h.add_file(path.relative_to(base).as_posix(), path)
+    h.add("code", code_fingerprint().encode())
+    return h.hexdigest()
+
+
+def code_fingerprint() -> str:
+    """The digest of the code that computes a run's results: the package's sources (code,
+    style, captions, schemas) and the installed distributions with Python's version."""
+    h = Digest()
     package = Path(__file__).resolve().parents[1]
     for path in package_files():
         h.add_file(f"package {path.relative_to(package).as_posix()}", path)
     h.add("distributions", installed_distributions())
+    return h.hexdigest()
+
+
+def rerun_key(config: dict, code: str, *, without: tuple[str, ...] = ()) -> str:
+    """A job's key for Snakemake's ``params`` rerun trigger: the composed config (less the
+    sections in `without`, which the job does not read) and the code digest.
+
+    Snakemake reruns a job when its input files, its script or its params change, but it
+    does not see the config a script reads nor the library the script calls: without this
+    key a changed CI level or an upgraded hairtrial would leave the previous tables in
+    place, and `hairtrial run` would then record them as up to date.
+
+    Examples
+    --------
+    >>> a = rerun_key({"level": 0.95, "figures": {"dpi": 300}}, "c0", without=("figures",))
+    >>> a == rerun_key({"level": 0.95, "figures": {"dpi": 600}}, "c0", without=("figures",))
+    True
+    >>> a == rerun_key({"level": 0.9, "figures": {"dpi": 300}}, "c0", without=("figures",))
+    False
+    >>> a == rerun_key({"level": 0.95, "figures": {"dpi": 300}}, "c1", without=("figures",))
+    False
+    """
+    kept = {k: v for k, v in config.items() if k not in without}
+    h = Digest()
+    h.add("config", json.dumps(kept, sort_keys=True, default=str).encode())
+    h.add("code", code.encode())
     return h.hexdigest()
