@@ -1,12 +1,22 @@
-"""Shared fixtures: paths and the default configuration."""
+"""Shared fixtures: paths and the default configuration; the hypothesis profiles."""
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from hairtrial.analyses.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Property tests draw their examples at random, so a run can meet a new edge case (a real
+# one, worth a fixed @example). CI runs the "ci" profile: the examples are derived from each
+# test's code (the same on every run of the same code), so CI is never red by chance;
+# `HYPOTHESIS_PROFILE=explore make test` searches ten times as many random examples.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.register_profile("explore", max_examples=1000, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def _default_config() -> dict:
