@@ -172,6 +172,30 @@ def test_a_single_trial_shows_its_own_result():
     assert "(4.4 higher to 19.6 higher)" in row["absolute_effect"]
 
 
+def test_no_control_events_absolute_effect_from_the_risk_difference():
+    """Control risk 0: any ratio gives "0 more per 1,000"; the summary of findings gives the
+    absolute effect by the risk difference instead (4/34 vs 0/34: 118 more per 1,000)."""
+    nan = math.nan
+    meta = [
+        _meta("itch", "RR", 1, math.log(9.0), math.log(0.5), math.log(161.0), nan, nan, nan),
+        _meta("itch", "RD", 1, 4 / 34, -0.0034, 0.2319, nan, nan, nan),
+    ]
+    rr = _effects("itch", "RR", ["a"], n=34)
+    rd = _effects("itch", "RD", ["a"], n=34)
+    rd["yi"], rd["ci_lower"], rd["ci_upper"] = 4 / 34, -0.0034, 0.2319
+    eff = pd.concat([rr, rd], ignore_index=True)
+    eff["events_control"], eff["events_experimental"] = 0, 4
+    cfg = {**CONFIG, "binary": {**CONFIG.get("binary", {}), "measures": ["RR", "RD"]}}
+    studies = pd.DataFrame({"study": ["a"], "rob": ["low"]})
+    row = grade.summary_of_findings(pd.DataFrame(meta), eff, studies, OUTCOMES, None, cfg)
+    row = row.iloc[0]
+    assert row["measure"] == "RR"
+    assert "0 more per 1,000" not in row["absolute_effect"]
+    assert row["absolute_effect"].endswith(
+        "by the risk difference 118 more per 1,000 (from 3 fewer to 232 more)"
+    )
+
+
 def test_ois():
     assert grade.optimal_information_size(smd=0.2) == pytest.approx(784.9, abs=0.1)
     assert grade.optimal_information_size() == 400

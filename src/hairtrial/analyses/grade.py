@@ -636,6 +636,24 @@ def summary_of_findings(
         est, clo, chi, _ = aprimary.effect_shown(row, g)
         unit = orow.get("unit", "")
         rel, ab = _effects_text(measure, est, clo, chi, UNIT_LABELS.get(unit, unit), cr)
+        if measure in RATIO and cr == 0 and math.isfinite(est) and "RD" in measures:
+            # no control events: a ratio gives 0 per 1,000 whatever it is; the risk
+            # difference says how many more (or fewer) events there were
+            d, dlo, dhi, _ = aprimary.effect_shown(
+                here[here["measure"] == "RD"].iloc[0],
+                study_effects[
+                    (study_effects["outcome"] == o)
+                    & (study_effects["week"] == week)
+                    & (study_effects["measure"] == "RD")
+                ],
+            )
+            _, rd = _effects_text("RD", d, dlo, dhi, "", cr)
+            ab = (
+                "0 per 1,000 with control (no control events: a ratio gives no absolute "
+                f"effect); by the risk difference {rd}"
+                if rd
+                else ab
+            )
         pb = ph = math.nan
         if bayes_table is not None and len(bayes_table):
             b = bayes_table[
