@@ -157,7 +157,9 @@ def test_a_single_trial_shows_its_own_result():
     assert row["relative_effect"] == "RR 2.85 (0.12 to 68.00)"
     assert row["estimate"] == pytest.approx(math.log(2.85))
     assert "cannot be estimated" not in row["statement"]
-    assert "one trial, nothing pooled" in row["imprecision_reason"]
+    # imprecision is judged on the interval shown, as for any other CI
+    assert row["imprecision_reason"].startswith("95% CI −2.12 to 4.22 reaches beyond both MIDs")
+    assert row["imprecision"] == "very serious"
     # a double-zero trial: no estimate of its own either
     eff[["yi", "ci_lower", "ci_upper"]] = nan
     row = _sof(meta, eff, {"a": "low"}).iloc[0]
@@ -170,6 +172,9 @@ def test_a_single_trial_shows_its_own_result():
     row = _sof(meta, eff, {"a": "low"}).iloc[0]
     assert (row["ci_lower"], row["ci_upper"]) == (4.4, 19.6)
     assert "(4.4 higher to 19.6 higher)" in row["absolute_effect"]
+    # the trial's CI excludes no effect; 36 participants < the OIS: serious, once
+    assert row["imprecision"] == "serious"
+    assert row["imprecision_reason"].startswith("95% CI 4.4 to 19.6;")
 
 
 def test_no_control_events_absolute_effect_from_the_risk_difference():

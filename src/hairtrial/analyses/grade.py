@@ -389,10 +389,10 @@ def _inconsistency(row: pd.Series, mids, cfg: Mapping[str, Any]) -> dict[str, st
     return _judge("not serious", desc)
 
 
-def _imprecision(row: pd.Series, mids, n: float, ois: float) -> dict[str, str]:
+def _imprecision(row: Mapping[str, Any], mids, n: float, ois: float) -> dict[str, str]:
     lo, hi = float(row["ci_lower"]), float(row["ci_upper"])
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        desc = f"one trial, nothing pooled; {n:.0f} participants, OIS {ois:.0f}"
+        desc = f"no CI; {n:.0f} participants, OIS {ois:.0f}"
         return _judge("very serious" if n < ois else "serious", desc)
     includes = lo < 0 < hi
     spans = _spans(lo, hi, mids)
@@ -598,11 +598,18 @@ def summary_of_findings(
                 control_risk=cr,
                 relative_change=gcfg.get("ois_relative_risk_reduction", 0.25),
             )
+        # judged on the effect the table shows (a single trial's own CI where nothing is pooled)
+        gj = study_effects[
+            (study_effects["outcome"] == o)
+            & (study_effects["week"] == week)
+            & (study_effects["measure"] == judged_on)
+        ]
+        jest, jlo, jhi, _ = aprimary.effect_shown(judged, gj)
         judgements = {
             "risk_of_bias": _risk_of_bias(g, rob),
             "inconsistency": _inconsistency(judged, mids, gcfg),
             "indirectness": _indirectness(config),
-            "imprecision": _imprecision(judged, mids, n, ois),
+            "imprecision": _imprecision({"ci_lower": jlo, "ci_upper": jhi}, mids, n, ois),
             "publication_bias": _publication_bias(
                 (o, week, measure),
                 int(row["k"]),
@@ -666,12 +673,6 @@ def summary_of_findings(
                 harm_outcome = orow.get("direction", "benefit") == "harm"
                 pb, ph = (p_down, p_up) if harm_outcome else (p_up, p_down)
         label = str(orow.get("label", o.replace("_", " ")))
-        gj = study_effects[
-            (study_effects["outcome"] == o)
-            & (study_effects["week"] == week)
-            & (study_effects["measure"] == judged_on)
-        ]
-        jest, jlo, jhi, _ = aprimary.effect_shown(judged, gj)
         jci = (jlo, jhi)
         rows.append(
             {
