@@ -646,7 +646,7 @@ def summary_of_findings(
         if measure in RATIO and cr == 0 and math.isfinite(est) and "RD" in measures:
             # no control events: a ratio gives 0 per 1,000 whatever it is; the risk
             # difference says how many more (or fewer) events there were
-            d, dlo, dhi, _ = aprimary.effect_shown(
+            rd_est, rd_lo, rd_hi, _ = aprimary.effect_shown(
                 here[here["measure"] == "RD"].iloc[0],
                 study_effects[
                     (study_effects["outcome"] == o)
@@ -654,7 +654,7 @@ def summary_of_findings(
                     & (study_effects["measure"] == "RD")
                 ],
             )
-            _, rd = _effects_text("RD", d, dlo, dhi, "", cr)
+            _, rd = _effects_text("RD", rd_est, rd_lo, rd_hi, "", cr)
             ab = (
                 "0 per 1,000 with control (no control events: a ratio gives no absolute "
                 f"effect); by the risk difference {rd}"
