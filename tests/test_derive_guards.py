@@ -29,6 +29,49 @@ def _run(tmp_path, default_config, rows: str, **assumptions):
 
 
 @pytest.mark.parametrize(
+    ("rows", "why"),
+    [
+        (  # an extreme mean, the SD from a p-value: the derived SD overflows
+            "s2020,A,minoxidil,12,hair_density,hairs/cm2,50,22.2,change,,0.039,=\n"
+            "s2020,B,minoxidil_microneedling,12,hair_density,hairs/cm2,50,1e308,change,,0.039,=\n",
+            "the SD derived from the test (p = 0.039; MD=1e+308; n1=50; n2=50) is inf",
+        ),
+        (  # means of opposite extreme signs: their difference is not finite
+            "s2020,A,minoxidil,12,hair_density,hairs/cm2,50,-1e308,change,,0.039,=\n"
+            "s2020,B,minoxidil_microneedling,12,hair_density,hairs/cm2,50,1e308,change,,0.039,=\n",
+            "the difference of the arm means (1e+308 and -1e+308) is not finite",
+        ),
+        (  # a reported SD so small that its square underflows: zero variance, not "r = 1"
+            "s2020,A,minoxidil,12,hair_density,hairs/cm2,20,10,change,1e-300,,\n"
+            "s2020,B,minoxidil_microneedling,12,hair_density,hairs/cm2,20,20,change,1e-300,,\n",
+            "SD 1e-300 gives a sampling variance of 0",
+        ),
+    ],
+)
+def test_extreme_values_are_excluded_with_the_values_named(
+    tmp_path, default_config, rows, why, recwarn
+):
+    """Found by a user-style check (issue 9): these passed validation and either crashed a
+    notebook job (the arm model kept the arm, mean 1e308 and SD inf) or were excluded with a
+    reason that named neither the value nor the cause, with numpy warnings on the terminal."""
+    from hairtrial.analyses import arm_model
+
+    eff, notes = _run(tmp_path, default_config, rows)
+    mine = [n for n in notes if n.startswith("s2020")]
+    assert any(why in n for n in mine), notes
+    assert len(mine) == 1, mine  # one reason, not a second "SD not available" line
+    assert (eff["study"] == "s2020").sum() == 0
+    # the arm model leaves the arms out with the same kind of reason
+    cfg = dict(default_config)
+    cfg["data"] = {"arms": str(tmp_path / "arms.csv"), "studies": str(tmp_path / "studies.csv")}
+    cfg["selection"] = {"studies": "all"}
+    rows_, arm_notes = arm_model.arm_rows(cfg)
+    assert not (rows_["study"] == "s2020").any()
+    assert any(n.startswith("s2020") for n in arm_notes), arm_notes
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
+@pytest.mark.parametrize(
     ("rows", "assumptions", "why"),
     [
         (  # n = 1 in both arms: Hedges' correction has no degrees of freedom
@@ -47,7 +90,7 @@ def _run(tmp_path, default_config, rows: str, **assumptions):
             "s2020,A,minoxidil,12,hair_density,hairs/cm2,20,1e308,change,1e308,,\n"
             "s2020,B,minoxidil_microneedling,12,hair_density,hairs/cm2,20,-1e308,change,1e308,,\n",
             {},
-            "not finite",
+            "SD 1e+308 is too large: its sampling variance overflows",
         ),
         (  # r = 1 with equal baseline and follow-up SDs: SD of change 0, infinite weight
             "s2020,A,minoxidil,0,hair_density,hairs/cm2,20,100,value,5,,\n"
@@ -55,7 +98,7 @@ def _run(tmp_path, default_config, rows: str, **assumptions):
             "s2020,B,minoxidil_microneedling,0,hair_density,hairs/cm2,20,100,value,5,,\n"
             "s2020,B,minoxidil_microneedling,12,hair_density,hairs/cm2,20,130,value,5,,\n",
             {"change_sd_correlation": 1.0},
-            "sampling variance is 0",
+            "SD of change 0: change_sd_correlation = 1 with equal baseline and follow-up SDs",
         ),
     ],
 )

@@ -71,6 +71,18 @@ def arm_rows(config: dict) -> tuple[pd.DataFrame, list[str]]:
     for _, r in keep[no_sd].iterrows():
         notes.append(f"{r.study} / {r.arm} / {r.outcome} / week {r.week}: no SD; not modelled")
     keep = keep[~no_sd]
+    # the contrast level's rule: no arm with a non-finite mean or SD or a zero variance
+    why = [
+        comparisons.arm_problem(m, sd, n, f"{mp};{sp}")
+        for m, sd, n, mp, sp in zip(
+            keep["mean"], keep["sd"], keep["n"], keep["mean_provenance"],
+            keep["sd_provenance"], strict=True,
+        )
+    ]  # fmt: skip
+    for (_, r), w in zip(keep.iterrows(), why, strict=True):
+        if w:
+            notes.append(f"{r.study} / {r.arm} / {r.outcome} / week {r.week}: {w}; not modelled")
+    keep = keep[[not w for w in why]]
     sinfo = studies.set_index("study")
     keep["label"] = [
         comparisons.study_label(s, sinfo.at[s, "first_author"], sinfo.at[s, "year"])

@@ -88,6 +88,43 @@ def _combine(group: pd.DataFrame) -> dict:
     }
 
 
+def arm_problem(mean: float, sd: float, n: float, codes: str | list[str] = "") -> str:
+    """Why one arm's (or one combined group's) numbers cannot enter a model, or "".
+
+    A mean or SD that is not finite (an extreme value, or an SD derived from one), or an SD
+    whose sampling variance SD^2 / n is 0 (an SD of 0, or one so small that its square
+    underflows), would give a comparison or an arm-model row infinite weight. An SD of change
+    of 0 from ``change_sd_correlation = 1`` with equal baseline and follow-up SDs is named as
+    such.
+
+    Examples
+    --------
+    >>> arm_problem(12.0, 3.0, 20)
+    ''
+    >>> arm_problem(1e308 * 10, 3.0, 20)
+    'mean inf is not finite'
+    >>> arm_problem(5.0, 0.0, 20, "change_from_levels;change_from_levels_r")
+    'SD of change 0: change_sd_correlation = 1 with equal baseline and follow-up SDs'
+    """
+    text = ";".join(codes) if isinstance(codes, list) else str(codes)
+    if not math.isfinite(float(mean)):
+        return f"mean {float(mean):g} is not finite"
+    if not math.isfinite(float(sd)):
+        derived = any(c in text for c in ("from_p", "from_t"))
+        return f"SD {float(sd):g} is not finite" + (
+            " (derived from a between-arm test of extreme means)" if derived else ""
+        )
+    with np.errstate(all="ignore"):
+        variance = float(np.float64(sd) ** 2 / float(n)) if float(n) > 0 else math.nan
+    if variance == math.inf:
+        return f"SD {float(sd):g} is too large: its sampling variance overflows"
+    if not variance > 0:
+        if float(sd) == 0 and "change_from_levels_r" in text:
+            return "SD of change 0: change_sd_correlation = 1 with equal baseline and follow-up SDs"
+        return f"SD {float(sd):g} gives a sampling variance of 0"
+    return ""
+
+
 def fill_sds_from_tests(
     arm_changes: pd.DataFrame,
     studies: pd.DataFrame,
@@ -145,7 +182,8 @@ def fill_sds_from_tests(
                     f"{where}: SD not reported and no t or p-value to derive it; no comparison"
                 )
                 continue
-            md = float(expt["mean"].iloc[0] - ctrl["mean"].iloc[0])
+            with np.errstate(all="ignore"):  # extreme means: said below, not warned
+                md = float(expt["mean"].iloc[0] - ctrl["mean"].iloc[0])
             from_levels = g["mean_provenance"].str.contains("change_from_levels").any()
             if from_levels:
                 notes.append(
@@ -160,9 +198,16 @@ def fill_sds_from_tests(
                 )
                 continue
             n1, n2 = float(expt["n"].iloc[0]), float(ctrl["n"].iloc[0])
-            if not math.isfinite(md) or md == 0:
+            if not math.isfinite(md):
+                means = f"{float(expt['mean'].iloc[0]):g} and {float(ctrl['mean'].iloc[0]):g}"
                 notes.append(
-                    f"{where}: SD not reported and the arm means are equal (MD = {md:g}); a "
+                    f"{where}: SD not reported and the difference of the arm means ({means}) "
+                    "is not finite; check the means; no comparison"
+                )
+                continue
+            if md == 0:
+                notes.append(
+                    f"{where}: SD not reported and the arm means are equal (MD = 0); a "
                     "between-arm test cannot give an SD when the difference is 0; no comparison"
                 )
                 continue
@@ -174,7 +219,8 @@ def fill_sds_from_tests(
                 continue
             if not tv.empty:
                 t_val = abs(float(tv.iloc[0]))
-                sd = float(dispersion.pooled_sd_from_t(md, n1, n2, t_val))
+                with np.errstate(all="ignore"):
+                    sd = float(dispersion.pooled_sd_from_t(md, n1, n2, t_val))
                 code, bound = "from_t", False
                 method = "pooled SD = |MD| / |t| / sqrt(1/n1 + 1/n2)"
                 inputs = f"t = {t_val:g}; MD={md:.6g}; n1={n1:g}; n2={n2:g}"
@@ -183,12 +229,19 @@ def fill_sds_from_tests(
                 bound = bool((g.loc[p.index, "p_relation"] == "<").any())
                 code = "from_p_bound" if bound else "from_p_value"
                 p_used = p_val * p_bound_factor if bound else p_val
-                sd = float(dispersion.pooled_sd_from_p(md, n1, n2, p_used))
+                with np.errstate(all="ignore"):
+                    sd = float(dispersion.pooled_sd_from_p(md, n1, n2, p_used))
                 method = "pooled SD = |MD| / t(1 - p/2, n1 + n2 - 2) / sqrt(1/n1 + 1/n2)"
                 rel = "<" if bound else "="
                 inputs = f"p {rel} {p_val:g}; MD={md:.6g}; n1={n1:g}; n2={n2:g}"
                 if bound and p_bound_factor != 1:
                     inputs += f"; p used = {p_used:g} (assumptions.p_bound_factor)"
+            if not (math.isfinite(sd) and sd > 0):
+                notes.append(
+                    f"{where}: SD not reported; the SD derived from the test ({inputs}) is "
+                    f"{sd:g}, not usable; check the means and the test; no comparison"
+                )
+                continue
             for frame in (expt, ctrl):
                 idx = frame.index[0]
                 if pd.isna(frame.at[idx, "sd"]):
@@ -254,10 +307,7 @@ def _effect(
         return (
             math.nan,
             math.nan,
-            (
-                f"the sampling variance is {vi:g} (an SD of change of 0 arises with "
-                "change_sd_correlation = 1 and equal baseline and follow-up SDs)"
-            ),
+            (f"the sampling variance is {vi:g} (SDs {e['sd']:g} and {c['sd']:g})"),
         )
     return yi, vi, ""
 
@@ -331,9 +381,19 @@ def build_comparisons(
             continue
         design = str(sinfo.at[study, "design"])
         if ctrl["sd"].isna().any() or expt["sd"].isna().any():
-            notes.append(f"{where}: SD not available for every arm; no comparison")
+            if not any(n.startswith(f"{where}: ") for n in notes):  # said why already
+                notes.append(f"{where}: SD not available for every arm; no comparison")
             continue
-        e, c = _combine(expt), _combine(ctrl)
+        with np.errstate(all="ignore"):
+            e, c = _combine(expt), _combine(ctrl)
+        problems = [
+            f"{role} {why}"
+            for role, grp in (("experimental", e), ("control", c))
+            if (why := arm_problem(grp["mean"], grp["sd"], grp["n"], grp["codes"]))
+        ]
+        if problems:
+            notes.append(f"{where}: {'; '.join(problems)}; no comparison")
+            continue
         for role, grp, comb in (("experimental", expt, e), ("control", ctrl, c)):
             if len(grp) > 1:
                 for qty in ("n", "mean", "sd"):
