@@ -96,7 +96,11 @@ def hedges_correction(m: ArrayLike) -> FloatOrArray:
     """
     m_a = _f(m)
     if np.any(~(m_a > 1)):
-        raise ValueError(f"m must be > 1; got {m_a.tolist()}")
+        got = ", ".join(f"{x:g}" for x in np.atleast_1d(m_a))
+        raise ValueError(
+            f"Hedges' correction needs more than 1 degree of freedom (m = n1 + n2 - 2); "
+            f"got m = {got}"
+        )
     return _out(special.poch((m_a - 1) / 2, 0.5) / np.sqrt(m_a / 2))
 
 
