@@ -183,8 +183,8 @@ def test_correction_column_and_notes() -> None:
     ai, n1i, ci, n2i = _table("sparse6")
     out = binary_effects(ai, n1i, ci, n2i, measure="OR")
     assert out["correction"].tolist() == [
-        "+0.5 to each cell",
-        "+0.5 to each cell",
+        "0.5 added to each cell",
+        "0.5 added to each cell",
         NO_CORRECTION,
         EXCLUDED_DOUBLE_ZERO,
         NO_CORRECTION,
@@ -195,7 +195,7 @@ def test_correction_column_and_notes() -> None:
     # RD keeps double-zero tables by default
     rd = binary_effects(ai, n1i, ci, n2i, measure="RD")
     assert rd["included"].all()
-    assert rd["correction"].iloc[3] == "+0.5 to each cell"
+    assert rd["correction"].iloc[3] == "0.5 added to each cell"
     # treatment-arm correction of an unbalanced table
     tacc = binary_effects([0], [30], [4], [10], measure="OR", cc="treatment-arm")
     assert tacc["add1"].iloc[0] == pytest.approx(0.75)

@@ -151,9 +151,9 @@ def test_zero_cell_note_says_which_cell_in_the_readers_terms():
     rows = pd.DataFrame(
         [
             _study(study="dhurat2013", events_experimental=50, n_experimental=50,
-                   events_control=31, n_control=50, correction="+0.5 to each cell"),
+                   events_control=31, n_control=50, correction="0.5 added to each cell"),
             _study(study="kumar2018", events_experimental=4, n_experimental=34,
-                   events_control=0, n_control=34, correction="+0.5 to each cell"),
+                   events_control=0, n_control=34, correction="0.5 added to each cell"),
             _study(correction="none"),
         ]
     )  # fmt: skip
@@ -161,7 +161,7 @@ def test_zero_cell_note_says_which_cell_in_the_readers_terms():
     notes = _figure_notes(rows, info, None)
     assert (
         "Dhurat 2013: zero cell (all 50 with the event with minoxidil + microneedling), "
-        "+0.5 to each cell for the trial's estimate" in notes
+        "0.5 added to each cell for the trial's estimate" in notes
     )
     assert "K: zero cell (no events with minoxidil alone)" in notes
     assert "Liang" not in notes

@@ -478,7 +478,7 @@ def test_three_arm_trial_combines_and_says_so():
     assert tab["flags"].iloc[0] == "secondary_source"
     # ready for escalc-style effects: zero cell corrected
     eff = binary.binary_effects(tab["ai"], tab["n1i"], tab["ci"], tab["n2i"], measure="RR")
-    assert eff["correction"].tolist() == ["+0.5 to each cell"]
+    assert eff["correction"].tolist() == ["0.5 added to each cell"]
 
 
 def test_rows_that_cannot_be_used_are_named():

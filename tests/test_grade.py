@@ -152,7 +152,7 @@ def test_a_single_trial_shows_its_own_result():
     eff = _effects("itch", "RR", ["a"], n=40)
     eff["events_control"] = [0]
     eff["yi"], eff["ci_lower"], eff["ci_upper"] = math.log(2.85), math.log(0.12), math.log(68.0)
-    eff["correction"] = "+0.5 to each cell"
+    eff["correction"] = "0.5 added to each cell"
     row = _sof(meta, eff, {"a": "low"}).iloc[0]
     assert row["relative_effect"] == "RR 2.85 (0.12 to 68.00)"
     assert row["estimate"] == pytest.approx(math.log(2.85))

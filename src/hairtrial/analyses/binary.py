@@ -573,13 +573,13 @@ def robustness(
                 # with one trial only a Wald-type CI exists: show the corrections with it
                 mz, cz = iv[0], (s["ci_methods"][0] if len(tab) >= 2 else "z")
                 variants: list[tuple[str, dict[str, Any], bool]] = [
-                    ("+0.5 to every trial", {"add": 0.5, "to": "all"}, has0),
+                    ("0.5 added to every trial", {"add": 0.5, "to": "all"}, has0),
                     (
                         "Treatment-arm correction",
                         {"cc": "treatment-arm", "add": 0.5, "to": "only0"},
                         has0,
                     ),  # fmt: skip
-                    ("+0.1 to zero-cell trials", {"add": 0.1, "to": "only0"}, has0),
+                    ("0.1 added to zero-cell trials", {"add": 0.1, "to": "only0"}, has0),
                 ]
                 if measure != "RD":
                     variants.append(("Double-zero trials kept", {"drop00": False}, has00))

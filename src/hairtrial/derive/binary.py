@@ -179,7 +179,7 @@ def binary_effects(
         One row per table with columns ``ai, bi, ci, di, n1i, n2i`` (uncorrected counts),
         ``add1, add2`` (the amount added to each cell of arm 1 / arm 2), ``yi, vi``,
         ``double_zero``, ``included`` (finite yi and vi) and ``correction`` (what was done:
-        ``"none"``, ``"+0.5 to each cell"``, ``"treatment-arm: +0.667 arm 1, +0.333 arm 2"``,
+        ``"none"``, ``"0.5 added to each cell"``, ``"treatment-arm: +0.667 arm 1, +0.333 arm 2"``,
         ``"excluded: double zero"``). ``attrs["notes"]`` lists excluded tables and tables
         whose variance is 0 or undefined.
 
@@ -193,7 +193,7 @@ def binary_effects(
     --------
     >>> df = binary_effects([4, 17], [25, 20], [0, 9], [25, 20], measure="RR")
     >>> df["correction"].tolist()
-    ['+0.5 to each cell', 'none']
+    ['0.5 added to each cell', 'none']
     >>> round(float(df["yi"].iloc[0]), 6)
     2.197225
     """
@@ -261,7 +261,7 @@ def binary_effects(
     correction = np.full(k, NO_CORRECTION, dtype=object)
     for i in np.flatnonzero(sel):
         if cc == "constant":
-            correction[i] = f"+{_fmt(add)} to each cell"
+            correction[i] = f"{_fmt(add)} added to each cell"
         else:
             correction[i] = (
                 f"treatment-arm: +{_fmt(add1[i])} arm 1, +{_fmt(add2[i])} arm 2 (each cell)"
