@@ -159,7 +159,7 @@ def _failed(perf: pd.DataFrame) -> list[str]:
     """Where fits failed or did not converge (left out of the measures), or say none did."""
     f = perf[perf["n_failed"] > 0]
     if f.empty:
-        return ["No fit failed or failed to converge (`n_failed` = 0 throughout).", ""]
+        return ["No fit failed or did not converge (`n_failed` = 0 throughout).", ""]
     parts = [
         f"{_method(r)} in `{r['scenario']}`: {int(r['n_failed'])} of {int(r['replicates'])}"
         for _, r in f.iterrows()
