@@ -58,6 +58,15 @@ def test_matches_scalar_fit(data):
             assert np.isnan(res.mu_mean[i])
         else:
             assert abs(res.mu_mean[i] - ref.mu_mean) <= TOL * unit
+        # the predictive interval of a new trial's effect, on the predictive distribution's scale
+        p16, p84 = ref.predictive_quantile([0.158655, 0.841345])
+        pred_unit = float(p84 - p16) / 2
+        plo, phi = ref.predictive_interval(level)
+        assert abs(res.pred_lower[i] - plo) <= TOL * pred_unit
+        assert abs(res.pred_upper[i] - phi) <= TOL * pred_unit
+        # the posterior median of tau, on the scale of tau's posterior
+        t16, t84 = ref.tau_quantile([0.158655, 0.841345])
+        assert abs(res.tau_median[i] - ref.tau_median) <= TOL * float(t84 - t16) / 2
 
 
 def test_fallback_is_the_scalar_fit():
@@ -69,6 +78,8 @@ def test_fallback_is_the_scalar_fit():
     assert res.fallback.all()
     ref = bayes.fit(yi[0], np.sqrt(vi[0]), bayes.HalfNormal(0.5))
     assert res.mu_median[0] == ref.mu_median
+    assert (res.pred_lower[0], res.pred_upper[0]) == ref.predictive_interval(0.95)
+    assert res.tau_median[0] == ref.tau_median
 
 
 @pytest.mark.parametrize(

@@ -318,15 +318,6 @@ def _nan_row() -> dict[str, float]:
     return {c: math.nan for c in META_COLUMNS[5:-1]}
 
 
-def _glmm_pi(res: pool.BinaryPoolResult, level: float) -> tuple[float, float]:
-    """metafor's predict() interval of rma.glmm: estimate +- z sqrt(se^2 + tau2)."""
-    if res.k < 2 or not (math.isfinite(res.estimate) and math.isfinite(res.se)):
-        return math.nan, math.nan
-    crit = float(stats.norm.isf((1.0 - level) / 2.0))
-    half = crit * math.sqrt(res.se**2 + res.tau2)
-    return res.estimate - half, res.estimate + half
-
-
 def fit_model(
     tab: pd.DataFrame,
     measure: str,
@@ -374,7 +365,7 @@ def fit_model(
         row["pi_lower"], row["pi_upper"] = details.pi_lower, details.pi_upper
         row["tau2_ci_lower"], row["tau2_ci_upper"] = het.tau2_ci_lower, het.tau2_ci_upper
     if method == "GLMM":
-        row["pi_lower"], row["pi_upper"] = _glmm_pi(res, level)
+        row["pi_lower"], row["pi_upper"] = pool.glmm_prediction_interval(res)
         diverged = any("diverges" in n for n in notes)
         if diverged or not res.converged:
             for col in ("estimate", "se", "ci_lower", "ci_upper", "pvalue", "pi_lower", "pi_upper"):

@@ -24,6 +24,22 @@ Performance measures (``n`` replicates with an estimate and an interval; ``e`` t
 rate, the share of intervals excluding 0 (power, or the type I error when the effect is 0;
 MC SE as coverage). The point estimate of a Bayesian model is its posterior median, its
 interval the central posterior interval; binary methods estimate the log odds ratio.
+
+A replicate whose fit gives no estimate or interval, or does not converge (the GLMM's
+optimiser, Fisher scoring or a root search of the batched engine), is left out of ``n`` and
+counted in ``n_failed``; ``replicates - n - n_failed`` replicates had too few usable trials to
+be analysed at all (fewer than two with a derivable SD; binary: every table double-zero).
+
+Heterogeneity and prediction, per method that estimates tau2 (every estimator but FE; the
+Bayesian models; binary IV-DL, IV-REML and GLMM), over the same ``n`` replicates: bias,
+empirical SE and RMSE of the tau2 estimate against the scenario's ``tau^2`` (Bayesian: the
+posterior median of tau2, the square of that of tau), with MC SEs as above; the coverage of the
+prediction interval (metafor's ``predict()``; Bayesian: the central posterior predictive
+interval) for the true effect of a new trial, ``theta_new ~ N(effect, tau^2)``, and its mean
+width. The coverage is the mean over replicates of the probability that theta_new falls in the
+replicate's interval, ``Phi((upper - effect) / tau) - Phi((lower - effect) / tau)`` (with tau = 0
+whether the interval holds the effect): the expectation of drawing one theta_new per replicate,
+computed without drawing it (no random numbers, a smaller MC SE, ``sd / sqrt(n)``).
 """
 
 from __future__ import annotations
@@ -40,6 +56,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from numpy.typing import NDArray
+from scipy import special
 
 from hairtrial.analyses.config import RESOURCES, validate_schema
 from hairtrial.data import simulate_reports as sim
@@ -54,10 +71,12 @@ __all__ = [
     "PERFORMANCE_COLUMNS",
     "SCHEMA_PATH",
     "SUM_COLUMNS",
+    "chunk_size",
     "job_seed",
     "jobs",
     "load_study",
     "performance",
+    "pi_cover_probability",
     "read_sums",
     "run_job",
     "scenarios",
@@ -75,6 +94,7 @@ SUM_COLUMNS = [
     "ci",
     "replicates",
     "n",
+    "n_failed",
     "err_mean",
     "err_m2",
     "sq_mean",
@@ -83,6 +103,16 @@ SUM_COLUMNS = [
     "width_m2",
     "cover",
     "reject",
+    "n_tau2",
+    "tau2_err_mean",
+    "tau2_err_m2",
+    "tau2_sq_mean",
+    "tau2_sq_m2",
+    "n_pi",
+    "pi_cover_mean",
+    "pi_cover_m2",
+    "pi_width_mean",
+    "pi_width_m2",
 ]
 
 #: Columns of ``performance.csv``.
@@ -100,6 +130,7 @@ PERFORMANCE_COLUMNS = [
     "ci",
     "replicates",
     "n",
+    "n_failed",
     "coverage",
     "coverage_mcse",
     "bias",
@@ -113,6 +144,16 @@ PERFORMANCE_COLUMNS = [
     "rejection",
     "rejection_mcse",
     "rejection_is",
+    "tau2_bias",
+    "tau2_bias_mcse",
+    "tau2_empse",
+    "tau2_empse_mcse",
+    "tau2_rmse",
+    "tau2_rmse_mcse",
+    "pi_coverage",
+    "pi_coverage_mcse",
+    "pi_width",
+    "pi_width_mcse",
 ]
 
 
@@ -177,10 +218,17 @@ def _tau(sc: dict[str, Any]) -> float:
     return math.sqrt(i2 / (1.0 - i2) * v)
 
 
+def chunk_size(plan: dict[str, Any], scenario: str) -> int:
+    """Replicates per job of the scenario: its own ``chunk_size``, else the plan's."""
+    return int(plan["scenario_list"][scenario].get("chunk_size") or plan["chunk_size"])
+
+
 def jobs(plan: dict[str, Any]) -> list[tuple[str, int]]:
     """(scenario, chunk) of every job."""
-    n_chunks = math.ceil(plan["replicates"] / plan["chunk_size"])
-    return [(s, c) for s in plan["scenario_list"] for c in range(n_chunks)]
+    out = []
+    for s in plan["scenario_list"]:
+        out += [(s, c) for c in range(math.ceil(plan["replicates"] / chunk_size(plan, s)))]
+    return out
 
 
 def job_seed(plan: dict[str, Any], scenario: str, chunk: int) -> np.random.SeedSequence:
@@ -250,10 +298,13 @@ def _moments(name: str, x: NDArray) -> dict[str, float]:
     return {f"{name}_mean": mean, f"{name}_m2": float(np.sum((x - mean) ** 2))}
 
 
-def _combine(g: pd.DataFrame, name: str) -> tuple[int, float, float]:
-    """(n, mean, M2) of the chunks together (Chan, Golub & LeVeque 1979), in chunk order."""
+def _combine(g: pd.DataFrame, name: str, count: str = "n") -> tuple[int, float, float]:
+    """(n, mean, M2) of the chunks together (Chan, Golub & LeVeque 1979), in chunk order.
+
+    ``count``: the column with each chunk's number of values (``n``, ``n_tau2``, ``n_pi``).
+    """
     n, mean, m2 = 0, 0.0, 0.0
-    for nb, mb, m2b in zip(g["n"], g[f"{name}_mean"], g[f"{name}_m2"], strict=True):
+    for nb, mb, m2b in zip(g[count], g[f"{name}_mean"], g[f"{name}_m2"], strict=True):
         if nb == 0:
             continue
         tot = n + nb
@@ -264,23 +315,71 @@ def _combine(g: pd.DataFrame, name: str) -> tuple[int, float, float]:
     return n, mean, m2
 
 
-def _sums(est: NDArray, lo: NDArray, hi: NDArray, truth: float) -> dict[str, float | int]:
-    good = np.isfinite(est) & np.isfinite(lo) & np.isfinite(hi)
-    e, lo, hi = est[good], lo[good], hi[good]
+def pi_cover_probability(lower: NDArray, upper: NDArray, effect: float, tau: float) -> NDArray:
+    """P(lower <= theta_new <= upper) for a new trial's true effect theta_new ~ N(effect, tau^2).
+
+    With tau = 0, 1 where the interval holds the effect, else 0.
+    """
+    if tau == 0:
+        return ((lower <= effect) & (effect <= upper)).astype(float)
+    return special.ndtr((upper - effect) / tau) - special.ndtr((lower - effect) / tau)
+
+
+def _sums(
+    est: NDArray,
+    lo: NDArray,
+    hi: NDArray,
+    truth: float,
+    *,
+    tau: float = 0.0,
+    usable: NDArray | None = None,
+    converged: NDArray | None = None,
+    tau2: NDArray | None = None,
+    pi: tuple[NDArray, NDArray] | None = None,
+) -> dict[str, float | int]:
+    """A job's sums for one method, per replicate arrays in (NaN: no estimate).
+
+    ``usable``: replicates with enough trials to be analysed (default all); ``converged``: False
+    where the fit did not converge (left out, counted as failed); ``tau2``, ``pi``: the tau2
+    estimates and the prediction interval (None where the method has none); ``truth`` and
+    ``tau``: the true effect and between-trial SD.
+    """
+    usable = np.ones(est.shape, bool) if usable is None else usable
+    good = usable & np.isfinite(est) & np.isfinite(lo) & np.isfinite(hi)
+    if converged is not None:
+        good &= converged
+    e, lo_g, hi_g = est[good], lo[good], hi[good]
     err = e - truth
-    width = hi - lo
-    return {
+    width = hi_g - lo_g
+    out: dict[str, float | int] = {
         "replicates": int(est.size),
         "n": int(good.sum()),
+        "n_failed": int(np.sum(usable & ~good)),
         **_moments("err", err),
         **_moments("sq", err**2),
         **_moments("width", width),
-        "cover": int(np.sum((lo <= truth) & (truth <= hi))),
-        "reject": int(np.sum((lo > 0) | (hi < 0))),
+        "cover": int(np.sum((lo_g <= truth) & (truth <= hi_g))),
+        "reject": int(np.sum((lo_g > 0) | (hi_g < 0))),
     }
+    t2 = np.empty(0) if tau2 is None else tau2[good]
+    t2 = t2[np.isfinite(t2)]
+    t2_err = t2 - tau**2
+    out.update(
+        n_tau2=int(t2.size), **_moments("tau2_err", t2_err), **_moments("tau2_sq", t2_err**2)
+    )
+    p_lo, p_hi = (np.empty(0), np.empty(0)) if pi is None else (pi[0][good], pi[1][good])
+    ok = np.isfinite(p_lo) & np.isfinite(p_hi)
+    p_lo, p_hi = p_lo[ok], p_hi[ok]
+    out.update(
+        n_pi=int(p_lo.size),
+        **_moments("pi_cover", pi_cover_probability(p_lo, p_hi, truth, tau)),
+        **_moments("pi_width", p_hi - p_lo),
+    )
+    return out
 
 
-def _continuous(plan: dict, sc: dict, rng: np.random.Generator, r: int) -> list[dict]:
+def _continuous(plan: dict, sc: dict, rng: np.random.Generator, r: int, first: int) -> list[dict]:
+    del first  # every continuous method is fitted to every replicate
     measure = sc["measure"]
     sd_change = sc["sd"] * math.sqrt(2 * (1 - sc["prepost_r"]))
     unit = sd_change if measure == "SMD" else 1.0  # MD-scale value of one unit of the measure
@@ -301,18 +400,19 @@ def _continuous(plan: dict, sc: dict, rng: np.random.Generator, r: int) -> list[
     )
     rep = sim.simulate_continuous(scen, r, rng)
     yi, vi, ok = _derive_continuous(rep, measure, plan["assumptions"])
-    # a meta-analysis needs two trials; fewer -> no estimate (counted in n vs replicates)
+    # a meta-analysis needs two trials; fewer -> not analysed (replicates - n - n_failed)
     enough = ok.sum(1) >= 2
     y, v, m = yi[enough], vi[enough], ok[enough]
     full = bool(m.all())
     truth = float(sc["effect"])
+    tau = float(sc["tau"])
     level = plan["level"]
     rows: list[dict] = []
 
     def widen(*arrs: NDArray) -> list[NDArray]:
         out = []
         for a in arrs:
-            b = np.full(r, np.nan)
+            b = np.full(r, np.nan if a.dtype.kind == "f" else False, dtype=a.dtype)
             b[enough] = a
             out.append(b)
         return out
@@ -328,10 +428,20 @@ def _continuous(plan: dict, sc: dict, rng: np.random.Generator, r: int) -> list[
                 tau2_ci=False,
                 mask=None if full else m,
             )
-            est, lo, hi = widen(res.estimate, res.ci_lower, res.ci_upper)
-            rows.append(
-                {"family": "frequentist", "method": method, "ci": ci, **_sums(est, lo, hi, truth)}
+            est, lo, hi, t2, plo, phi = widen(
+                res.estimate, res.ci_lower, res.ci_upper, res.tau2, res.pi_lower, res.pi_upper
             )
+            (conv,) = widen(res.converged)
+            fe = method == "FE"  # tau2 = 0 assumed, not estimated: no tau2 or PI measures
+            sums = _sums(
+                *(est, lo, hi, truth),
+                tau=tau,
+                usable=enough,
+                converged=conv,
+                tau2=None if fe else t2,
+                pi=None if fe else (plo, phi),
+            )
+            rows.append({"family": "frequentist", "method": method, "ci": ci, **sums})
     n_tot = (rep.n_e + rep.n_c)[enough]
     for spec in plan["methods"]["bayes"]:
         if measure == "SMD":
@@ -343,18 +453,42 @@ def _continuous(plan: dict, sc: dict, rng: np.random.Generator, r: int) -> list[
         res_b = fit_bayes_batched(
             y, v, prior=spec["prior"], scale=spec["scale"] * base, level=level, mask=m
         )
-        est, lo, hi = widen(res_b.mu_median, res_b.mu_lower, res_b.mu_upper)
-        name = f"{spec['prior']} x{spec['scale']:g}"
-        rows.append(
-            {"family": "bayesian", "method": name, "ci": "posterior", **_sums(est, lo, hi, truth)}
+        est, lo, hi, t2, plo, phi = widen(
+            res_b.mu_median,
+            res_b.mu_lower,
+            res_b.mu_upper,
+            res_b.tau_median**2,  # the posterior median of tau2
+            res_b.pred_lower,
+            res_b.pred_upper,
         )
+        name = f"{spec['prior']} x{spec['scale']:g}"
+        sums = _sums(est, lo, hi, truth, tau=tau, usable=enough, tau2=t2, pi=(plo, phi))
+        rows.append({"family": "bayesian", "method": name, "ci": "posterior", **sums})
     return rows
 
 
 _IV = {"IV-FE": ("FE", "z"), "IV-DL": ("DL", "z"), "IV-REML-knha": ("REML", "knha")}
 
 
-def _binary(plan: dict, sc: dict, rng: np.random.Generator, r: int) -> list[dict]:
+def _glmm(
+    tables: tuple[NDArray, ...], rows: NDArray, level: float
+) -> tuple[NDArray, NDArray, NDArray, NDArray, NDArray, NDArray, NDArray]:
+    """The GLMM (UM.FS) of each replicate in rows: estimate, CI, tau2, PI and convergence."""
+    n = rows.size
+    est, lo, hi, t2, plo, phi = (np.full(n, np.nan) for _ in range(6))
+    conv = np.zeros(n, bool)
+    for j, i in enumerate(rows):
+        try:
+            res = binary.glmm_um_fs(*(t[i] for t in tables), level=level)
+        except (ValueError, ArithmeticError):  # counted as a failed fit, not a crashed job
+            continue
+        est[j], lo[j], hi[j], t2[j] = res.estimate, res.ci_lower, res.ci_upper, res.tau2
+        plo[j], phi[j] = binary.glmm_prediction_interval(res)
+        conv[j] = res.converged  # False also where the log odds ratio diverges
+    return est, lo, hi, t2, plo, phi, conv
+
+
+def _binary(plan: dict, sc: dict, rng: np.random.Generator, r: int, first: int) -> list[dict]:
     scen = sim.BinaryScenario(
         k=sc["k"],
         n_min=sc["n_min"],
@@ -366,6 +500,7 @@ def _binary(plan: dict, sc: dict, rng: np.random.Generator, r: int) -> list[dict
     )
     rep = sim.simulate_binary(scen, r, rng)
     truth = math.log(sc["effect"])
+    tau = float(sc["tau"])
     level = plan["level"]
     tables = (rep.events_e, rep.n_e, rep.events_c, rep.n_c)
     # inverse variance: escalc's log OR per table (binary.inverse_variance's rules: 1/2 added
@@ -374,10 +509,14 @@ def _binary(plan: dict, sc: dict, rng: np.random.Generator, r: int) -> list[dict
     yi = es["yi"].to_numpy().reshape(r, -1)
     vi = es["vi"].to_numpy().reshape(r, -1)
     keep = es["included"].to_numpy().reshape(r, -1) & (np.nan_to_num(vi) > 0)
-    some = keep.any(1)
+    some = keep.any(1)  # not every table double-zero: the data can be analysed
     rows = []
     for method in plan["methods"]["binary"]:
         est, lo, hi = np.full(r, np.nan), np.full(r, np.nan), np.full(r, np.nan)
+        tau2: NDArray | None = None  # methods without tau2 and prediction interval
+        pi: tuple[NDArray, NDArray] | None = None
+        conv = np.ones(r, bool)
+        use = some
         if method in _IV:
             model, ci = _IV[method]
             res = fit_batched(
@@ -390,7 +529,21 @@ def _binary(plan: dict, sc: dict, rng: np.random.Generator, r: int) -> list[dict
                 mask=keep[some],
             )
             est[some], lo[some], hi[some] = res.estimate, res.ci_lower, res.ci_upper
+            conv[some] = res.converged
+            if model != "FE":
+                t2, plo, phi = np.full(r, np.nan), np.full(r, np.nan), np.full(r, np.nan)
+                t2[some], plo[some], phi[some] = res.tau2, res.pi_lower, res.pi_upper
+                tau2, pi = t2, (plo, phi)
             name = f"IV-{model}"
+        elif method == "GLMM":
+            # a scalar fit per replicate (~0.5 s): only the study's first glmm_replicates
+            # replicates, by their index in the scenario, so however the jobs are spread
+            cap = plan["methods"].get("glmm_replicates") or plan["replicates"]
+            todo = np.arange(max(0, min(r, cap - first)))
+            est, lo, hi, t2, plo, phi, conv = _glmm(tables, todo, level)
+            tau2, pi = t2, (plo, phi)
+            use = some[todo]
+            name, ci = method, "z"
         else:  # Mantel-Haenszel and Peto: the pipeline's functions, table set by table set
             for i in range(r):
                 cells = (t[i] for t in tables)
@@ -400,20 +553,22 @@ def _binary(plan: dict, sc: dict, rng: np.random.Generator, r: int) -> list[dict
                     res_i = binary.peto(*cells, level=level)
                 est[i], lo[i], hi[i] = res_i.estimate, res_i.ci_lower, res_i.ci_upper
             name, ci = method, "z"
-        rows.append({"family": "binary", "method": name, "ci": ci, **_sums(est, lo, hi, truth)})
+        sums = _sums(est, lo, hi, truth, tau=tau, usable=use, converged=conv, tau2=tau2, pi=pi)
+        rows.append({"family": "binary", "method": name, "ci": ci, **sums})
     return rows
 
 
 def run_job(plan: dict[str, Any], scenario: str, chunk: int) -> pd.DataFrame:
     """Simulate and analyse one chunk of one scenario; the sums per method (:data:`SUM_COLUMNS`)."""
     sc = plan["scenario_list"][scenario]
-    size = plan["chunk_size"]
-    r = min(size, plan["replicates"] - chunk * size)
+    size = chunk_size(plan, scenario)
+    first = chunk * size  # index of the chunk's first replicate in the scenario
+    r = min(size, plan["replicates"] - first)
     if r <= 0:
         raise ValueError(f"chunk {chunk} of scenario {scenario!r} is beyond the replicates")
     rng = np.random.default_rng(job_seed(plan, scenario, chunk))
     fit = _binary if sc.get("outcome", "continuous") == "binary" else _continuous
-    rows = fit(plan, sc, rng, r)
+    rows = fit(plan, sc, rng, r, first)
     frame = pd.DataFrame([{"scenario": scenario, "chunk": chunk, **row} for row in rows])
     return frame[SUM_COLUMNS]
 
@@ -442,6 +597,38 @@ def _mcse_prop(p: float, n: int) -> float:
     return math.sqrt(p * (1 - p) / n) if n > 0 else math.nan
 
 
+def _heterogeneity(g: pd.DataFrame) -> dict[str, float]:
+    """tau2 bias, empirical SE, RMSE and PI coverage and width, with MC SEs (>= 2 values)."""
+    out: dict[str, float] = {}
+    n_t = int(g["n_tau2"].sum())
+    if n_t >= 2:
+        _, bias, m2 = _combine(g, "tau2_err", "n_tau2")
+        empse = math.sqrt(m2 / (n_t - 1))
+        _, mse, m2_sq = _combine(g, "tau2_sq", "n_tau2")
+        rmse = math.sqrt(mse)
+        out.update(
+            tau2_bias=bias,
+            tau2_bias_mcse=empse / math.sqrt(n_t),
+            tau2_empse=empse,
+            tau2_empse_mcse=empse / math.sqrt(2 * (n_t - 1)),
+            tau2_rmse=rmse,
+            tau2_rmse_mcse=(
+                math.sqrt(m2_sq / (n_t - 1) / n_t) / (2 * rmse) if rmse > 0 else math.nan
+            ),
+        )
+    n_p = int(g["n_pi"].sum())
+    if n_p >= 2:
+        _, cov, m2_c = _combine(g, "pi_cover", "n_pi")
+        _, wid, m2_w = _combine(g, "pi_width", "n_pi")
+        out.update(
+            pi_coverage=cov,
+            pi_coverage_mcse=math.sqrt(m2_c / (n_p - 1) / n_p),
+            pi_width=wid,
+            pi_width_mcse=math.sqrt(m2_w / (n_p - 1) / n_p),
+        )
+    return out
+
+
 def performance(sums: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
     """Measures with Monte Carlo SEs per scenario and method (:data:`PERFORMANCE_COLUMNS`)."""
     rows = []
@@ -465,6 +652,7 @@ def performance(sums: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
             "ci": ci,
             "replicates": int(g["replicates"].sum()),
             "n": n,
+            "n_failed": int(g["n_failed"].sum()),
         }
         if n >= 2:
             _, bias, m2_err = _combine(g, "err")
@@ -492,6 +680,7 @@ def performance(sums: pd.DataFrame, plan: dict[str, Any]) -> pd.DataFrame:
             )
         null = sc["effect"] == (1.0 if sc.get("outcome") == "binary" else 0.0)
         row["rejection_is"] = "type_I_error" if null else "power"
+        row.update(_heterogeneity(g))
         rows.append(row)
     out = pd.DataFrame(rows, columns=PERFORMANCE_COLUMNS)
     out["_o"] = out["scenario"].map(order)

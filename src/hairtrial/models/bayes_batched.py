@@ -3,22 +3,29 @@
 :func:`fit_bayes_batched` fits the normal-normal hierarchical model (flat prior on mu,
 half-normal or half-Cauchy prior on tau with a per-replicate scale) to every row of
 replicates x k arrays and returns the posterior summaries of mu that a simulation study needs
-(mean, median, central interval, ``P(mu > 0)``) and the posterior median of tau.
+(mean, median, central interval, ``P(mu > 0)``), the central posterior predictive interval of a
+new trial's effect and the posterior median of tau.
 
 Method. As in :func:`hairtrial.models.bayes.fit`, tau is integrated out over the mapped
 variable ``u = tau / (c + tau)`` in [0, 1), ``c`` the maximiser of the posterior density of
-log(tau) on the same log-spaced scan (per replicate), and the posterior of mu is the mixture
-of the conditional normals at the quadrature nodes. Instead of adapting the panels to each
-data set, every replicate uses the same ``panels`` equal panels in u with 15-point Kronrod
-nodes, so each step is one array operation over replicates x nodes. The embedded 7-point Gauss
-rule gives, per replicate, the error estimate the scalar code bisects on (for the density,
-the first two moments of mu and the density-weighted moments of tau) and, in addition, that of
-every reported probability (``P(mu <= q)`` at each reported quantile, ``P(mu > 0)``, to
-``rtol / 10``); a replicate whose estimate exceeds its tolerance (a sharp posterior, a heavy
-tail, round-off) is refitted by the scalar ``bayes.fit`` and flagged in ``fallback``. Hence
-every replicate meets the scalar code's own tolerance, and the summaries agree with
-``bayes.fit`` to about ``rtol`` of the posterior's scale (``tests/test_bayes_batched.py``
-checks 1e-8 of half the central 68% interval of mu, on random data sets).
+log(tau) on the same log-spaced scan (per replicate), and the posterior of mu is the mixture of
+the conditional normals at the quadrature nodes. Instead of adapting the panels to each data
+set, every replicate uses the same ``panels`` equal panels in u with 15-point Kronrod nodes, so
+each step is one array operation over replicates x nodes. The embedded 7-point Gauss rule
+gives, per replicate, the error estimate the scalar code bisects on (for the density, the first
+two moments of mu and the density-weighted moments of tau) and, in addition, that of every
+reported probability (``P(mu <= q)`` at each reported quantile of mu, ``P(mu > 0)`` and
+``P(theta_new <= q)`` at both ends of the predictive interval, to ``rtol / 10``); a replicate
+whose estimate exceeds its tolerance (a sharp posterior, a heavy tail, round-off) is refitted
+by the scalar ``bayes.fit`` and flagged in ``fallback``. Hence every replicate meets the scalar
+code's own tolerance, and the summaries agree with ``bayes.fit`` to about ``rtol`` of the
+posterior's scale (``tests/test_bayes_batched.py`` checks 1e-8 of half the central 68% interval
+of mu, of the predictive distribution or of tau, on random data sets). The posterior predictive
+distribution of a new trial's effect is the mixture over the same nodes of the normals with
+mean ``E[mu|tau,y]`` and variance ``Var[mu|tau,y] + tau^2``
+(``bayes.BayesResult.predictive_interval``). The posterior median of tau is found as the scalar
+``tau_quantile`` finds it: safeguarded Newton steps on the CDF in u, the CDF inside the panel
+by a 15-point Kronrod rule on the partial panel.
 """
 
 from __future__ import annotations
@@ -61,8 +68,10 @@ class BayesBatchedResult:
     mu_mean, mu_median, mu_lower, mu_upper, p_positive : ndarray
         Posterior mean (NaN where it does not exist), median, central interval and
         ``P(mu > 0 | y)`` of the pooled effect.
+    pred_lower, pred_upper : ndarray
+        Central posterior predictive interval of a new trial's effect ``theta_new``.
     tau_median : ndarray
-        Posterior median of tau.
+        Posterior median of tau (its square is the posterior median of tau^2).
     fallback : ndarray of bool
         The shared grid did not meet ``rtol``; the replicate was fitted by ``bayes.fit``.
     """
@@ -75,6 +84,8 @@ class BayesBatchedResult:
     mu_lower: Array
     mu_upper: Array
     p_positive: Array
+    pred_lower: Array
+    pred_upper: Array
     tau_median: Array
     fallback: NDArray[np.bool_]
 
@@ -177,26 +188,73 @@ def _chunk(prior, y, v, m, s, level, panels, rtol) -> dict[str, Array]:
             np.sum(weights * special.ndtr(mc / sd), axis=1), 0.0, 1.0
         ),  # P(mu > 0) = sum w Phi(m / sd)
     }
-    # the reported probabilities themselves: P(mu <= q) at each quantile and P(mu > 0), to a
-    # tenth of rtol (a quantile's error is the probability's divided by the density there)
+    # the posterior predictive distribution of a new trial's effect: N(mc, vc + tau^2) mixed
+    sd_pred = np.sqrt(vc + tau * tau)
+    out["pred_lower"] = bayes.mixture_quantile(np.full(r, alpha), weights, mc, sd_pred)
+    out["pred_upper"] = bayes.mixture_quantile(np.full(r, 1.0 - alpha), weights, mc, sd_pred)
+    # the reported probabilities themselves: P(mu <= q) at each quantile, P(mu > 0) and
+    # P(theta_new <= q) at the predictive bounds, to a tenth of rtol (a quantile's error is the
+    # probability's divided by the density there)
     for q in (out["mu_lower"], out["mu_median"], out["mu_upper"], np.zeros(r)):
         err_ok &= within(dens * special.ndtr((q[:, None] - mc) / sd), 0.1)
-    cum = np.cumsum(weights, axis=1)
-    j = np.argmax(cum >= 0.5, axis=1)
-    out["tau_median"] = _tau_median(tau, weights, cum, j)
+    for q in (out["pred_lower"], out["pred_upper"]):
+        err_ok &= within(dens * special.ndtr((q[:, None] - mc) / sd_pred), 0.1)
+
+    def kernel(uu: Array) -> Array:
+        """Unnormalised posterior density in u (Jacobian included), rows of uu per replicate."""
+        with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+            tt = c[:, None] * uu / (1.0 - uu)
+            lml_u, _, _ = _moments(tt, y, v, m)
+            val = np.exp(_logprior(prior, tt, s[:, None]) + lml_u - g_ref[:, None])
+            val = val * c[:, None] / (1.0 - uu) ** 2
+        return np.where(np.isfinite(val), val, 0.0)
+
+    mass = np.einsum("rpn,pn->rp", dens.reshape(r, panels, 15), wk)  # per panel
+    out["tau_median"] = c * _median_u(kernel, mass, edges)
     out["fallback"] = ~(err_ok & (z > 0) & np.isfinite(z))
     return out
 
 
-def _tau_median(tau: Array, weights: Array, cum: Array, j: NDArray[np.intp]) -> Array:
-    """Median of tau by linear interpolation of the node CDF (a summary, not checked to rtol)."""
-    rows = np.arange(tau.shape[0])
-    hi = cum[rows, j]
-    lo = hi - weights[rows, j]
-    t_hi = tau[rows, j]
-    t_lo = np.where(j > 0, tau[rows, np.maximum(j - 1, 0)], 0.0)
-    frac = np.where(hi > lo, (0.5 - lo) / np.where(hi > lo, hi - lo, 1.0), 1.0)
-    return t_lo + np.clip(frac, 0.0, 1.0) * (t_hi - t_lo)
+def _median_u(
+    kernel: Callable[[Array], Array], mass: Array, edges: Array, max_iter: int = 100
+) -> Array:
+    """u / (1 - u) at the posterior median of u, per replicate (as ``BayesResult.tau_quantile``).
+
+    ``mass``: the Kronrod mass of each panel (replicates x panels), ``edges`` the panels' ends.
+    The CDF at u is the mass of the panels before u's plus a 15-point Kronrod rule on the partial
+    panel; safeguarded Newton steps, bisection when a step leaves the bracket.
+    """
+    r = mass.shape[0]
+    total = mass.sum(1)
+    cum = np.cumsum(mass, 1)
+    target = 0.5 * total
+    idx = np.minimum(np.argmax(cum >= target[:, None], axis=1), mass.shape[1] - 1)
+    rows = np.arange(r)
+    before = cum[rows, idx] - mass[rows, idx]
+    lo, hi = edges[idx].copy(), edges[idx + 1].copy()
+    left = lo.copy()
+    u = 0.5 * (lo + hi)
+    done = ~(total > 0)
+    for _ in range(max_iter):
+        if np.all(done):
+            break
+        nodes, wk, _ = bayes.gauss_kronrod_panels(left, u)
+        cdf_u = before + np.sum(kernel(nodes) * wk, axis=1)
+        pdf_u = kernel(u[:, None])[:, 0]
+        below = cdf_u < target
+        lo = np.where(below & ~done, u, lo)
+        hi = np.where(~below & ~done, u, hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            du = (cdf_u - target) / pdf_u
+        u_new = u - du
+        bad = ~np.isfinite(u_new) | (u_new < lo) | (u_new > hi)
+        conv = ~bad & (np.abs(du) <= 1e-15 * u)
+        conv |= (cdf_u == target) | (hi - lo <= 1e-15 * hi)
+        u_new = np.where(bad, 0.5 * (lo + hi), np.where(cdf_u == target, u, u_new))
+        u = np.where(done, u, u_new)
+        done = done | conv
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, u / (1.0 - u), np.nan)
 
 
 def fit_bayes_batched(
@@ -281,5 +339,6 @@ def fit_bayes_batched(
         out["mu_median"][i] = res.mu_median
         out["mu_lower"][i], out["mu_upper"][i] = lo, hi
         out["p_positive"][i] = res.p_positive
+        out["pred_lower"][i], out["pred_upper"][i] = res.predictive_interval(level)
         out["tau_median"][i] = res.tau_median
     return BayesBatchedResult(prior=prior, level=level, scale=s, **out)

@@ -23,7 +23,8 @@
   deviance in (theta, beta, alpha), whose alpha_i-alpha_j entries are exactly 0.
   Heterogeneity: the Wald and likelihood-ratio tests against the saturated model (one log
   odds ratio per table) and I2 / H2 from tau2 and the 'typical' within-study variance of the
-  escalc log odds ratios, as rma.glmm.
+  escalc log odds ratios, as rma.glmm. :func:`glmm_prediction_interval` is the prediction
+  interval of ``predict()`` for that model.
 * :func:`inverse_variance` is the inverse-variance route (escalc yi / vi pooled by
   :func:`hairtrial.models.univariate.fit`).
 * :func:`number_needed` (NNT / NNH from a risk difference) and :func:`absolute_effects`
@@ -90,6 +91,7 @@ __all__ = [
     "NumberNeeded",
     "absolute_effects",
     "assumed_control_risk",
+    "glmm_prediction_interval",
     "glmm_um_fs",
     "inverse_variance",
     "mantel_haenszel",
@@ -1133,6 +1135,36 @@ def glmm_um_fs(
         notes=tuple(notes),
         details={"alpha": alpha, "vcov": vcov, "deviance": dev, "theta": theta},
     )
+
+
+def glmm_prediction_interval(res: BinaryPoolResult) -> tuple[float, float]:
+    """Prediction interval of a new table's true log odds ratio, as metafor's ``predict()``.
+
+    For ``rma.glmm``: ``estimate +- z sqrt(se^2 + tau2)`` at the result's level (Wald, as the
+    model's CI; checked against metafor 3.8).
+
+    Parameters
+    ----------
+    res : BinaryPoolResult
+        A result of :func:`glmm_um_fs`.
+
+    Returns
+    -------
+    tuple of float
+        (lower, upper); NaN for k < 2 (tau2 not estimated) or without an estimate.
+
+    Examples
+    --------
+    >>> res = glmm_um_fs([4, 6, 3, 10, 8], [123, 306, 231, 100, 90], [11, 29, 11, 5, 12],
+    ...                  [139, 303, 220, 110, 95])
+    >>> tuple(round(x, 4) for x in glmm_prediction_interval(res))
+    (-2.2602, 0.8286)
+    """
+    if res.k < 2 or not (math.isfinite(res.estimate) and math.isfinite(res.se)):
+        return _NAN, _NAN
+    crit = float(stats.norm.isf((1.0 - res.level) / 2.0))
+    half = crit * math.sqrt(res.se**2 + res.tau2)
+    return res.estimate - half, res.estimate + half
 
 
 def _polish(profile: Any, beta: float, theta: float) -> tuple[float, float]:
