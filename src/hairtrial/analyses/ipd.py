@@ -40,6 +40,7 @@ from hairtrial.models import univariate
 __all__ = [
     "IPD_TABLES",
     "ONE_STAGE_COLUMNS",
+    "UNIT_TABLES",
     "arm_level_rows",
     "data_sources",
     "ipd_tables",
@@ -79,9 +80,27 @@ ONE_STAGE_COLUMNS = [
     "distribution",
     "converged",
     "notes",
+    "unit",
     "data_source",
 ]
 """Columns of ``ipd_one_stage.csv``: one-stage and two-stage estimates side by side."""
+
+UNIT_TABLES = ("ipd_contrasts", "ipd_coefficients", "ipd_variance", "ipd_anova", "ipd_one_stage")
+"""Tables of the ``ipd`` job with numbers on the outcome's scale (or its square), hence a
+``unit`` column: the participants' ``unit`` of the study's outcome (``participants.csv``)."""
+
+ARM_MEAN_COLUMNS = [
+    "study",
+    "outcome",
+    "arm",
+    "week",
+    "mean",
+    "ci_lower",
+    "ci_upper",
+    "method",
+    "unit",
+]
+"""Columns of the ``ipd_arm_means`` figure data (:func:`ipd_tables`)."""
 
 MEASURED_CODE = "r_from_ipd"
 
@@ -285,6 +304,7 @@ def one_stage_table(
             "week": int(week),
             "k": len(studies),
             "n_participants": n_part,
+            "unit": "; ".join(sorted(set(g["unit"]))),
             "data_source": source,
         }
         try:
@@ -347,12 +367,15 @@ def ipd_tables(config: dict) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Data
     -------
     tables : dict
         :data:`IPD_TABLES`, each with a ``data_source`` column (``synthetic (...)`` for
-        simulated studies).
+        simulated studies); those of :data:`UNIT_TABLES` with a ``unit`` column before it
+        (the participants' unit of the study's outcome; in ``ipd_one_stage`` the units of the
+        trials pooled).
     derived : dict
         ``ipd_trajectories`` (:func:`trajectory_data`) and ``ipd_arm_means`` (the model's
         control and experimental mean change per week with CIs: the control mean is the
         ``C(week)`` coefficient at the trial's mean baseline, the experimental mean that plus
-        the contrast, with the SE of the sum from the fixed-effect covariance).
+        the contrast, with the SE of the sum from the fixed-effect covariance; ``unit`` the
+        participants' unit).
     """
     part = read_participants(config)
     if part is None:
@@ -367,7 +390,11 @@ def ipd_tables(config: dict) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Data
     tables["ipd_correlations"] = model.correlation_table(part)
     tables["ipd_anova"] = model.anova_table(part, ctrl, expt)
     tables["ipd_one_stage"] = one_stage_table(part, tabs["contrasts"], ctrl, expt, level, sources)
+    unit_of = part.drop_duplicates(["study", "outcome"]).set_index(["study", "outcome"])["unit"]
     for name, t in tables.items():
+        if name in UNIT_TABLES and "unit" not in t.columns:
+            keys = zip(t["study"], t["outcome"], strict=True)
+            t["unit"] = pd.Series([unit_of.get(k, "") for k in keys], index=t.index, dtype=object)
         if "data_source" not in t.columns:
             t["data_source"] = [sources.get(s, "") for s in t["study"]]
         tables[name] = t
@@ -396,14 +423,12 @@ def ipd_tables(config: dict) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Data
                         "ci_lower": m - crit * se,
                         "ci_upper": m + crit * se,
                         "method": f.method,
+                        "unit": unit_of.get((f.study, f.outcome), ""),
                     }
                 )
     derived = {
         "ipd_trajectories": trajectory_data(part, ctrl, expt),
-        "ipd_arm_means": pd.DataFrame(
-            means,
-            columns=["study", "outcome", "arm", "week", "mean", "ci_lower", "ci_upper", "method"],
-        ),
+        "ipd_arm_means": pd.DataFrame(means, columns=ARM_MEAN_COLUMNS),
     }
     derived["ipd_trajectories"]["data_source"] = [
         sources.get(s, "") for s in derived["ipd_trajectories"]["study"]
