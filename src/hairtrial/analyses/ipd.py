@@ -16,7 +16,9 @@ When the config names ``data.participants`` (issue 12):
   the tables of the ``ipd`` job, and the data of the trajectory figure.
 
 Studies whose ``studies.csv`` ``source`` starts with ``hairtrial.data.simulate`` are
-synthetic: every table says so in its ``data_source`` column (:func:`data_sources`).
+synthetic: every table says so in its ``data_source`` column (:func:`data_sources`), and every
+figure and notebook of a run that analyses such a study says so too (:func:`synthetic_label`,
+:func:`synthetic_notice`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import pandas as pd
 from scipy import stats
 
 from hairtrial.analyses.config import ConfigError
+from hairtrial.core import vocab
 from hairtrial.data import participants as participants_io
 from hairtrial.data import validate
 from hairtrial.derive import ipd as derive_ipd
@@ -48,6 +51,9 @@ __all__ = [
     "measured_correlations",
     "read_participants",
     "resolved_assumptions",
+    "synthetic_label",
+    "synthetic_notice",
+    "synthetic_sources",
     "trajectory_data",
 ]
 
@@ -149,6 +155,41 @@ def data_sources(studies: pd.DataFrame) -> dict[str, str]:
             f"synthetic ({text})" if text.startswith(SYNTHETIC_SOURCE) else "participant-level data"
         )
     return out
+
+
+def synthetic_sources(config: dict) -> list[str]:
+    """The ``source`` of every synthetic study the run analyses, sorted; empty for real data.
+
+    A study is synthetic when its ``studies.csv`` ``source`` starts with
+    :data:`SYNTHETIC_SOURCE`; the studies analysed are those ``selection.studies`` keeps
+    (``primary``: ``primary = yes``; ``all``: every study), as in
+    :func:`hairtrial.analyses.primary.load_inputs`.
+
+    Raises
+    ------
+    hairtrial.data.csvread.DataValidationError
+        If ``studies.csv`` breaks the contract.
+    """
+    studies = validate.read_studies(config["data"]["studies"])
+    if config.get("selection", {}).get("studies", "primary") == "primary":
+        studies = studies[studies["primary"] == "yes"]
+    return sorted(
+        {s for s in studies["source"] if isinstance(s, str) and s.startswith(SYNTHETIC_SOURCE)}
+    )
+
+
+def synthetic_label(config: dict) -> str | None:
+    """What every figure of the run is marked with: :data:`hairtrial.core.vocab.SYNTHETIC_LABEL`
+    when the run analyses synthetic studies (:func:`synthetic_sources`), None for real data
+    (figures left as they are). Plain data for :func:`hairtrial.plots.style.watermark`."""
+    return vocab.SYNTHETIC_LABEL if synthetic_sources(config) else None
+
+
+def synthetic_notice(config: dict) -> str | None:
+    """The sentence (Markdown) that a notebook of a run on synthetic studies opens with
+    (:data:`hairtrial.core.vocab.SYNTHETIC_NOTICE`), None for real data."""
+    sources = synthetic_sources(config)
+    return vocab.SYNTHETIC_NOTICE.format(sources="; ".join(sources)) if sources else None
 
 
 def arm_level_rows(participants: pd.DataFrame, sources: dict[str, str]) -> pd.DataFrame:
