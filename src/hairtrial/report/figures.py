@@ -159,11 +159,9 @@ def ipd_figure_object(
     m = means[means["outcome"] == outcome]
     unit = t["unit"].iloc[0] if len(t) else ""
     sources = sorted({str(s) for s in t.get("data_source", pd.Series(dtype=str)) if s})
-    synthetic = any(s.startswith("synthetic") for s in sources)
     comp = config["comparison"]
+    # synthetic data: the footer names the simulator; draw_figures marks the figure
     title = f"{outcome.replace('_', ' ').capitalize()}: participants' change from baseline"
-    if synthetic:
-        title = "SYNTHETIC DATA. " + title
     footer = "Data: " + "; ".join(sources) if sources else ""
     return spaghetti_plot(
         t, m, control=comp["control"], experimental=comp["experimental"],
