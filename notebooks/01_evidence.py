@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from hairtrial.analyses import primary
+from hairtrial.analyses import ipd, primary
 from hairtrial.analyses.config import load_config, resolve_data_paths
 from hairtrial.data import provenance, validate
 
@@ -39,6 +39,9 @@ pd.set_option("display.max_colwidth", 80)
 config = resolve_data_paths(load_config(Path(project_root) / config_path), project_root)
 tables = Path(results_dir) / "tables"
 arms, studies = validate.read_inputs(config["data"]["arms"], config["data"]["studies"])
+notice = ipd.synthetic_notice(config)  # None for real data
+if notice:
+    display(Markdown(notice))
 
 # %% [markdown]
 # ## Trials

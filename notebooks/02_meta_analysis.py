@@ -35,9 +35,10 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
+from hairtrial.analyses import ipd
 from hairtrial.analyses.config import load_config, resolve_data_paths
 from hairtrial.analyses.primary import primary_model
-from hairtrial.plots import show
+from hairtrial.plots import show, watermark
 from hairtrial.report import figures
 
 config = resolve_data_paths(load_config(Path(project_root) / config_path), project_root)
@@ -46,6 +47,10 @@ meta_table = pd.read_csv(tables / "meta_analysis.csv", keep_default_na=False, na
 study_effects = pd.read_csv(tables / "study_effects.csv", keep_default_na=False, na_values=[""])
 method, ci_method, _ = primary_model(config)  # the one rule for the primary model
 primary = meta_table[(meta_table.method == method) & (meta_table.ci_method == ci_method)]
+label = ipd.synthetic_label(config)  # drawn across every figure below; None for real data
+notice = ipd.synthetic_notice(config)  # None for real data
+if notice:
+    display(Markdown(notice))
 
 # %% [markdown]
 # ## Primary model, every outcome and week
@@ -87,7 +92,7 @@ for measure in config["measures"]:
     fig = figures.forest_figure_object(
         meta_table, study_effects, config, outcome=outcome, week=week, measure=measure
     )
-    display(show(fig))
+    display(show(watermark(fig, label)))
 
 # %% [markdown]
 # ## How much does the answer depend on the estimator and the CI method?

@@ -35,8 +35,9 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
+from hairtrial.analyses import ipd
 from hairtrial.analyses.config import load_config, resolve_data_paths
-from hairtrial.plots import show
+from hairtrial.plots import show, watermark
 from hairtrial.report import figures
 
 config = resolve_data_paths(load_config(Path(project_root) / config_path), project_root)
@@ -47,6 +48,10 @@ def read(name: str) -> pd.DataFrame:
     return pd.read_csv(tables / f"{name}.csv", keep_default_na=False, na_values=[""])
 
 
+label = ipd.synthetic_label(config)  # drawn across every figure below; None for real data
+notice = ipd.synthetic_notice(config)  # None for real data
+if notice:
+    display(Markdown(notice))
 fit = read("arm_model_fit")
 display(Markdown(f"Model specification: `{config['arm_model']}`"))
 
@@ -78,10 +83,10 @@ variance[variance.outcome == outcome]
 
 # %%
 if (fit.outcome == outcome).any():
-    display(show(figures.trajectory_figure_object(
+    display(show(watermark(figures.trajectory_figure_object(
         read("arm_model_means"), contrasts,
         pd.read_csv(Path(results_dir) / "derived" / "arm_model_data.csv"),
-        config, outcome=outcome)))  # fmt: skip
+        config, outcome=outcome), label)))  # fmt: skip
 
 # %% [markdown]
 # ## All coefficients

@@ -35,12 +35,17 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
+from hairtrial.analyses import ipd
 from hairtrial.analyses.config import load_config, resolve_data_paths
-from hairtrial.plots import show
+from hairtrial.plots import show, watermark
 from hairtrial.report import figures
 
 config = resolve_data_paths(load_config(Path(project_root) / config_path), project_root)
 tables = Path(results_dir) / "tables"
+label = ipd.synthetic_label(config)  # drawn across every figure below; None for real data
+notice = ipd.synthetic_notice(config)  # None for real data
+if notice:
+    display(Markdown(notice))
 
 
 def read(name: str) -> pd.DataFrame | None:
@@ -68,8 +73,8 @@ def select(df: pd.DataFrame | None) -> pd.DataFrame | None:
 robustness = read("robustness")
 rows = select(robustness)
 if rows is not None and len(rows):
-    display(show(figures.robustness_figure_object(rows, outcome=outcome, week=week,
-                                                   measure=measure)))  # fmt: skip
+    display(show(watermark(figures.robustness_figure_object(
+        rows, outcome=outcome, week=week, measure=measure), label)))  # fmt: skip
 rows
 
 # %% [markdown]

@@ -47,7 +47,7 @@ from IPython.display import Markdown, display
 
 from hairtrial.analyses import ipd
 from hairtrial.analyses.config import load_config, resolve_data_paths
-from hairtrial.plots import show
+from hairtrial.plots import show, watermark
 from hairtrial.report import figures
 
 config = resolve_data_paths(load_config(Path(project_root) / config_path), project_root)
@@ -59,6 +59,10 @@ def read(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=False, na_values=[""])
 
 
+label = ipd.synthetic_label(config)  # drawn across every figure below; None for real data
+notice = ipd.synthetic_notice(config)  # None for real data
+if notice:
+    display(Markdown(notice))
 fit = read(tables / "ipd_fit.csv")
 sources = sorted(set(fit["data_source"]))
 display(Markdown("**Data source:** " + "; ".join(sources)))
@@ -99,11 +103,14 @@ read(tables / "ipd_variance.csv")
 
 # %%
 show(
-    figures.ipd_figure_object(
-        read(derived / "ipd_trajectories.csv"),
-        read(derived / "ipd_arm_means.csv"),
-        config,
-        outcome=outcome,
+    watermark(
+        figures.ipd_figure_object(
+            read(derived / "ipd_trajectories.csv"),
+            read(derived / "ipd_arm_means.csv"),
+            config,
+            outcome=outcome,
+        ),
+        label,
     )
 )
 

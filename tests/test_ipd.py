@@ -615,3 +615,15 @@ def test_one_stage_lme4_parity(week):
     assert want[("variance", "tau2")] == 0 and want[("singular", "")] == 1
     assert 0 <= fit.variance["tau2"] <= ipd.BOUNDARY_RELATIVE * fit.variance["residual"]
     assert any(n.startswith("boundary fit: tau2") for n in fit.notes)
+
+
+@settings(max_examples=25, deadline=None)
+@given(units=st.lists(st.sampled_from(["hairs/cm2", "hairs/inch2", "um", "percent"]),
+                      min_size=3, max_size=3))  # fmt: skip
+def test_describe_names_each_study_s_unit(units):
+    studies = sorted(INPUTS["study"].unique())[:3]
+    want = dict(zip(studies, units, strict=True))
+    d = INPUTS[INPUTS["study"].isin(studies)]
+    desc = dipd.describe(d.assign(unit=d["study"].map(want)))
+    assert set(desc["study"]) == set(studies)
+    assert desc["unit"].tolist() == desc["study"].map(want).tolist()

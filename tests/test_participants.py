@@ -196,3 +196,37 @@ def test_report_section_comes_from_the_manifest(tmp_path):
     assert "s1: boundary fit" in section
     assert "one-stage 11 [8.1, 13.9], two-stage 11.5 [8.4, 14.6]" in section
     assert "<title>SYNTHETIC DATA (example)" in text
+
+
+def test_ipd_tables_give_each_estimate_the_unit_of_its_participants(tmp_path):
+    """Every ipd table on the outcome's scale names the unit of the participants' values: a
+    contrast of 12.3 means nothing without it. Two trials of the example, one of them given
+    in hairs/inch² (its values converted), so a unit taken from anywhere but the trial's own
+    rows would show."""
+    for name in ("arms", "studies"):
+        (tmp_path / f"{name}.csv").write_bytes((EXAMPLE / f"{name}.csv").read_bytes())
+    part = pd.read_csv(EXAMPLE / "participants.csv", keep_default_na=False)
+    part = part[part["study"].isin(["sim01", "sim02"])].copy()
+    inch = part["study"] == "sim01"
+    part["value"] = part["value"].astype(float)
+    part.loc[inch, "value"] *= 6.4516
+    part.loc[inch, "unit"] = "hairs/inch2"
+    part.to_csv(tmp_path / "participants.csv", index=False)
+    config = load_config(ROOT / "config" / "examples" / "ipd.yaml")
+    config["data"] = {
+        "arms": str(tmp_path / "arms.csv"),
+        "studies": str(tmp_path / "studies.csv"),
+        "participants": str(tmp_path / "participants.csv"),
+    }
+    tables, derived = aipd.ipd_tables(config)
+    want = {"sim01": "hairs/inch2", "sim02": "hairs/cm2"}
+    for name in ("ipd_contrasts", "ipd_coefficients", "ipd_variance", "ipd_anova"):
+        t = tables[name]
+        assert list(t.columns[-2:]) == ["unit", "data_source"], name
+        assert len(t) and t["unit"].tolist() == t["study"].map(want).tolist(), name
+    means = derived["ipd_arm_means"]
+    assert means["unit"].tolist() == means["study"].map(want).tolist()
+    one = tables["ipd_one_stage"]  # two trials pooled: both units named
+    assert len(one) and set(one["unit"]) == {"hairs/cm2; hairs/inch2"}
+    for name in ("ipd_fit", "ipd_correlations"):  # no number on the outcome's scale
+        assert "unit" not in tables[name].columns, name

@@ -55,6 +55,7 @@ def test_ipd_tables_are_written_with_the_issue_columns(ipd_run):
     assert list(con.columns[:8]) == ["outcome", "study", "week", "estimate", "se", "ci_lower",
                                      "ci_upper", "pvalue"]  # fmt: skip
     assert set(con["study"]) == {"sim01", "sim02", "sim04"}
+    assert set(con["unit"]) == {"hairs/cm2"}  # the participants' unit: the contrasts' scale
     coef = pd.read_csv(tables / "ipd_coefficients.csv")
     assert (coef["term"] == "baseline").sum() == 3
     var = pd.read_csv(tables / "ipd_variance.csv")

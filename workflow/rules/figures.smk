@@ -41,6 +41,8 @@ rule figures:
         bayes_posterior=results_path("derived/bayes_posterior.csv"),
         evidence_figures=results_path("derived/evidence_figures.csv"),
         prisma=config["data"].get("prisma") or [],
+        # its `source` says whether the figures are of synthetic data (marked so)
+        studies=config["data"]["studies"],
         outcomes=config["data"].get("outcomes") or [],
     output:
         figures=in_report(

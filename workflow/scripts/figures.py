@@ -17,6 +17,7 @@ CACHE = Path(".snakemake", "hairtrial-figures", Path(out.figures).as_posix().rep
 
 def draw():
     from hairtrial.analyses.config import validate_config
+    from hairtrial.analyses.ipd import synthetic_label
     from hairtrial.report.figures import FIGURE_DATA, FIGURE_TABLES, draw_figures
 
     config = validate_config(snakemake.config)
@@ -25,7 +26,8 @@ def draw():
     data = {name: inp[name] for name in FIGURE_DATA if name in names}
     ipd_data = ("ipd_trajectories", "ipd_arm_means")  # with participant-level data only
     data.update({name: inp[name] for name in ipd_data if name in names})
-    return draw_figures(tables, data, config, out.figures, processes=snakemake.threads)
+    label = synthetic_label(config)  # "SYNTHETIC DATA" across every figure; None: real data
+    return draw_figures(tables, data, config, out.figures, processes=snakemake.threads, label=label)
 
 
 with logged(snakemake.log[0]) as log:

@@ -16,7 +16,9 @@ When the config names ``data.participants`` (issue 12):
   the tables of the ``ipd`` job, and the data of the trajectory figure.
 
 Studies whose ``studies.csv`` ``source`` starts with ``hairtrial.data.simulate`` are
-synthetic: every table says so in its ``data_source`` column (:func:`data_sources`).
+synthetic: every table says so in its ``data_source`` column (:func:`data_sources`), and every
+figure and notebook of a run that analyses such a study says so too (:func:`synthetic_label`,
+:func:`synthetic_notice`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import pandas as pd
 from scipy import stats
 
 from hairtrial.analyses.config import ConfigError
+from hairtrial.core import vocab
 from hairtrial.data import participants as participants_io
 from hairtrial.data import validate
 from hairtrial.derive import ipd as derive_ipd
@@ -40,6 +43,7 @@ from hairtrial.models import univariate
 __all__ = [
     "IPD_TABLES",
     "ONE_STAGE_COLUMNS",
+    "UNIT_TABLES",
     "arm_level_rows",
     "data_sources",
     "ipd_tables",
@@ -47,6 +51,9 @@ __all__ = [
     "measured_correlations",
     "read_participants",
     "resolved_assumptions",
+    "synthetic_label",
+    "synthetic_notice",
+    "synthetic_sources",
     "trajectory_data",
 ]
 
@@ -79,9 +86,27 @@ ONE_STAGE_COLUMNS = [
     "distribution",
     "converged",
     "notes",
+    "unit",
     "data_source",
 ]
 """Columns of ``ipd_one_stage.csv``: one-stage and two-stage estimates side by side."""
+
+UNIT_TABLES = ("ipd_contrasts", "ipd_coefficients", "ipd_variance", "ipd_anova", "ipd_one_stage")
+"""Tables of the ``ipd`` job with numbers on the outcome's scale (or its square), hence a
+``unit`` column: the participants' ``unit`` of the study's outcome (``participants.csv``)."""
+
+ARM_MEAN_COLUMNS = [
+    "study",
+    "outcome",
+    "arm",
+    "week",
+    "mean",
+    "ci_lower",
+    "ci_upper",
+    "method",
+    "unit",
+]
+"""Columns of the ``ipd_arm_means`` figure data (:func:`ipd_tables`)."""
 
 MEASURED_CODE = "r_from_ipd"
 
@@ -130,6 +155,41 @@ def data_sources(studies: pd.DataFrame) -> dict[str, str]:
             f"synthetic ({text})" if text.startswith(SYNTHETIC_SOURCE) else "participant-level data"
         )
     return out
+
+
+def synthetic_sources(config: dict) -> list[str]:
+    """The ``source`` of every synthetic study the run analyses, sorted; empty for real data.
+
+    A study is synthetic when its ``studies.csv`` ``source`` starts with
+    :data:`SYNTHETIC_SOURCE`; the studies analysed are those ``selection.studies`` keeps
+    (``primary``: ``primary = yes``; ``all``: every study), as in
+    :func:`hairtrial.analyses.primary.load_inputs`.
+
+    Raises
+    ------
+    hairtrial.data.csvread.DataValidationError
+        If ``studies.csv`` breaks the contract.
+    """
+    studies = validate.read_studies(config["data"]["studies"])
+    if config.get("selection", {}).get("studies", "primary") == "primary":
+        studies = studies[studies["primary"] == "yes"]
+    return sorted(
+        {s for s in studies["source"] if isinstance(s, str) and s.startswith(SYNTHETIC_SOURCE)}
+    )
+
+
+def synthetic_label(config: dict) -> str | None:
+    """What every figure of the run is marked with: :data:`hairtrial.core.vocab.SYNTHETIC_LABEL`
+    when the run analyses synthetic studies (:func:`synthetic_sources`), None for real data
+    (figures left as they are). Plain data for :func:`hairtrial.plots.style.watermark`."""
+    return vocab.SYNTHETIC_LABEL if synthetic_sources(config) else None
+
+
+def synthetic_notice(config: dict) -> str | None:
+    """The sentence (Markdown) that a notebook of a run on synthetic studies opens with
+    (:data:`hairtrial.core.vocab.SYNTHETIC_NOTICE`), None for real data."""
+    sources = synthetic_sources(config)
+    return vocab.SYNTHETIC_NOTICE.format(sources="; ".join(sources)) if sources else None
 
 
 def arm_level_rows(participants: pd.DataFrame, sources: dict[str, str]) -> pd.DataFrame:
@@ -285,6 +345,7 @@ def one_stage_table(
             "week": int(week),
             "k": len(studies),
             "n_participants": n_part,
+            "unit": "; ".join(sorted(set(g["unit"]))),
             "data_source": source,
         }
         try:
@@ -347,12 +408,15 @@ def ipd_tables(config: dict) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Data
     -------
     tables : dict
         :data:`IPD_TABLES`, each with a ``data_source`` column (``synthetic (...)`` for
-        simulated studies).
+        simulated studies); those of :data:`UNIT_TABLES` with a ``unit`` column before it
+        (the participants' unit of the study's outcome; in ``ipd_one_stage`` the units of the
+        trials pooled).
     derived : dict
         ``ipd_trajectories`` (:func:`trajectory_data`) and ``ipd_arm_means`` (the model's
         control and experimental mean change per week with CIs: the control mean is the
         ``C(week)`` coefficient at the trial's mean baseline, the experimental mean that plus
-        the contrast, with the SE of the sum from the fixed-effect covariance).
+        the contrast, with the SE of the sum from the fixed-effect covariance; ``unit`` the
+        participants' unit).
     """
     part = read_participants(config)
     if part is None:
@@ -367,7 +431,11 @@ def ipd_tables(config: dict) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Data
     tables["ipd_correlations"] = model.correlation_table(part)
     tables["ipd_anova"] = model.anova_table(part, ctrl, expt)
     tables["ipd_one_stage"] = one_stage_table(part, tabs["contrasts"], ctrl, expt, level, sources)
+    unit_of = part.drop_duplicates(["study", "outcome"]).set_index(["study", "outcome"])["unit"]
     for name, t in tables.items():
+        if name in UNIT_TABLES and "unit" not in t.columns:
+            keys = zip(t["study"], t["outcome"], strict=True)
+            t["unit"] = pd.Series([unit_of.get(k, "") for k in keys], index=t.index, dtype=object)
         if "data_source" not in t.columns:
             t["data_source"] = [sources.get(s, "") for s in t["study"]]
         tables[name] = t
@@ -396,14 +464,12 @@ def ipd_tables(config: dict) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Data
                         "ci_lower": m - crit * se,
                         "ci_upper": m + crit * se,
                         "method": f.method,
+                        "unit": unit_of.get((f.study, f.outcome), ""),
                     }
                 )
     derived = {
         "ipd_trajectories": trajectory_data(part, ctrl, expt),
-        "ipd_arm_means": pd.DataFrame(
-            means,
-            columns=["study", "outcome", "arm", "week", "mean", "ci_lower", "ci_upper", "method"],
-        ),
+        "ipd_arm_means": pd.DataFrame(means, columns=ARM_MEAN_COLUMNS),
     }
     derived["ipd_trajectories"]["data_source"] = [
         sources.get(s, "") for s in derived["ipd_trajectories"]["study"]

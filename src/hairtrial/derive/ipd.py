@@ -109,6 +109,7 @@ CORRELATION_COLUMNS = [
 DESCRIBE_COLUMNS = [
     "study",
     "outcome",
+    "unit",
     "treatment",
     "week",
     "variable",
@@ -122,7 +123,8 @@ DESCRIBE_COLUMNS = [
     "min",
     "max",
 ]
-"""Columns of :func:`describe`."""
+"""Columns of :func:`describe` (``unit``: the participants' unit, the scale of every
+statistic but ``n``)."""
 
 EFFECT_COLUMNS = [
     "study",
@@ -509,14 +511,10 @@ def describe(data: pd.DataFrame) -> pd.DataFrame:
         .assign(variable="change")
         .rename(columns={"value": "level_value", "change": "value"})
     )
-    both = pd.concat(
-        [
-            lv[["study", "outcome", "treatment", "week", "variable", "value"]],
-            ch[["study", "outcome", "treatment", "week", "variable", "value"]],
-        ],
-        ignore_index=True,
-    )
-    g = both.groupby(["study", "outcome", "treatment", "week", "variable"], sort=True)["value"]
+    cols = ["study", "outcome", "unit", "treatment", "week", "variable", "value"]
+    both = pd.concat([lv[cols], ch[cols]], ignore_index=True)
+    # one unit per study and outcome (check_ipd): grouping by it adds the column only
+    g = both.groupby(cols[:-1], sort=True)["value"]
     out = g.agg(
         n="count",
         mean="mean",

@@ -17,6 +17,7 @@ from hairtrial.plots.style import (
     show,
     style_params,
     use_style,
+    watermark,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "show",
     "style_params",
     "use_style",
+    "watermark",
 ]

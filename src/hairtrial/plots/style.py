@@ -1,8 +1,9 @@
 """House style of every figure, deterministic atomic saving and number formatting.
 
 One matplotlib style file (``hairtrial.mplstyle`` beside this module:
-Okabe-Ito colour-blind-safe palette, DejaVu Sans at journal sizes) and one
-saver whose output bytes depend only on the figure.
+Okabe-Ito colour-blind-safe palette, DejaVu Sans at journal sizes), one
+saver whose output bytes depend only on the figure, and the watermark of
+figures of synthetic data (:func:`watermark`).
 """
 
 from __future__ import annotations
@@ -69,6 +70,72 @@ def use_style() -> contextlib.AbstractContextManager[Any]:
 def apply_style() -> None:
     """Apply the house style globally (for notebooks and scripts)."""
     mpl.rcParams.update(style_params())
+
+
+# --------------------------------------------------------------------------
+# Watermark (figures of synthetic data)
+# --------------------------------------------------------------------------
+
+#: Colour and opacity of the watermark's letters: black at 11%, light grey over white, over
+#: everything else a shade darker (content stays readable through it).
+WATERMARK_COLOUR = "#000000"
+WATERMARK_ALPHA = 0.11
+#: Share of the figure's width and height the rotated watermark spans at most.
+_WATERMARK_SPAN = 0.8
+#: Steepest and flattest angle of the watermark (degrees); between them, the diagonal's.
+_WATERMARK_ANGLES = (15.0, 40.0)
+#: Largest size of its letters (points).
+WATERMARK_MAX_SIZE = 72.0
+#: Where :func:`save_figure` writes the watermark's text in each format's metadata.
+_WATERMARK_METADATA = {"png": "Description", "svg": "Description", "pdf": "Subject"}
+
+
+def watermark(fig: Figure, text: str | None) -> Figure:
+    """Mark ``fig`` with ``text`` across it (figures of synthetic data).
+
+    The text is drawn once, centred, along the figure's diagonal (between 15 and 40 degrees),
+    in large bold translucent letters (:data:`WATERMARK_COLOUR` at :data:`WATERMARK_ALPHA`)
+    sized to span at most 80% of the figure's width and height. It is drawn over the content,
+    not behind it, so that shaded panels (a contour-enhanced funnel) cannot hide it; at 11%
+    opacity everything under it stays readable, one shade darker. Nothing moves: the
+    figure's size and layout are those it had. :func:`save_figure` also
+    writes ``text`` into each file's metadata (PNG and SVG ``Description``, PDF
+    ``Subject``), so a saved file says it even where the letters are cropped away.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        A finished figure (its size is final).
+    text : str or None
+        E.g. :data:`hairtrial.core.vocab.SYNTHETIC_LABEL`. None or empty: ``fig`` is left
+        untouched (figures of real data are byte-identical to unmarked ones).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig`` (marked in place); ``fig.hairtrial_watermark`` is the text drawn.
+    """
+    if not text:
+        return fig
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    font = FontProperties(family="DejaVu Sans", weight="bold")
+    ext = TextPath((0, 0), text, size=1, prop=font).get_extents()  # points per point of size
+    width, height = (float(v) * 72 for v in fig.get_size_inches())
+    lo, hi = _WATERMARK_ANGLES
+    angle = min(hi, max(lo, math.degrees(math.atan2(height, width))))
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    size = _WATERMARK_SPAN * min(
+        width / (ext.width * c + ext.height * s), height / (ext.width * s + ext.height * c)
+    )
+    fig.text(
+        0.5, 0.5, text, fontproperties=font, fontsize=min(size, WATERMARK_MAX_SIZE),
+        color=WATERMARK_COLOUR, alpha=WATERMARK_ALPHA, ha="center", va="center",
+        rotation=angle, rotation_mode="anchor", zorder=100, gid="hairtrial-watermark",
+    )  # fmt: skip
+    fig.hairtrial_watermark = text  # type: ignore[attr-defined]
+    return fig
 
 
 # --------------------------------------------------------------------------
@@ -139,7 +206,8 @@ def save_figure(
     Two calls with the same figure content give byte-identical files: no
     timestamps are written (PDF ``CreationDate``/``ModDate``, SVG ``Date``),
     the PNG ``Software`` chunk is dropped and the SVG ids come from the fixed
-    ``svg.hashsalt`` of the house style, which is active while saving. Each
+    ``svg.hashsalt`` of the house style, which is active while saving. A
+    figure marked by :func:`watermark` says so in each file's metadata. Each
     file is first written to a temporary file in the target directory and
     then moved into place with :func:`os.replace`, so a failure never leaves
     a half-written figure behind.
@@ -196,7 +264,7 @@ def save_figure(
             try:
                 fonts = _lean_pdf_fonts() if fmt == "pdf" else contextlib.nullcontext()
                 with os.fdopen(fd, "wb") as handle, fonts:
-                    fig.savefig(handle, format=fmt, dpi=dpi, metadata=_METADATA[fmt])
+                    fig.savefig(handle, format=fmt, dpi=dpi, metadata=_metadata(fig, fmt))
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.chmod(tmp_name, 0o644)
@@ -209,6 +277,12 @@ def save_figure(
     return written
 
 
+def _metadata(fig: Figure, fmt: str) -> dict[str, Any]:
+    """The metadata of a saved file: no volatile fields, and a figure's watermark (if any)."""
+    text = getattr(fig, "hairtrial_watermark", None)
+    return {**_METADATA[fmt], **({_WATERMARK_METADATA[fmt]: text} if text else {})}
+
+
 def to_png_bytes(fig: Figure, dpi: int = 150) -> bytes:
     """The figure as PNG bytes, deterministic as :func:`save_figure`."""
     import io
@@ -216,7 +290,7 @@ def to_png_bytes(fig: Figure, dpi: int = 150) -> bytes:
     buf = io.BytesIO()
     no_autolayout = {"figure.constrained_layout.use": False, "figure.autolayout": False}
     with use_style(), mpl.rc_context(no_autolayout):
-        fig.savefig(buf, format="png", dpi=dpi, metadata=_METADATA["png"])
+        fig.savefig(buf, format="png", dpi=dpi, metadata=_metadata(fig, "png"))
     return buf.getvalue()
 
 

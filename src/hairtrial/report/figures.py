@@ -3,8 +3,10 @@
 Nothing is fitted here. :func:`draw_figures` draws every figure of the run's figure list
 (``results/derived/figures.csv``) from the tables and the figure data that the analysis job
 saved (:func:`hairtrial.analyses.run.figure_data`), and returns the files it wrote (the
-figure job's manifest). Each ``*_figure_object`` returns one matplotlib Figure;
-:func:`save` writes it in every format of ``config['figures']``.
+figure job's manifest); given a label (a run on synthetic data:
+:func:`hairtrial.analyses.ipd.synthetic_label`), it marks every figure with it
+(:func:`hairtrial.plots.style.watermark`). Each ``*_figure_object`` returns one matplotlib
+Figure; :func:`save` writes it in every format of ``config['figures']``.
 """
 
 from __future__ import annotations
@@ -157,11 +159,9 @@ def ipd_figure_object(
     m = means[means["outcome"] == outcome]
     unit = t["unit"].iloc[0] if len(t) else ""
     sources = sorted({str(s) for s in t.get("data_source", pd.Series(dtype=str)) if s})
-    synthetic = any(s.startswith("synthetic") for s in sources)
     comp = config["comparison"]
+    # synthetic data: the footer names the simulator; draw_figures marks the figure
     title = f"{outcome.replace('_', ' ').capitalize()}: participants' change from baseline"
-    if synthetic:
-        title = "SYNTHETIC DATA. " + title
     footer = "Data: " + "; ".join(sources) if sources else ""
     return spaghetti_plot(
         t, m, control=comp["control"], experimental=comp["experimental"],
@@ -514,6 +514,7 @@ def draw_figures(
     figures_dir: str | Path,
     *,
     processes: int = 1,
+    label: str | None = None,
 ) -> list[Path]:
     """Draw every figure of the figure list from tables and figure data; fit nothing.
 
@@ -530,6 +531,10 @@ def draw_figures(
     processes : int
         Figures drawn at once (forked worker processes when more than 1; each figure is
         drawn by one process, so the files do not depend on this).
+    label : str, optional
+        Drawn across every figure (:func:`hairtrial.plots.style.watermark`): the
+        :func:`hairtrial.analyses.ipd.synthetic_label` of a run on synthetic data. None (real
+        data): the figures are drawn as they are.
 
     Returns
     -------
@@ -542,7 +547,7 @@ def draw_figures(
     # a config without continuous (or binary) outcomes has no such list
     lists = ("figures", "binary_figures", "evidence_figures")
     rows = [r for name in lists if name in d for r in d[name].to_dict("records")]
-    _JOB = (t, d, rows, config, Path(figures_dir))
+    _JOB = (t, d, rows, config, Path(figures_dir), label)
     n = max(1, min(int(processes), len(rows)))
     if n == 1:
         return [p for i in range(len(rows)) for p in _draw(i)]
@@ -558,10 +563,12 @@ _JOB: tuple[Any, ...] | None = None  # what the forked workers of draw_figures d
 def _draw(i: int) -> list[Path]:
     import matplotlib.pyplot as plt
 
+    from hairtrial.plots.style import watermark
+
     assert _JOB is not None
-    t, d, rows, config, figures_dir = _JOB
+    t, d, rows, config, figures_dir, label = _JOB
     row = rows[i]
-    fig = figure_object(row, t, d, config)
+    fig = watermark(figure_object(row, t, d, config), label)
     written = save(fig, figures_dir / row["stem"], config)
     plt.close(fig)
     return written
