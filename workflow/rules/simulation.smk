@@ -43,6 +43,8 @@ rule simulation_chunk:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        code=CODE_KEY,  # see common.smk: rerun when the library changes
     script:
         "../scripts/simulation_chunk.py"
 
@@ -58,6 +60,8 @@ rule simulation_performance:
         "results/logs/simulation/performance.log",
     conda:
         "../../envs/hairtrial.yaml"
+    params:
+        code=CODE_KEY,  # see common.smk: rerun when the library changes
     script:
         "../scripts/simulation_performance.py"
 
@@ -75,5 +79,7 @@ rule simulation_report:
         "results/logs/simulation/report.log",
     conda:
         "../../envs/hairtrial.yaml"
+    params:
+        code=CODE_KEY,  # see common.smk: rerun when the library changes
     script:
         "../scripts/simulation_report.py"
