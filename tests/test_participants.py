@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -226,7 +227,15 @@ def test_ipd_tables_give_each_estimate_the_unit_of_its_participants(tmp_path):
         assert len(t) and t["unit"].tolist() == t["study"].map(want).tolist(), name
     means = derived["ipd_arm_means"]
     assert means["unit"].tolist() == means["study"].map(want).tolist()
-    one = tables["ipd_one_stage"]  # two trials pooled: both units named
-    assert len(one) and set(one["unit"]) == {"hairs/cm2; hairs/inch2"}
+    # two trials pooled on one scale: sim01's values converted to hairs/cm2 first, so the
+    # pooled estimates are those of the same participants given in hairs/cm2 throughout
+    one = tables["ipd_one_stage"]
+    assert len(one) and set(one["unit"]) == {"hairs/cm2"}
+    assert one["notes"].str.contains("hairs/inch2 converted to hairs/cm2 before pooling").all()
+    base = pd.read_csv(EXAMPLE / "participants.csv", keep_default_na=False)
+    base[base["study"].isin(["sim01", "sim02"])].to_csv(tmp_path / "participants.csv", index=False)
+    same = aipd.ipd_tables(config)[0]["ipd_one_stage"]
+    for col in ("estimate", "se", "ci_lower", "ci_upper", "tau2"):
+        np.testing.assert_allclose(one[col], same[col], rtol=1e-6, atol=1e-9, err_msg=col)
     for name in ("ipd_fit", "ipd_correlations"):  # no number on the outcome's scale
         assert "unit" not in tables[name].columns, name

@@ -35,7 +35,7 @@ from scipy import stats
 from hairtrial.analyses.config import ConfigError
 from hairtrial.core import vocab
 from hairtrial.data import participants as participants_io
-from hairtrial.data import validate
+from hairtrial.data import units, validate
 from hairtrial.derive import ipd as derive_ipd
 from hairtrial.models import ipd as model
 from hairtrial.models import univariate
@@ -336,6 +336,13 @@ def one_stage_table(
         if len(studies) < 2:
             continue
         g = g.copy()
+        # trials pooled on one scale: each trial's values in the outcome's canonical unit
+        # (hairs/inch2 -> hairs/cm2, as the arm-level data are converted)
+        factor = g["unit"].map(lambda u: units.lookup(str(u)).factor).astype(float)
+        for col in ("baseline", "change"):
+            if col in g.columns:
+                g[col] = g[col] * factor
+        converted = sorted({str(u) for u in g["unit"] if units.lookup(str(u)).converted})
         centre = g.groupby("study")["baseline"].transform("mean")
         g["baseline_c"] = g["baseline"] - centre
         n_part = int(g.drop_duplicates(["study", "participant"]).shape[0])
@@ -345,9 +352,15 @@ def one_stage_table(
             "week": int(week),
             "k": len(studies),
             "n_participants": n_part,
-            "unit": "; ".join(sorted(set(g["unit"]))),
+            "unit": "; ".join(sorted({units.lookup(str(u)).canonical for u in g["unit"]})),
             "data_source": source,
         }
+        unit_note = (
+            f"values in {', '.join(converted)} converted to "
+            f"{units.lookup(converted[0]).canonical} before pooling"
+            if converted
+            else ""
+        )
         try:
             f = model.fit_one_stage(g, level=level)
             one = {
@@ -357,13 +370,17 @@ def one_stage_table(
             }  # fmt: skip
         except (RuntimeError, ValueError, np.linalg.LinAlgError) as err:
             one = {"estimate": math.nan, "converged": False, "notes": f"not fitted: {err}"}
+        if unit_note:
+            one["notes"] = "; ".join(x for x in (one.get("notes", ""), unit_note) if x)
         rows.append({**base, "approach": "one-stage (MixedLM, REML)", **one})
         c = contrasts[(contrasts["outcome"] == outcome) & (contrasts["week"] == week)]
         c = c[c["study"].isin(studies)]
         if len(c) >= 2:
+            unit_of = g.drop_duplicates("study").set_index("study")["unit"]
+            f_c = np.array([units.lookup(str(unit_of[s_])).factor for s_ in c["study"]])
             res = univariate.fit(
-                c["estimate"].to_numpy(float), c["se"].to_numpy(float) ** 2, method="REML",
-                level=level,
+                c["estimate"].to_numpy(float) * f_c, (c["se"].to_numpy(float) * f_c) ** 2,
+                method="REML", level=level,
             )  # fmt: skip
             fr = res.summary_frame().iloc[0]
             rows.append(
@@ -379,7 +396,9 @@ def one_stage_table(
                     "tau2": float(fr["tau2"]),
                     "distribution": "z",
                     "converged": True,
-                    "notes": "stage 1: per-trial contrasts of ipd_contrasts",
+                    "notes": "; ".join(
+                        x for x in ("stage 1: per-trial contrasts of ipd_contrasts", unit_note) if x
+                    ),
                 }
             )
     out = pd.DataFrame(rows, columns=ONE_STAGE_COLUMNS)
