@@ -176,3 +176,44 @@ def test_an_answer_the_prior_barely_moves_is_not_called_prior_dependent():
     text = " ".join(intervals_paragraphs(tables, CONFIG, model))
     assert "moves this answer little" in text
     assert "depends on the prior" not in text and "not an answer in itself" not in text
+
+
+def test_a_run_on_synthetic_trials_says_so_first(tmp_path):
+    """Synthetic studies given as arm-level data only (no participant-level tables): the
+    report's title and its first paragraph say the data are synthetic."""
+    results, data = tmp_path / "results", tmp_path / "data"
+    (results / "tables").mkdir(parents=True)
+    data.mkdir()
+    fit = univariate.fit(YI["MD"], VI["MD"], method="REML", ci_method="adhoc")
+    meta = pd.DataFrame(
+        [{"outcome": "hair_density", "week": 12, "measure": "MD",
+          **fit.summary_frame().iloc[0].to_dict()}]
+    )  # fmt: skip
+    eff = pd.DataFrame(
+        {"outcome": "hair_density", "week": 12, "measure": "MD",
+         "study": ["a2024", "d2013", "k2018"], "yi": YI["MD"], "vi": VI["MD"],
+         "weight_pct": fit.weights, "n_control": [18, 50, 34],
+         "n_experimental": [18, 50, 34], "unit": "hairs/cm2"}
+    )  # fmt: skip
+    for name, df in (("meta_analysis", meta), ("study_effects", eff)):
+        write_csv(df, results / "tables" / f"{name}.csv")
+    (results / "config.yaml").write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    out = results / "report" / "report.html"
+
+    def build(source: str) -> str:
+        pd.DataFrame(
+            {"study": ["a2024", "d2013", "k2018"], "primary": "yes", "source": source}
+        ).to_csv(data / "studies.csv", index=False)
+        document.build_report(
+            results, data_dir_or_config=data, out_path=out,
+            outputs=["tables/meta_analysis.csv", "tables/study_effects.csv"],
+        )  # fmt: skip
+        return re.sub(r"\s+", " ", html.unescape(out.read_text(encoding="utf-8")))
+
+    text = build("hairtrial.data.simulate seed=3")
+    assert "<title>SYNTHETIC DATA (example)" in text
+    body = re.sub(r"<[^>]+>", " ", text[text.index("1. Summary") :])
+    first = body.split("SYNTHETIC DATA: the trials of this run were generated", 1)
+    assert len(first) == 2 and "hairtrial.data.simulate seed=3" in first[1][:200]
+    assert "pools randomised trials" not in first[0]  # before everything else
+    assert "SYNTHETIC" not in build("Abstract, Results")

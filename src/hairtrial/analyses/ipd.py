@@ -51,6 +51,7 @@ __all__ = [
     "measured_correlations",
     "read_participants",
     "resolved_assumptions",
+    "synthetic_in",
     "synthetic_label",
     "synthetic_notice",
     "synthetic_sources",
@@ -170,9 +171,18 @@ def synthetic_sources(config: dict) -> list[str]:
     hairtrial.data.csvread.DataValidationError
         If ``studies.csv`` breaks the contract.
     """
-    studies = validate.read_studies(config["data"]["studies"])
+    return synthetic_in(validate.read_studies(config["data"]["studies"]), config)
+
+
+def synthetic_in(studies: pd.DataFrame, config: dict) -> list[str]:
+    """:func:`synthetic_sources` of a studies table already read (columns ``source`` and, for
+    ``selection.studies: primary``, ``primary``)."""
+    if "source" not in studies.columns:
+        return []
     if config.get("selection", {}).get("studies", "primary") == "primary":
-        studies = studies[studies["primary"] == "yes"]
+        if "primary" not in studies.columns:
+            return []
+        studies = studies[studies["primary"].astype(str) == "yes"]
     return sorted(
         {s for s in studies["source"] if isinstance(s, str) and s.startswith(SYNTHETIC_SOURCE)}
     )
