@@ -60,3 +60,33 @@ def test_a_selection_with_no_comparison_says_why(config):
     config["comparison"] = {"control": "minoxidil", "experimental": "minoxidil"}
     with pytest.raises(SelectionError, match="the selection yields no comparison"):
         check_inputs(config)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # an outcome present only in trials that cannot be used (found by a clean-clone check)
+        {"outcomes": ["hair_count"]},
+        # codes that exist in the data but never in one trial
+        {"comparison": {"control": "minoxidil_spironolactone",
+                        "experimental": "microneedling_device"}},
+    ],
+)  # fmt: skip
+def test_nothing_selected_with_an_events_file_is_an_error_too(tmp_path, change):
+    """With data.events named as well, 0 continuous and 0 binary comparisons used to pass
+    ("valid: 0 comparisons") and a run published an empty analysis over the last good one."""
+    for f in ("arms.csv", "studies.csv", "events.csv", "outcomes.csv"):
+        (tmp_path / f).write_bytes((ROOT / "data" / f).read_bytes())
+    (tmp_path / "my.yaml").write_text(
+        "data:\n  arms: arms.csv\n  studies: studies.csv\n  events: events.csv\n"
+        "  outcomes: outcomes.csv\n"
+    )
+    config = load_config(tmp_path / "my.yaml")
+    assert len(check_inputs(config).effects) > 0  # the default selection is fine
+    for key, value in change.items():
+        config[key] = value
+    with pytest.raises(SelectionError) as err:
+        check_inputs(config)
+    msg = str(err.value)
+    assert "the selection yields no comparison" in msg
+    assert "arms.csv and " in msg and "events.csv" in msg

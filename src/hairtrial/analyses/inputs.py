@@ -144,13 +144,23 @@ def check_inputs(config: dict) -> Checked:
         effects, quality, excluded = primary.prepare(config)
     else:
         effects, quality, excluded = (pd.DataFrame(), pd.DataFrame(), pd.DataFrame({"note": []}))
-    if arms is not None and events is None and len(effects) == 0:
-        why = "; ".join(excluded["note"].astype(str).head(5)) or "no study has both arms"
+    n_binary, binary_notes = 0, []
+    if events is not None and len(effects) == 0:  # then the binary outcomes must give one
+        from hairtrial.analyses.binary import prepare as prepare_binary
+
+        tabs, _, _, binary_notes = prepare_binary(config)
+        n_binary = len(tabs)
+    if len(effects) == 0 and n_binary == 0:
+        # a selection that analyses nothing is an error, not an empty analysis that would
+        # replace the last good results
+        notes = [*excluded["note"].astype(str), *binary_notes] if len(excluded) else binary_notes
+        why = "; ".join(notes[:5]) or "no study has both arms"
+        files = " and ".join(str(data[k]) for k in ("arms", "events") if data.get(k))
         raise SelectionError(
             "the selection yields no comparison: config keys comparison.control = "
             f"'{config['comparison']['control']}', comparison.experimental = "
             f"'{config['comparison']['experimental']}', outcomes = {config.get('outcomes')!r}, "
             f"selection.studies = '{config.get('selection', {}).get('studies', 'primary')}' "
-            f"select nothing in {data['arms']} ({why})"
+            f"select nothing in {files} ({why})"
         )
     return Checked(effects, quality, excluded, events)
