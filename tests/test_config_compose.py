@@ -133,3 +133,18 @@ def test_treatment_labels_never_reach_a_file_name(tmp_path, default_config):
     for stem in stems:
         assert safe.match(stem) and ".." not in stem, stem
         assert not any(part in stem for part in ("MN", "roller", "topical", "ctl")), stem
+
+
+def test_a_value_outside_every_alternative_says_what_would_do(tmp_path):
+    """A key with alternatives (a number in [-1, 1] or 'from_ipd') named jsonschema's
+    "is not valid under any of the given schemas"; the message now lists what is allowed."""
+    from hairtrial.analyses.config import ConfigError, validate_config
+
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    cfg["assumptions"]["change_sd_correlation"] = "high"
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    assert str(err.value) == (
+        "config key 'assumptions.change_sd_correlation': 'high' is not allowed: give a number "
+        "from -1 to 1; or 'from_ipd'"
+    )

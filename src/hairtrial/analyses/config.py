@@ -127,10 +127,59 @@ def validate_schema(config: dict, schema_path: str | Path) -> dict:
                     lines.append(f"config key '{'.'.join([*path, missing])}': missing (required)")
                 continue
             key = ".".join(path) or "(top level)"
-            lines.append(f"config key '{key}': {e.message}")
+            message = e.message
+            if e.validator in ("oneOf", "anyOf"):  # say what would do, not "no schema matched"
+                options = "; or ".join(_describe(sub) for sub in e.validator_value)
+                message = f"{e.instance!r} is not allowed: give {options}"
+            lines.append(f"config key '{key}': {message}")
         raise ConfigError("\n".join(lines))
     _fill_defaults(config, schema)
     return config
+
+
+def _describe(schema: dict) -> str:
+    """A schema alternative in words (for oneOf / anyOf errors).
+
+    Examples
+    --------
+    >>> _describe({"type": "number", "minimum": -1, "maximum": 1})
+    'a number from -1 to 1'
+    >>> _describe({"type": "number", "minimum": -1, "exclusiveMaximum": 1})
+    'a number from -1 to below 1'
+    >>> _describe({"const": "from_ipd"})
+    "'from_ipd'"
+    """
+    if "const" in schema:
+        return repr(schema["const"])
+    if "enum" in schema:
+        return "one of " + ", ".join(map(repr, schema["enum"]))
+    kind = schema.get("type")
+    if kind in ("number", "integer"):
+        word = "a whole number" if kind == "integer" else "a number"
+        low = (
+            f"from {schema['minimum']:g}" if "minimum" in schema
+            else f"above {schema['exclusiveMinimum']:g}" if "exclusiveMinimum" in schema
+            else ""
+        )  # fmt: skip
+        high = (
+            f"to {schema['maximum']:g}" if "maximum" in schema
+            else f"to below {schema['exclusiveMaximum']:g}" if "exclusiveMaximum" in schema
+            else ""
+        )  # fmt: skip
+        if low and not high:
+            return f"{word} {low}"
+        if high and not low:
+            return f"{word} up {high}"
+        return " ".join(x for x in (word, low, high) if x)
+    if kind == "null":
+        return "null"
+    if kind == "string":
+        return "a text"
+    if kind == "array":
+        return "a list"
+    if kind == "object":
+        return "a mapping"
+    return json.dumps(schema, sort_keys=True)
 
 
 def data_problem(config: dict) -> str:
