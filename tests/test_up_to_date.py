@@ -207,3 +207,19 @@ def test_a_record_that_cannot_be_written_leaves_nothing_behind(tmp_path, monkeyp
     monkeypatch.setattr(cli.os, "fdopen", full_disk)
     cli._record(tmp_path / "inputs-checked", "abc")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_complete_run_says_where_the_unused_inputs_are(project):
+    """A trial dropped for a misspelt code or an underivable SD is in excluded.csv and the
+    report; the terminal says how many and where (a quoted note over two lines is one row)."""
+    (project / "workflow" / "Snakefile").write_text(
+        'rule all:\n    output:\n        "results/test/tables/excluded.csv",\n'
+        "    run:\n        with open(output[0], 'w') as f:\n"
+        "            f.write('note\\n\"a: no experimental arm\\nwith usable data\"\\nb: no SD\\n')\n"
+    )
+    rc, out = hairtrial_run(project)
+    assert rc == 0, out
+    assert (
+        "hairtrial: 2 inputs or comparisons not used, each with its reason: "
+        "results/test/tables/excluded.csv"
+    ) in out

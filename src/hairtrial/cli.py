@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import json
 import os
 import re
@@ -307,6 +308,23 @@ def _up_to_date(stamp: Path, fingerprint: str, published: Path) -> bool:
     )
 
 
+def _say_what_was_not_used(published: Path) -> None:
+    """One line per exclusion table with rows: a trial dropped for a misspelt code or an
+    underivable SD is in the tables and the report, and the terminal says where."""
+    for name in ("excluded", "binary_excluded"):
+        path = published / "tables" / f"{name}.csv"
+        try:
+            with path.open(encoding="utf-8", newline="") as handle:
+                rows = sum(1 for row in csv.reader(handle) if any(row)) - 1
+        except OSError:
+            continue
+        if rows > 0:
+            print(
+                f"hairtrial: {rows} input{'s' if rows > 1 else ''} or comparison"
+                f"{'s' if rows > 1 else ''} not used, each with its reason: {path}"
+            )
+
+
 def _write_up_to_date(stamp: Path, fingerprint: str, published: Path) -> None:
     """Record that the published results are those of a complete run with ``fingerprint``
     (best effort: without the record the next run asks Snakemake)."""
@@ -393,6 +411,7 @@ def _transaction(
             return 1
         if not dry:
             print(f"hairtrial: {published}/ is complete (Snakemake's log: {state}/snakemake.log)")
+            _say_what_was_not_used(published)
         return 0
     failed = state / "failed"
     kept = ""
