@@ -215,7 +215,8 @@ def test_a_complete_run_says_where_the_unused_inputs_are(project):
     (project / "workflow" / "Snakefile").write_text(
         'rule all:\n    output:\n        "results/test/tables/excluded.csv",\n'
         "    run:\n        with open(output[0], 'w') as f:\n"
-        "            f.write('note\\n\"a: no experimental arm\\nwith usable data\"\\nb: no SD\\n')\n"
+        "            f.write('note\\n\"a: no experimental arm\\nwith usable data\"'\n"
+        "                    '\\nb: no SD\\n')\n"
     )
     rc, out = hairtrial_run(project)
     assert rc == 0, out
