@@ -66,6 +66,7 @@ def spaghetti_plot(
         # fixed margins for the legend and footer (no layout engine)
         fig = Figure(figsize=(2.6 * n + 0.6, 3.4), layout="none")  # type: ignore[arg-type]
         axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
+        two_lines = False
         for ax, study in zip(axes, studies, strict=True):
             t = trajectories[trajectories["study"] == study]
             for (_, trt), g in t.groupby(["unit_id", "treatment"], sort=True):
@@ -100,7 +101,9 @@ def spaghetti_plot(
             ax.axhline(0, color=GREY, lw=0.5, ls=":", zorder=0)
             n_part = t["unit_id"].str.split("|", regex=False).str[0].nunique()
             split = t["unit_id"].str.contains("|", regex=False).any()
-            what = ", split-scalp (2 lines each)" if split else ""
+            # a second line: one line overran a panel's width (and the figure's edge)
+            what = ",\nsplit-scalp (two lines each)" if split else ""
+            two_lines = two_lines or split
             ax.set_title(f"{study}: {n_part} participants{what}", fontsize=7.5)
             ax.set_xlabel("Week")
         axes[0].set_ylabel(f"Change from baseline ({unit_label})")
@@ -116,6 +119,7 @@ def spaghetti_plot(
         fig.suptitle(title, fontsize=9)
         if footer:
             fig.text(0.01, 0.01, footer, fontsize=6.5, color=GREY, ha="left", va="bottom")
-        fig.subplots_adjust(left=0.8 / fig.get_figwidth(), right=0.99, top=0.84, bottom=0.3,
+        fig.subplots_adjust(left=0.8 / fig.get_figwidth(), right=0.99,
+                            top=0.80 if two_lines else 0.84, bottom=0.3,
                             wspace=0.08)  # fmt: skip
     return fig
