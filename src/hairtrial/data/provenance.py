@@ -30,8 +30,8 @@ PROVENANCE: dict[str, str] = {
     "change_from_levels_r": "SD of change from baseline and follow-up SDs with an assumed "
     "correlation r (Cochrane Handbook 6.5.2.8)",
     "combined_arms": "arms of the same treatment combined (Cochrane Handbook 6.5.2.10)",
-    "split_scalp_r": "split-scalp contrast with an assumed within-patient correlation "
-    "between the sides",
+    "split_scalp_r": "split-scalp contrast from the sides' SDs and a within-patient "
+    "correlation between the sides (assumed, unless marked as measured)",
     "from_ipd": "computed from the trial's participant-level data (n, mean and SD of the "
     "observed changes from baseline)",
     "r_from_ipd": "the correlation used (baseline to follow-up, or side to side) was measured "
