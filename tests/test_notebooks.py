@@ -66,3 +66,27 @@ def test_saved_notebook_shows_the_published_parameters(tmp_path):
     outputs = [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert "numbers of this run" in "".join(outputs)  # it ran with the staging paths
     assert [c.execution_count for c in nb.cells if c.cell_type == "code"] == [1, 2, 3]
+
+
+def test_a_failed_cell_is_one_line_for_the_user_and_whole_in_the_log(tmp_path, caplog):
+    """A cell that fails: the error names the notebook and the exception in one line without
+    colour codes (it reaches the terminal); the cell's traceback goes to the job's log."""
+    from hairtrial.report.notebooks import NotebookCellError, execute_many
+
+    source = tmp_path / "nb.py"
+    source.write_text(
+        '# %% tags=["parameters"]\nx = 1\n\n# %%\ndef f():\n    return x / 0\n\nf()\n'
+    )
+    run = {
+        "source": source, "ipynb_out": tmp_path / "nb.ipynb", "html_out": tmp_path / "nb.html",
+        "parameters": {"x": 2}, "cwd": tmp_path,
+    }  # fmt: skip
+    with caplog.at_level("ERROR", logger="hairtrial"), pytest.raises(NotebookCellError) as err:
+        execute_many([run], parallel=1)
+    msg = str(err.value)
+    assert msg.startswith("nb.py: a cell failed: ZeroDivisionError: division by zero")
+    assert "\n" not in msg and "\x1b" not in msg
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+    logged = caplog.text
+    assert "return x / 0" in logged and "\x1b" not in logged
+    assert not (tmp_path / "nb.ipynb").exists()

@@ -224,3 +224,27 @@ def test_a_complete_run_says_where_the_unused_inputs_are(project):
         "hairtrial: 2 inputs or comparisons not used, each with its reason: "
         "results/test/tables/excluded.csv"
     ) in out
+
+
+def test_a_notebook_traceback_in_colour_does_not_reach_the_terminal():
+    """A failed notebook cell's traceback, as IPython writes it (colour codes, its own
+    frame lines), is left out like a Python traceback; the exception's line stays."""
+    esc = "\x1b"
+    lines = [
+        f"{esc}[0;31m{'-' * 75}{esc}[0m\n",
+        f"{esc}[0;31mValueError{esc}[0m{' ' * 32}Traceback (most recent call last)\n",
+        f"Cell {esc}[0;32mIn[5], line 3{esc}[0m\n",
+        f"{esc}[1;32m----> 3{esc}[0m fig = trajectory_plot(rows)\n",
+        f"File {esc}[0;32m/x/plots/trajectory.py:88{esc}[0m, in "
+        f"{esc}[0;36mtrajectory_plot{esc}[0;34m(rows){esc}[0m\n",
+        "     87 ax = fig.add_axes(box)\n",
+        "\n",
+        f"{esc}[0;31mValueError{esc}[0m: Width and height specified must be non-negative\n",
+        "Finished jobid: 3 (Rule: notebooks)\n",
+    ]  # fmt: skip
+    quiet = cli._Quiet()
+    kept = [cli._ANSI.sub("", x) for x in lines if quiet.keep(x)]
+    assert kept == [
+        "ValueError: Width and height specified must be non-negative\n",
+        "Finished jobid: 3 (Rule: notebooks)\n",
+    ], kept

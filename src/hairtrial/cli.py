@@ -112,6 +112,9 @@ def validate(args: argparse.Namespace) -> int:
     return 0
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 class _Quiet:
     """Snakemake's output for a user: tracebacks (which job logs hold in full) and the path
     of Snakemake's own log in the staging folder left out (the full output is kept in the
@@ -119,8 +122,19 @@ class _Quiet:
 
     def __init__(self) -> None:
         self.in_traceback = False
+        self.in_ipython = False
 
     def keep(self, line: str) -> bool:
+        line = _ANSI.sub("", line)  # IPython colours its tracebacks
+        if re.fullmatch(r"-{20,}\s*", line):
+            return False  # the rule IPython draws above a traceback
+        if re.match(r"\S+\s+Traceback \(most recent call last\)", line):
+            self.in_ipython = True  # IPython's "ValueError   Traceback (...)" heading
+            return False
+        if self.in_ipython:  # its frames: "Cell In[5], line 3", "----> 3 ...", "File ..."
+            if re.match(r"(Cell In\[|File |-*>|\s|$|-{10,})", line):
+                return False
+            self.in_ipython = False  # the exception's own line: kept
         if line.startswith("Complete log(s):"):
             return False  # a path in the staging folder, deleted; hairtrial names its copy
         if line.startswith("Traceback (most recent call last):"):

@@ -14,7 +14,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ import hairtrial.analyses.config  # noqa: F401
 import jupytext
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 from nbconvert import HTMLExporter
 from papermill.parameterize import parameterize_notebook
 
@@ -99,6 +102,14 @@ def _inline_backend():
             os.environ["MPLBACKEND"] = env_backup
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+"""Terminal colour codes, as IPython writes tracebacks."""
+
+
+class NotebookCellError(RuntimeError):
+    """A notebook's cell failed: the notebook and the error in one line."""
+
+
 def execute(
     source: str | Path,
     ipynb_out: str | Path,
@@ -126,7 +137,7 @@ def execute(
 
     Raises
     ------
-    nbclient.exceptions.CellExecutionError
+    NotebookCellError
         When a cell fails; nothing is written then.
     """
     execute_many(
@@ -161,8 +172,10 @@ def execute_many(runs: list[dict[str, Any]], *, timeout: int = 600, parallel: in
 
     Raises
     ------
-    nbclient.exceptions.CellExecutionError
-        When a cell fails; the notebooks that finished are written, the failed one is not.
+    NotebookCellError
+        When a cell fails, naming the notebook and the error in one line (the cell's full
+        traceback goes to the ``hairtrial`` logger, i.e. the job's log); the notebooks that
+        finished are written, the failed one is not.
     """
     import asyncio
 
@@ -175,7 +188,17 @@ def execute_many(runs: list[dict[str, Any]], *, timeout: int = 600, parallel: in
                 kernel_name="python3",
                 resources={"metadata": {"path": str(run["cwd"])}},
             )
-            await client.async_execute()
+            try:
+                await client.async_execute()
+            except CellExecutionError as err:
+                name = Path(run["source"]).name
+                logging.getLogger("hairtrial").error(
+                    "%s: a cell failed:\n%s", name, _ANSI.sub("", str(err))
+                )
+                raise NotebookCellError(
+                    f"{name}: a cell failed: {err.ename}: {_ANSI.sub('', str(err.evalue))} "
+                    "(the cell and its traceback are in the job's log)"
+                ) from None
             if run.get("shown_parameters"):  # what a reader re-running the notebook needs
                 nb = parameterize_notebook(
                     nb, run["shown_parameters"], kernel_name="python3", language="python"
