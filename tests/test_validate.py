@@ -67,6 +67,23 @@ def test_every_problem_is_reported_at_once(data_dir):
     assert len(_problems(data_dir)) == 2
 
 
+def test_row_problems_are_reported_with_the_cells_problems(data_dir):
+    """An empty row and a row with too few cells do not hide a bad cell further down: every
+    problem of the file at once, in the order of its lines."""
+    path = data_dir / "arms.csv"
+    lines = path.read_text().splitlines()
+    lines[6] = lines[6].replace(",change,", ",chnge,")  # a bad cell on line 7
+    lines.insert(3, "")  # line 4: empty
+    lines.insert(5, "dhurat2013,A")  # line 6: two cells
+    path.write_text("\n".join(lines) + "\n")
+    problems = _problems(data_dir)
+    assert [p.split(":", 1)[0].rsplit("line ", 1)[1].split(",")[0] for p in problems] == [
+        "4", "6", "9"
+    ], problems  # fmt: skip
+    assert "empty row" in problems[0] and "row has 2 cells" in problems[1]
+    assert "column 'stat'" in problems[2] and "must be one of value, change" in problems[2]
+
+
 def test_duplicate_row(data_dir):
     df = pd.read_csv(data_dir / "arms.csv", dtype=str, keep_default_na=False)
     pd.concat([df, df.iloc[[0]]]).to_csv(data_dir / "arms.csv", index=False)

@@ -114,12 +114,22 @@ def read_bytes(path: str | Path) -> bytes:
     raise DataValidationError([Problem(where, None, None, None, rule)])
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+ROW_PROBLEMS = "hairtrial_row_problems"
+"""Key of :attr:`pandas.DataFrame.attrs` under which ``read_table(..., defer_rows=True)``
+leaves the problems of rows it could not take."""
+
+
+def read_table(path: str | Path, *, defer_rows: bool = False) -> pd.DataFrame:
     """Read a CSV file as strings, indexed by the physical line of each row.
 
     The header is line 1. Every cell is a string (an empty cell is ``''``); columns keep the
     header's names. Blank lines at the end of the file are ignored; a blank row inside it, a
     row with the wrong number of cells, an empty or repeated column name is a Problem.
+
+    With ``defer_rows``, problems of rows (an empty row, a wrong number of cells) are not
+    raised but left in ``frame.attrs[ROW_PROBLEMS]`` and the other rows returned, so that
+    :func:`hairtrial.data.validate.check_table` lists them with the cells' problems (every
+    problem of a file at once).
 
     Raises
     ------
@@ -198,7 +208,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
             continue
         lines.append(line)
         body.append(cells)
-    if problems:
+    if problems and not defer_rows:
         raise DataValidationError(problems)
     frame = pd.DataFrame(body, columns=names, index=pd.Index(lines, name="line"), dtype=object)
-    return frame.astype(str) if len(frame) else frame
+    frame = frame.astype(str) if len(frame) else frame
+    frame.attrs[ROW_PROBLEMS] = problems
+    return frame

@@ -178,7 +178,7 @@ def read_events(
     """
     path = Path(path)
     fname = str(path)
-    raw = read_table(path)
+    raw = read_table(path, defer_rows=True)
     df, problems = check_table(raw, EVENT_COLUMNS, fname)
     if problems:
         raise DataValidationError(problems)

@@ -89,7 +89,7 @@ def read_grade(path: str | Path, outcomes: pd.DataFrame | None = None) -> pd.Dat
     if not path.exists():  # no overrides; a directory or unreadable path is reported below
         return pd.DataFrame(columns=columns)
     fname = str(path)
-    raw = read_table(path)
+    raw = read_table(path, defer_rows=True)
     df, problems = check_table(raw, GRADE_COLUMNS, fname)
     if problems:
         raise DataValidationError(problems)

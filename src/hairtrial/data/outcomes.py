@@ -105,7 +105,7 @@ def read_outcomes(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     fname = str(path)
-    raw = read_table(path)
+    raw = read_table(path, defer_rows=True)
     df, problems = check_table(raw, OUTCOME_COLUMNS, fname)
     if problems:
         raise DataValidationError(problems)

@@ -270,7 +270,7 @@ def read_participants(
     """
     path = Path(path)
     fname = str(path)
-    df, problems = check_table(read_table(path), PARTICIPANT_COLUMNS, fname)
+    df, problems = check_table(read_table(path, defer_rows=True), PARTICIPANT_COLUMNS, fname)
     if problems:
         raise DataValidationError(problems)
     _design_problems(df, studies, fname, problems)

@@ -19,7 +19,13 @@ from pathlib import Path
 import pandas as pd
 
 from hairtrial.data import units
-from hairtrial.data.csvread import DataValidationError, Problem, parse_number, read_table
+from hairtrial.data.csvread import (
+    ROW_PROBLEMS,
+    DataValidationError,
+    Problem,
+    parse_number,
+    read_table,
+)
 
 __all__ = [
     "ARM_COLUMNS",
@@ -322,6 +328,10 @@ def check_table(
             else:
                 values.append(text)
         out[c.name] = pd.Series(values, index=raw.index, dtype=object)
+    # rows read_table could not take (empty, wrong number of cells), with the cells' problems,
+    # in the order of the file's lines
+    row_problems = list(raw.attrs.get(ROW_PROBLEMS, []))
+    problems = sorted([*row_problems, *problems], key=lambda p: p.line or 0)
     return out, problems
 
 
@@ -346,7 +356,7 @@ def read_studies(path: str | Path) -> pd.DataFrame:
     """
     path = Path(path)
     fname = str(path)
-    df, problems = check_table(read_table(path), STUDY_COLUMNS, fname)
+    df, problems = check_table(read_table(path, defer_rows=True), STUDY_COLUMNS, fname)
     if problems:
         raise DataValidationError(problems)
     seen: dict[str, int] = {}
@@ -396,7 +406,7 @@ def read_arms(path: str | Path, studies: pd.DataFrame) -> pd.DataFrame:
     """
     path = Path(path)
     fname = str(path)
-    df, problems = check_table(read_table(path), ARM_COLUMNS, fname)
+    df, problems = check_table(read_table(path, defer_rows=True), ARM_COLUMNS, fname)
     if problems:
         raise DataValidationError(problems)
     df["line"] = df.index.to_numpy()
