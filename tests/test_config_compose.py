@@ -148,3 +148,19 @@ def test_a_value_outside_every_alternative_says_what_would_do(tmp_path):
         "config key 'assumptions.change_sd_correlation': 'high' is not allowed: give a number "
         "from -1 to 1; or 'from_ipd'"
     )
+
+
+def test_every_bad_data_path_is_named_with_its_key(tmp_path):
+    """A missing file and a folder where a file belongs: both at once, each with its key."""
+    (tmp_path / "armsdir").mkdir()
+    (tmp_path / "my.yaml").write_text(
+        "data:\n  arms: armsdir\n  studies: nothere.csv\n  prisma: gone.csv\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        compose_config([tmp_path / "my.yaml"])
+    lines = str(err.value).splitlines()
+    assert len(lines) == 3, lines
+    by_key = {line.split("config key ", 1)[1].split(":", 1)[0]: line for line in lines}
+    assert by_key["'data.arms'"].endswith(f"{tmp_path / 'armsdir'} is a folder, not a file")
+    assert "file not found (looked for" in by_key["'data.studies'"]
+    assert "file not found (looked for" in by_key["'data.prisma'"]

@@ -316,15 +316,20 @@ def compose_config(
         raise ConfigError(f"{where}: {err}") from None
     if config["name"] in RESERVED_NAMES:
         raise ConfigError(f"{where}: config key 'name': {config['name']!r} is reserved")
+    problems = []  # every data path at once
     for key, value in config["data"].items():
         if value is None:
             continue
         path = Path(value)
         if not path.exists():
-            raise ConfigError(
+            problems.append(
                 f"{where}: config key 'data.{key}': file not found (looked for {path}; "
                 "relative paths are taken from the config file's folder)"
             )
+        elif path.is_dir():
+            problems.append(f"{where}: config key 'data.{key}': {path} is a folder, not a file")
+    if problems:
+        raise ConfigError("\n".join(problems))
     return config
 
 
