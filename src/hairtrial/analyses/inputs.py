@@ -144,7 +144,7 @@ def check_inputs(config: dict) -> Checked:
         effects, quality, excluded = primary.prepare(config)
     else:
         effects, quality, excluded = (pd.DataFrame(), pd.DataFrame(), pd.DataFrame({"note": []}))
-    n_binary, binary_notes = 0, []
+    n_binary, binary_notes = 0, list[str]()
     if events is not None and len(effects) == 0:  # then the binary outcomes must give one
         from hairtrial.analyses.binary import prepare as prepare_binary
 

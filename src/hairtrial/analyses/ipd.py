@@ -381,7 +381,7 @@ def one_stage_table(
         except (RuntimeError, ValueError, np.linalg.LinAlgError) as err:
             one = {"estimate": math.nan, "converged": False, "notes": f"not fitted: {err}"}
         if unit_note:
-            one["notes"] = "; ".join(x for x in (one.get("notes", ""), unit_note) if x)
+            one["notes"] = "; ".join(x for x in (str(one.get("notes", "")), unit_note) if x)
         rows.append({**base, "approach": "one-stage (MixedLM, REML)", **one})
         c = contrasts[(contrasts["outcome"] == outcome) & (contrasts["week"] == week)]
         c = c[c["study"].isin(studies)]
