@@ -248,3 +248,18 @@ def test_a_notebook_traceback_in_colour_does_not_reach_the_terminal():
         "ValueError: Width and height specified must be non-negative\n",
         "Finished jobid: 3 (Rule: notebooks)\n",
     ], kept
+
+
+def test_the_installed_libraries_part_ignores_hairtrials_own_metadata(tmp_path, monkeypatch):
+    """A library added changes the digest; a build of hairtrial itself in the checkout
+    (src/hairtrial.egg-info, as `pip wheel` leaves it) does not: its sources are digested
+    themselves. (A test that built a wheel mid-session made every job rerun.)"""
+    from hairtrial.core.fingerprint import installed_distributions
+
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    before = installed_distributions()
+    (tmp_path / "hairtrial.egg-info").mkdir()
+    (tmp_path / "hairtrial-0.1.0.dist-info").mkdir()
+    assert installed_distributions() == before
+    (tmp_path / "pandas-9.9.9.dist-info").mkdir()
+    assert installed_distributions() != before
