@@ -84,6 +84,7 @@ from scipy.special import gammaln, ndtr, ndtri
 __all__ = [
     "SUMMARY_COLUMNS",
     "BayesResult",
+    "bracketed_newton",
     "FlatMu",
     "Fixed",
     "HalfCauchy",
@@ -777,24 +778,15 @@ def mixture_quantile(
     spread = np.sum(w * sd, axis=-1)
     done = ~inner | (lo == hi)
     x = np.where(lo == hi, lo, x)
-    for _ in range(max_iter):
-        if np.all(done):
-            break
-        z = (x[..., None] - mean) / sd
-        cdf_x = np.sum(w * ndtr(z), axis=-1)
-        pdf_x = np.sum(w * np.exp(-0.5 * z * z) / sd, axis=-1) / math.sqrt(2 * math.pi)
-        below = cdf_x < pc
-        lo = np.where(below & ~done, x, lo)
-        hi = np.where(~below & ~done, x, hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dx = (cdf_x - pc) / pdf_x
-        x_new = x - dx
-        bad = ~np.isfinite(x_new) | (x_new < lo) | (x_new > hi)
-        conv = ~bad & (np.abs(dx) <= xtol * (np.abs(x) + spread))
-        conv |= (cdf_x == pc) | (hi - lo <= xtol * spread)
-        x_new = np.where(bad, 0.5 * (lo + hi), np.where(cdf_x == pc, x, x_new))
-        x = np.where(done, x, x_new)
-        done = done | conv
+
+    def cdf(xx: Array) -> Array:
+        return np.sum(w * ndtr((xx[..., None] - mean) / sd), axis=-1)
+
+    def pdf(xx: Array) -> Array:
+        z = (xx[..., None] - mean) / sd
+        return np.sum(w * np.exp(-0.5 * z * z) / sd, axis=-1) / math.sqrt(2 * math.pi)
+
+    x = bracketed_newton(cdf, pdf, pc, lo, hi, done, max_iter, x0=x, rtol=xtol, scale=spread)
     out = np.where(p <= 0, -np.inf, np.where(p >= 1, np.inf, x))
     return out
 
@@ -937,6 +929,53 @@ def _adaptive_panels(
 def _moment_exists(a: float, r: float) -> bool:
     """E[tau^r] is finite when the density of tau decays like tau^-a."""
     return a > r + 1.0
+
+
+def bracketed_newton(
+    cdf: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+    pdf: Callable[[NDArray[np.float64]], NDArray[np.float64]],
+    target: NDArray[np.float64],
+    lo: NDArray[np.float64],
+    hi: NDArray[np.float64],
+    done: NDArray[np.bool_],
+    max_iter: int,
+    *,
+    x0: NDArray[np.float64] | None = None,
+    rtol: float = 1e-15,
+    scale: NDArray[np.float64] | None = None,
+) -> NDArray[np.float64]:
+    """Solve ``cdf(x) = target`` elementwise inside brackets ``[lo, hi]``: Newton steps,
+    bisection when a step leaves the bracket (which shrinks with every evaluation), so it
+    cannot diverge. The quantiles of the scalar and batched posteriors and of normal mixtures
+    use it; written here because scipy's root finders take one bracket at a time.
+
+    Converged when a step is below ``rtol * (|x| + scale)`` and the bracket below
+    ``rtol * scale`` (``scale`` None: the step below ``rtol * |x|``, the bracket below
+    ``rtol * hi``), or the CDF hits the target. ``x0``: the start (default the midpoints);
+    elements already ``done`` keep it.
+    """
+    lo, hi = lo.copy(), hi.copy()
+    x = 0.5 * (lo + hi) if x0 is None else x0.copy()
+    done = done.copy()
+    for _ in range(max_iter):
+        if np.all(done):
+            break
+        cdf_x = cdf(x)
+        pdf_x = pdf(x)
+        below = cdf_x < target
+        lo = np.where(below & ~done, x, lo)
+        hi = np.where(~below & ~done, x, hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dx = (cdf_x - target) / pdf_x
+        x_new = x - dx
+        bad = ~np.isfinite(x_new) | (x_new < lo) | (x_new > hi)
+        step_tol = rtol * (np.abs(x) if scale is None else np.abs(x) + scale)
+        conv = ~bad & (np.abs(dx) <= step_tol)
+        conv |= (cdf_x == target) | (hi - lo <= rtol * (hi if scale is None else scale))
+        x_new = np.where(bad, 0.5 * (lo + hi), np.where(cdf_x == target, x, x_new))
+        x = np.where(done, x, x_new)
+        done = done | conv
+    return x
 
 
 @dataclass(frozen=True, eq=False)
@@ -1128,25 +1167,10 @@ class BayesResult:
         idx = np.clip(np.searchsorted(cum, target, side="right") - 1, 0, self._left.size - 1)
         lo = self._left[idx].copy()
         hi = self._right[idx].copy()
-        u = 0.5 * (lo + hi)
         done = (flat <= 0) | (flat >= 1)
-        for _ in range(200):
-            if np.all(done):
-                break
-            cdf_u = self._cdf_u(u)
-            pdf_u = self._kernel_u(u) / self._z
-            below = cdf_u < flat
-            lo = np.where(below & ~done, u, lo)
-            hi = np.where(~below & ~done, u, hi)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                du = (cdf_u - flat) / pdf_u
-            u_new = u - du
-            bad = ~np.isfinite(u_new) | (u_new < lo) | (u_new > hi)
-            conv = ~bad & (np.abs(du) <= 1e-15 * u)
-            conv |= (cdf_u == flat) | (hi - lo <= 1e-15 * hi)
-            u_new = np.where(bad, 0.5 * (lo + hi), np.where(cdf_u == flat, u, u_new))
-            u = np.where(done, u, u_new)
-            done = done | conv
+        u = bracketed_newton(
+            self._cdf_u, lambda x: self._kernel_u(x) / self._z, flat, lo, hi, done, 200
+        )
         tau = self._tau_of_u(u)
         upper = self.tau_prior.upper
         tau = np.where(flat <= 0, 0.0, np.where(flat >= 1, upper, tau))

@@ -233,26 +233,14 @@ def _median_u(
     before = cum[rows, idx] - mass[rows, idx]
     lo, hi = edges[idx].copy(), edges[idx + 1].copy()
     left = lo.copy()
-    u = 0.5 * (lo + hi)
-    done = ~(total > 0)
-    for _ in range(max_iter):
-        if np.all(done):
-            break
-        nodes, wk, _ = bayes.gauss_kronrod_panels(left, u)
-        cdf_u = before + np.sum(kernel(nodes) * wk, axis=1)
-        pdf_u = kernel(u[:, None])[:, 0]
-        below = cdf_u < target
-        lo = np.where(below & ~done, u, lo)
-        hi = np.where(~below & ~done, u, hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            du = (cdf_u - target) / pdf_u
-        u_new = u - du
-        bad = ~np.isfinite(u_new) | (u_new < lo) | (u_new > hi)
-        conv = ~bad & (np.abs(du) <= 1e-15 * u)
-        conv |= (cdf_u == target) | (hi - lo <= 1e-15 * hi)
-        u_new = np.where(bad, 0.5 * (lo + hi), np.where(cdf_u == target, u, u_new))
-        u = np.where(done, u, u_new)
-        done = done | conv
+
+    def cdf(uu: Array) -> Array:
+        nodes, wk, _ = bayes.gauss_kronrod_panels(left, uu)
+        return before + np.sum(kernel(nodes) * wk, axis=1)
+
+    u = bayes.bracketed_newton(
+        cdf, lambda uu: kernel(uu[:, None])[:, 0], target, lo, hi, ~(total > 0), max_iter
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(total > 0, u / (1.0 - u), np.nan)
 
