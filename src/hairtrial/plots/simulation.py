@@ -43,14 +43,15 @@ _CI_COLOUR = {"z": "#D55E00", "knha": "#0072B2", "adhoc": "#009E73", "posterior"
 
 
 def _method_styles(perf: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """Colour and marker per method: estimators from the palette, priors in purples."""
+    """Colour and marker per method: estimators from the palette, priors in colours of their
+    own (purple, magenta, brown: none of the estimators')."""
     out: dict[str, tuple[str, str]] = {}
     freq = list(dict.fromkeys(perf.loc[perf["family"] != "bayesian", "method"]))
     for i, m in enumerate(freq):
         out[m] = (_COLOURS[i % len(_COLOURS)], _MARKERS[i % 9])
     bayes = list(dict.fromkeys(perf.loc[perf["family"] == "bayesian", "method"]))
     for i, m in enumerate(bayes):
-        out[m] = (["#CC79A7", "#6A3D9A", "#E7298A"][i % 3], ["*", "h", "p"][i % 3])
+        out[m] = (["#6A3D9A", "#E7298A", "#8C510A"][i % 3], ["*", "h", "p"][i % 3])
     return out
 
 
