@@ -263,3 +263,57 @@ def test_the_installed_libraries_part_ignores_hairtrials_own_metadata(tmp_path, 
     assert installed_distributions() == before
     (tmp_path / "pandas-9.9.9.dist-info").mkdir()
     assert installed_distributions() != before
+
+
+TWO_RULES = """
+import os
+
+
+rule all:
+    input:
+        "results/test/b.txt",
+
+
+rule a:
+    output:
+        "results/test/a.txt",
+    log:
+        "results/test/logs/a.log",
+    run:
+        with open(log[0], "w") as f:
+            f.write("a ran\\n")
+        if os.environ.get("FAIL_A"):
+            raise ValueError("a failed")
+        with open(output[0], "w") as f:
+            f.write("a\\n")
+
+
+rule b:
+    input:
+        "results/test/a.txt",
+    output:
+        "results/test/b.txt",
+    log:
+        "results/test/logs/b.log",
+    run:
+        with open(log[0], "w") as f:
+            f.write("b ran\\n")
+        with open(output[0], "w") as f:
+            f.write("b\\n")
+"""
+
+
+def test_a_failed_run_keeps_only_the_logs_it_wrote(project, monkeypatch):
+    """The folder a failed run leaves (results/.hairtrial/<name>/failed) holds the logs of the
+    jobs that ran, not the last complete run's logs of jobs that never ran."""
+    (project / "workflow" / "Snakefile").write_text(TWO_RULES)
+    rc, out = hairtrial_run(project)
+    assert rc == 0, out
+    monkeypatch.setenv("FAIL_A", "1")
+    rc, out = hairtrial_run(project, "--forceall")
+    assert rc != 0, out
+    logs = project / "results" / ".hairtrial" / "test" / "failed" / "work" / "results" / "test"
+    logs = logs / "logs"
+    assert (logs / "a.log").read_text() == "a ran\n"
+    assert not (logs / "b.log").exists()  # b never ran in the failed run
+    assert (project / "results" / "test" / "logs" / "b.log").read_text() == "b ran\n"

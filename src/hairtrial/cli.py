@@ -431,6 +431,8 @@ def _transaction(
     kept = ""
     try:
         staging.remove_temporary(stage)
+        if published.is_dir():  # the last complete run's logs of jobs that never ran
+            staging.drop_unchanged_copies(workdir / published, published)
         staging.replace_tree(stage, failed)
         kept = (
             f" Partial outputs and job logs of this run: {failed / 'work' / published}/ "

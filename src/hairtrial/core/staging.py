@@ -180,3 +180,42 @@ def remove_temporary(folder: Path) -> None:
             if _is_temporary(name):
                 Path(dirpath, name).unlink(missing_ok=True)
         dirnames[:] = [d for d in dirnames if d != ".snakemake"]
+
+
+def drop_unchanged_copies(
+    staged: Path, published: Path, copied: frozenset[str] = COPIED_DIRS
+) -> None:
+    """Delete, under the ``copied`` folders of ``staged``, the copies that this run did not
+    write: a file with the size and modification time of its counterpart in ``published``
+    (:func:`link_tree` copies with both kept; a job that ran rewrote its log).
+
+    So the folder a failed or interrupted run leaves holds only what that run wrote, not the
+    logs of the last complete run for jobs that never ran.
+
+    Examples
+    --------
+    >>> import tempfile, time
+    >>> d = Path(tempfile.mkdtemp())
+    >>> (d / "a" / "logs").mkdir(parents=True)
+    >>> for name in ("ran.log", "not_run.log"):
+    ...     _ = (d / "a" / "logs" / name).write_text("last complete run")
+    >>> link_tree(d / "a", d / "b")
+    >>> _ = (d / "b" / "logs" / "ran.log").write_text("this run")
+    >>> drop_unchanged_copies(d / "b", d / "a")
+    >>> sorted(p.name for p in (d / "b" / "logs").iterdir())
+    ['ran.log']
+    """
+    for name in copied:
+        top = staged / name
+        if not top.is_dir():
+            continue
+        for dirpath, _dirs, files in os.walk(top):
+            for file in files:
+                path = Path(dirpath, file)
+                twin = published / path.relative_to(staged)
+                try:
+                    a, b = path.stat(), twin.stat()
+                except OSError:
+                    continue
+                if (a.st_size, a.st_mtime_ns) == (b.st_size, b.st_mtime_ns):
+                    path.unlink(missing_ok=True)
