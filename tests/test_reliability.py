@@ -66,8 +66,9 @@ def temporary_files(folder: Path) -> list[str]:
 def hairtrial_run(
     workdir: Path, *extra: str, config: str = "config.yaml", env: dict | None = None
 ) -> subprocess.Popen:
-    """``hairtrial run`` on ``config``; the variant config forces the analysis job to run
-    (a config change alone does not make Snakemake rerun a job)."""
+    """``hairtrial run`` on ``config``; the variant config also forces the analysis job to run
+    (its changed setting reruns it by itself since the jobs carry rerun keys; forcing keeps
+    the fault tests independent of that)."""
     if config != "config.yaml":
         extra = ("--forcerun", "analysis", *extra)
     cmd = [
