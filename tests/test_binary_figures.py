@@ -82,6 +82,28 @@ def test_robustness_plot_log_scale_prints_ratios():
     assert "1" in [t.get_text() for t in fig.axes[0].get_xticklabels()]
 
 
+def test_robustness_footer_names_the_scenarios_left_out_and_the_band_only_when_drawn():
+    """The footer names a scenario left out of a group that keeps others (it said "Not drawn:
+    Zero cells" beside drawn zero-cell rows) and a group left out whole by its name; with no
+    primary estimate there is no band, and the footer does not describe one."""
+    nan = math.nan
+    rows = pd.DataFrame({
+        "group": ["Primary", "Zero cells", "Zero cells", "Trials"],
+        "scenario": ["Primary: MH", "0.5 added to every trial", "Double-zero trials kept",
+                     "Without high risk-of-bias trials"],
+        "k": [1, 1, 1, 1], "estimate": [nan, 2.2, 2.2, nan], "ci_lower": [nan, -0.7, -0.7, nan],
+        "ci_upper": [nan, 5.1, 5.1, nan], "primary": [True, False, False, False],
+        "notes": ["", "", "same as primary", "same as primary"],
+    })  # fmt: skip
+    text = _texts(robustness_plot(rows, xlabel="Risk ratio (log scale)", log_scale=True))
+    assert (
+        "Not drawn (no trial here uses the assumption varied): Double-zero trials kept; "
+        "Trials (Without high risk-of-bias trials)."
+    ) in text
+    assert not any(t.startswith("Shaded band") for t in text)
+    assert "Vertical line: no effect (the primary analysis has no estimate or CI here)." in text
+
+
 def _tables():
     meta = pd.DataFrame({
         "outcome": ["hair_density"], "week": [12], "measure": ["MD"], "method": ["REML"],

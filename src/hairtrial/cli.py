@@ -330,7 +330,7 @@ def _say_what_was_not_used(published: Path) -> None:
         try:
             with path.open(encoding="utf-8", newline="") as handle:
                 rows = sum(1 for row in csv.reader(handle) if any(row)) - 1
-        except OSError:
+        except (OSError, UnicodeDecodeError, csv.Error):  # a hint only: never fail a run
             continue
         if rows > 0:
             print(

@@ -142,11 +142,22 @@ def robustness_plot(
         if title:
             fig.text(0.02, 1 - 0.12 / height, title, transform=tx, fontsize=9,
                      fontweight="bold", va="top")  # fmt: skip
+        band = len(prim) and math.isfinite(prim["ci_lower"].iloc[0])
         foot_lines = [
-            "Shaded band and dashed line: primary analysis; vertical line: no effect.",
+            "Shaded band and dashed line: primary analysis; vertical line: no effect."
+            if band
+            else "Vertical line: no effect (the primary analysis has no estimate or CI here).",
         ]
         if len(hidden):
-            names = "; ".join(dict.fromkeys(hidden["group"]))
+            # a group left out whole by its name; otherwise the scenarios left out of it
+            parts = []
+            for gname, g in hidden.groupby("group", sort=False):
+                if gname in groups:  # the group keeps drawn scenarios
+                    parts += list(g["scenario"].astype(str))
+                else:
+                    parts.append(f"{gname} ({', '.join(g['scenario'].astype(str))})"
+                                 if len(g) <= 2 else str(gname))  # fmt: skip
+            names = "; ".join(dict.fromkeys(parts))
             foot_lines.append(f"Not drawn (no trial here uses the assumption varied): {names}.")
         for j, text in enumerate(foot_lines):
             fig.text(0.02, (foot - 0.12 - 0.14 * j) / height, text, transform=tx,
