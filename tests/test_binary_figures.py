@@ -11,8 +11,9 @@ import pytest
 
 from hairtrial.plots import forest_plot
 from hairtrial.plots.labbe import labbe_plot
+from hairtrial.plots.layout import get_renderer
 from hairtrial.plots.robustness import robustness_plot
-from hairtrial.plots.style import VERMILLION
+from hairtrial.plots.style import GREY, VERMILLION
 from hairtrial.report.benefit_harm import overview
 
 
@@ -102,6 +103,39 @@ def test_robustness_footer_names_the_scenarios_left_out_and_the_band_only_when_d
     ) in text
     assert not any(t.startswith("Shaded band") for t in text)
     assert "Vertical line: no effect (the primary analysis has no estimate or CI here)." in text
+
+
+
+def test_robustness_footer_is_wrapped_inside_the_figure():
+    """A long list of scenarios not drawn is wrapped onto lines inside the figure (one line
+    ran past the right edge of the binary robustness figures), and no word is lost."""
+    nan = math.nan
+    groups = ["Primary", "Zero cells", "Zero cells", "Zero cells", "Trials", "Trials",
+              "Definitions", "Definitions"]  # fmt: skip
+    scenarios = ["Primary: MH", "0.5 added to every trial", "Double-zero trials kept",
+                 "Treatment-arm correction", "Without converted counts",
+                 "Without high risk-of-bias trials", "Investigator-rated responders",
+                 "Patient-rated responders"]  # fmt: skip
+    rows = pd.DataFrame({
+        "group": groups, "scenario": scenarios, "k": 1,
+        "estimate": [nan, *[0.8] * 7], "ci_lower": [nan, *[-0.7] * 7],
+        "ci_upper": [nan, *[2.1] * 7], "primary": [True, *[False] * 7],
+        "notes": ["", "", *["same as primary"] * 6],
+    })  # fmt: skip
+    fig = robustness_plot(rows, xlabel="Risk ratio (log scale)", log_scale=True)
+    renderer = get_renderer(fig)
+    foot = [t for t in fig.texts if t.get_color() == GREY and t.get_text() != "not estimable"]
+    assert len(foot) >= 3  # the reference-line sentence and the list on two lines or more
+    for t in foot:
+        box = t.get_window_extent(renderer)
+        assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1, t.get_text()
+        assert fig.bbox.y0 <= box.y0, t.get_text()
+    joined = " ".join(t.get_text() for t in foot[1:])
+    assert joined == (
+        "Not drawn (no trial here uses the assumption varied): Double-zero trials kept; "
+        "Treatment-arm correction; Trials (Without converted counts, Without high risk-of-bias "
+        "trials); Definitions (Investigator-rated responders, Patient-rated responders)."
+    )
 
 
 def _tables():

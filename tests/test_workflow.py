@@ -107,7 +107,7 @@ def test_every_output_is_written(run_dir):
     bmeta = pd.read_csv(tables / "binary_meta_analysis.csv")
     assert {"responder_investigator", "shedding_worsened"} <= set(bmeta.outcome)
     for stem in pd.read_csv(run_dir / RESULTS / "derived" / "binary_figures.csv")["stem"]:
-        for ext in ("png", "svg", "pdf"):
+        for ext in CONFIG["figures"]["formats"]:
             assert (run_dir / RESULTS / "figures" / f"{stem}.{ext}").stat().st_size > 0
     meta = pd.read_csv(tables / "meta_analysis.csv")
     assert list(meta.columns[:21]) == [
@@ -126,7 +126,7 @@ def test_every_output_is_written(run_dir):
     figures = run_dir / RESULTS / "figures"
     combos = studies[["outcome", "week", "measure"]].drop_duplicates()
     for o, w, m in combos.itertuples(index=False):
-        for ext in ("png", "svg", "pdf"):
+        for ext in CONFIG["figures"]["formats"]:
             assert (figures / f"forest_{o}_week{w}_{m}.{ext}").stat().st_size > 0
     k = studies.groupby(["outcome", "week", "measure"]).size()
     for (o, w, m), n in k.items():
@@ -137,7 +137,7 @@ def test_every_output_is_written(run_dir):
                             ("influence", 3), ("funnel", 3)):  # fmt: skip
             assert (figures / f"{kind}_{o}_week{w}_{m}.png").exists() == (n >= min_k), kind
     for m in ("MD", "SMD"):
-        for ext in ("png", "svg", "pdf"):
+        for ext in CONFIG["figures"]["formats"]:
             name = f"subgroups_hair_density_week12_{m}_category.{ext}"
             assert (figures / name).stat().st_size > 0
     assert not list(figures.glob("bubble_*"))  # no moderator can be fitted with 3 trials
@@ -314,8 +314,10 @@ def test_binary_only_config_runs(tmp_path):
     assert set(meta["method"]) == {"MH", "GLMM", "REML"}
     figures = {p.name for p in (results / "figures").iterdir()}
     listed = pd.read_csv(results / "derived" / "binary_figures.csv")
+    asked = yaml.safe_load((work / "config" / "config.yaml").read_text())["figures"]["formats"]
+    assert "pdf" in asked  # PDF on request (not a default format): this config asks for it
     for stem in listed["stem"]:
-        assert f"{stem}.png" in figures
+        assert {f"{stem}.{ext}" for ext in asked} <= figures
     assert "binary_forest_shedding_worsened_week24_RR.png" in figures
     report = (results / "report" / "report.html").read_text()
     assert "Benefit and harm, side by side" in report and "Harm: " in report

@@ -67,7 +67,12 @@ def robustness_plot(
             lines.append((str(r["scenario"]), r))
     n = len(lines)
     row_h = 0.16
-    foot = 0.55 if len(hidden) else 0.35
+    prim = shown[shown["primary"].astype(bool)]
+    band = bool(len(prim)) and math.isfinite(prim["ci_lower"].iloc[0])
+    with use_style():  # the footer's lines, wrapped to the figure's width in its font
+        foot_lines = _footer(hidden, groups, band, Measurer(family()))
+    # one line 0.35 in, two 0.55 in (as before lines were wrapped), 0.14 in for each further
+    foot = 0.35 if len(foot_lines) == 1 else 0.55 + 0.14 * (len(foot_lines) - 2)
     height = 0.85 + foot + row_h * n
     vals = shown[["estimate", "ci_lower", "ci_upper"]].to_numpy(float).ravel()
     vals = vals[np.isfinite(vals)]
@@ -95,8 +100,7 @@ def robustness_plot(
             ax.xaxis.set_major_formatter(FixedFormatter([ratio_label(t) for t in ticks]))
         ax.set_ylim(n - 0.5, -0.5)
         ax.axvline(0, color="black", lw=0.6)
-        prim = shown[shown["primary"].astype(bool)]
-        if len(prim) and math.isfinite(prim["ci_lower"].iloc[0]):
+        if band:
             p = prim.iloc[0]
             ax.axvspan(p["ci_lower"], p["ci_upper"], color=BLUE, alpha=0.10, lw=0)
             ax.axvline(p["estimate"], color=BLUE, lw=0.6, ls="--")
@@ -142,24 +146,33 @@ def robustness_plot(
         if title:
             fig.text(0.02, 1 - 0.12 / height, title, transform=tx, fontsize=9,
                      fontweight="bold", va="top")  # fmt: skip
-        band = len(prim) and math.isfinite(prim["ci_lower"].iloc[0])
-        foot_lines = [
-            "Shaded band and dashed line: primary analysis; vertical line: no effect."
-            if band
-            else "Vertical line: no effect (the primary analysis has no estimate or CI here).",
-        ]
-        if len(hidden):
-            # a group left out whole by its name; otherwise the scenarios left out of it
-            parts = []
-            for gname, g in hidden.groupby("group", sort=False):
-                if gname in groups:  # the group keeps drawn scenarios
-                    parts += list(g["scenario"].astype(str))
-                else:
-                    parts.append(f"{gname} ({', '.join(g['scenario'].astype(str))})"
-                                 if len(g) <= 2 else str(gname))  # fmt: skip
-            names = "; ".join(dict.fromkeys(parts))
-            foot_lines.append(f"Not drawn (no trial here uses the assumption varied): {names}.")
         for j, text in enumerate(foot_lines):
             fig.text(0.02, (foot - 0.12 - 0.14 * j) / height, text, transform=tx,
                      color=GREY, va="top")  # fmt: skip
     return fig
+
+
+#: Width of the footer's lines (inches): the 7 in figure less 0.14 in on either side.
+_FOOT_WIDTH = 7.0 - 2 * 0.14
+
+
+def _footer(hidden: pd.DataFrame, groups: list, band: bool, m: Measurer) -> list[str]:
+    """The footer's lines: what the reference lines are, and the scenarios not drawn (a
+    group left out whole by its name, otherwise its scenarios left out), wrapped to the
+    figure's width (a long list of scenarios ran past the right edge)."""
+    texts = [
+        "Shaded band and dashed line: primary analysis; vertical line: no effect."
+        if band
+        else "Vertical line: no effect (the primary analysis has no estimate or CI here).",
+    ]
+    if len(hidden):
+        parts = []
+        for gname, g in hidden.groupby("group", sort=False):
+            if gname in groups:  # the group keeps drawn scenarios
+                parts += list(g["scenario"].astype(str))
+            else:
+                parts.append(f"{gname} ({', '.join(g['scenario'].astype(str))})"
+                             if len(g) <= 2 else str(gname))  # fmt: skip
+        names = "; ".join(dict.fromkeys(parts))
+        texts.append(f"Not drawn (no trial here uses the assumption varied): {names}.")
+    return [line for text in texts for line in m.wrap(text, _FOOT_WIDTH, 7.0)]
