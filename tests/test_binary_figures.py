@@ -105,7 +105,6 @@ def test_robustness_footer_names_the_scenarios_left_out_and_the_band_only_when_d
     assert "Vertical line: no effect (the primary analysis has no estimate or CI here)." in text
 
 
-
 def test_robustness_footer_is_wrapped_inside_the_figure():
     """A long list of scenarios not drawn is wrapped onto lines inside the figure (one line
     ran past the right edge of the binary robustness figures), and no word is lost."""
