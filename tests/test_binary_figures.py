@@ -213,7 +213,7 @@ def test_zero_cell_note_says_which_cell_in_the_readers_terms():
         ]
     )  # fmt: skip
     info = pd.DataFrame({"study": ["dhurat2013", "kumar2018"], "label": ["Dhurat 2013", "K"]})
-    notes = _figure_notes(rows, info, None)
+    notes = _figure_notes(rows, info, None, ("minoxidil + microneedling", "minoxidil alone"))
     assert (
         "Dhurat 2013: zero cell (all 50 with the event with minoxidil + microneedling), "
         "0.5 added to each cell for the trial's estimate" in notes

@@ -12,6 +12,7 @@ __all__ = [
     "BINARY_AXIS_LABELS",
     "BINARY_METHOD_NAMES",
     "BINARY_MODEL_TEXT",
+    "ARM_LABELS",
     "ARM_TERM_LABELS",
     "CI_METHOD_LABELS",
     "FIXED_METHODS",
@@ -25,7 +26,13 @@ __all__ = [
     "SYNTHETIC_LABEL",
     "SYNTHETIC_NOTICE",
     "TAU2_METHOD_LABELS",
+    "FAVOURS",
+    "PUBLISHED_COMPARISON",
+    "arm_labels",
+    "arm_names",
     "arm_term_label",
+    "favours",
+    "treatment_words",
 ]
 
 KEYS: tuple[str, ...] = ("outcome", "week", "measure")
@@ -192,3 +199,67 @@ def arm_term_label(term: str, control: str = "control", experimental: str = "exp
     if t in ("Intercept", "intrcpt", "1"):
         return ARM_TERM_LABELS["intercept"].format(ctl=control, exp=experimental)
     return term
+
+
+PUBLISHED_COMPARISON: dict[str, str] = {
+    "control": "minoxidil",
+    "experimental": "minoxidil_microneedling",
+}
+"""Treatment codes of the published question's comparison (``comparison`` of the default
+config, checked by a test): what the plots name when no labels are passed."""
+
+
+def treatment_words(code: object) -> str:
+    """A treatment code in words: its parts joined by " + ".
+
+    >>> treatment_words("minoxidil_microneedling")
+    'minoxidil + microneedling'
+    """
+    return " + ".join(p for p in str(code).split("_") if p)
+
+
+def arm_names(control: str, experimental: str) -> tuple[str, str]:
+    """The two arms of a comparison in running text, from their treatment codes:
+    (experimental, control). An add-on comparison's control is "... alone".
+
+    Examples
+    --------
+    >>> arm_names("minoxidil", "minoxidil_microneedling")
+    ('minoxidil + microneedling', 'minoxidil alone')
+    >>> arm_names("placebo", "minoxidil")
+    ('minoxidil', 'placebo')
+    """
+    exp, ctl = treatment_words(experimental), treatment_words(control)
+    parts = set(ctl.split(" + "))
+    if ctl and parts < set(exp.split(" + ")):  # an add-on trial: the control is "... alone"
+        ctl += " alone"
+    return exp, ctl
+
+
+def arm_labels(control: str, experimental: str) -> tuple[str, str]:
+    """The two arms as every figure heads them (:func:`arm_names`, first letter capital).
+
+    >>> arm_labels("minoxidil", "minoxidil_microneedling")
+    ('Minoxidil + microneedling', 'Minoxidil alone')
+    """
+    exp, ctl = arm_names(control, experimental)
+    return exp[:1].upper() + exp[1:], ctl[:1].upper() + ctl[1:]
+
+
+def favours(control: str, experimental: str, *, harm: bool = False) -> tuple[str, str]:
+    """'Favours' texts left and right of no effect. A larger value is better (hair counts)
+    unless `harm` (events are adverse): then more with the experimental arm favours the
+    control.
+
+    >>> favours("minoxidil", "minoxidil_microneedling")
+    ('Favours minoxidil alone', 'Favours minoxidil + microneedling')
+    """
+    exp, ctl = arm_names(control, experimental)
+    return (f"Favours {exp}", f"Favours {ctl}") if harm else (f"Favours {ctl}", f"Favours {exp}")
+
+
+ARM_LABELS: tuple[str, str] = arm_labels(**PUBLISHED_COMPARISON)
+"""(experimental, control) heads of the published comparison: the plots' default."""
+
+FAVOURS: tuple[str, str] = favours(**PUBLISHED_COMPARISON)
+"""'Favours' texts of the published comparison (larger is better): the plots' default."""

@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from hairtrial.core import vocab
 from hairtrial.data.provenance import FLAGS_NOT_SHOWN, PROVENANCE, flag_text
 from hairtrial.plots.intervals import FS as _FS
 from hairtrial.plots.intervals import FS_MARK as _FS_MARK
@@ -132,9 +133,9 @@ def forest_plot(
     xlabel: str,
     title: str | None = None,
     provenance_labels: Mapping[str, str] | None = None,
-    favours: tuple[str, str] = ("Favours minoxidil alone", "Favours minoxidil + microneedling"),
+    favours: tuple[str, str] = vocab.FAVOURS,
     effect_label: str = "MD [95% CI]",
-    arm_labels: tuple[str, str] = ("Microneedling + minoxidil", "Minoxidil alone"),
+    arm_labels: tuple[str, str] = vocab.ARM_LABELS,
     xlim: tuple[float, float] | None = None,
     width: float = 7.0,
     counts: bool = False,
@@ -199,12 +200,12 @@ def forest_plot(
         Explanation of provenance codes; overrides and extends
         :data:`PROVENANCE`. Unknown codes without a label are
         explained by their code. The code ``reported`` is never marked.
-    favours : tuple of str, default ("Favours minoxidil alone", "Favours minoxidil + microneedling")
+    favours : tuple of str, default :data:`hairtrial.core.vocab.FAVOURS`
         Texts under the axis left and right of 0 (effects are experimental
         minus control).
     effect_label : str, default "MD [95% CI]"
         Header of the effect column.
-    arm_labels : tuple of str, default ("Microneedling + minoxidil", "Minoxidil alone")
+    arm_labels : tuple of str, default :data:`hairtrial.core.vocab.ARM_LABELS`
         Headers of the experimental and control arm columns.
     xlim : tuple of float, optional
         Axis limits; by default chosen from the data so that every estimate,

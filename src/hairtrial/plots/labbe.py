@@ -31,6 +31,7 @@ from matplotlib.text import Annotation, Text
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 from matplotlib.transforms import Bbox
 
+from hairtrial.core import vocab
 from hairtrial.plots.labels import best_position, crowded_first
 from hairtrial.plots.layout import (
     FigureText,
@@ -68,7 +69,7 @@ def labbe_plot(
     *,
     unit_label: str,
     title: str | None = None,
-    arm_labels: tuple[str, str] = ("Minoxidil + microneedling", "Minoxidil alone"),
+    arm_labels: tuple[str, str] = vocab.ARM_LABELS,
     pooled_label: str | None = None,
     derived_codes: Collection[str] | None = None,
     width: float = 4.2,
@@ -117,7 +118,7 @@ def labbe_plot(
         Unit of the outcome for the axis labels, e.g. ``"hairs/cm²"``.
     title : str, optional
         Figure title.
-    arm_labels : tuple of str, default ("Minoxidil + microneedling", "Minoxidil alone")
+    arm_labels : tuple of str, default :data:`hairtrial.core.vocab.ARM_LABELS`
         Names of the experimental (y) and control (x) arms.
     pooled_label : str, optional
         Text on the pooled line; default ``"Pooled MD = <value> <unit>"``.

@@ -30,6 +30,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter
 
+from hairtrial.core import vocab
 from hairtrial.plots.labels import best_position, crowded_first
 from hairtrial.plots.layout import FigureText, Measurer, fixed_figure, parse_codes, tick_decimals
 from hairtrial.plots.legends import LegendBlocks, size_handles
@@ -77,7 +78,7 @@ def trajectory_plot(
     *,
     unit_label: str,
     title: str | None = None,
-    arm_labels: tuple[str, str] = ("Minoxidil + microneedling", "Minoxidil alone"),
+    arm_labels: tuple[str, str] = vocab.ARM_LABELS,
     contrasts: pd.DataFrame | None = None,
     width: float = 5.5,
 ) -> Figure:
@@ -126,7 +127,7 @@ def trajectory_plot(
         Unit of the outcome for the axis labels, e.g. ``"hairs/cm²"``.
     title : str, optional
         Figure title.
-    arm_labels : tuple of str, default ("Minoxidil + microneedling", "Minoxidil alone")
+    arm_labels : tuple of str, default :data:`hairtrial.core.vocab.ARM_LABELS`
         Names of the experimental and control treatments (legend, lower panel).
     contrasts : pandas.DataFrame, optional
         Model-based difference, experimental minus control, per week:

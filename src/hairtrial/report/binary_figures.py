@@ -66,22 +66,12 @@ def _primary(meta: pd.DataFrame, config: dict, outcome: str, week: int, measure:
     return None if rows.empty else rows.iloc[0]
 
 
-def _favours(direction: str) -> tuple[str, str]:
-    """'Favours' texts left and right of no effect (more events to the right)."""
-    exp_, ctl = "minoxidil + microneedling", "minoxidil alone"
-    if direction == "harm":  # more events is worse: more with microneedling favours control
-        return (f"Favours {exp_}", f"Favours {ctl}")
-    return (f"Favours {ctl}", f"Favours {exp_}")
-
-
-def _zero_cell(row: Any) -> str:
+def _zero_cell(row: Any, arms: tuple[str, str]) -> str:
     """Which cell of a trial's 2x2 table is 0, in the reader's terms (the table shows events
-    and totals: a zero cell is also an arm where everyone had the event)."""
+    and totals: a zero cell is also an arm where everyone had the event); `arms`: the arms
+    (experimental, control) in words (:func:`hairtrial.core.vocab.arm_names`)."""
     where = []
-    for side, arm in (
-        ("experimental", "minoxidil + microneedling"),
-        ("control", "minoxidil alone"),
-    ):
+    for side, arm in zip(("experimental", "control"), arms, strict=True):
         try:
             events, n = int(row[f"events_{side}"]), int(row[f"n_{side}"])
         except (KeyError, TypeError, ValueError):
@@ -93,7 +83,9 @@ def _zero_cell(row: Any) -> str:
     return f"zero cell ({'; '.join(where)})" if where else "zero cell"
 
 
-def _figure_notes(rows: pd.DataFrame, info: pd.DataFrame, pooled: Any) -> str:
+def _figure_notes(
+    rows: pd.DataFrame, info: pd.DataFrame, pooled: Any, arms: tuple[str, str]
+) -> str:
     """Short footer notes: zero-cell corrections and exclusions per trial, model boundary cases."""
     labels = dict(zip(info["study"], info["label"], strict=False)) if len(info) else {}
     notes: list[str] = []
@@ -108,7 +100,7 @@ def _figure_notes(rows: pd.DataFrame, info: pd.DataFrame, pooled: Any) -> str:
         else:
             for _, r in g.iterrows():
                 notes.append(
-                    f"{labels.get(r['study'], r['study'])}: {_zero_cell(r)}, {corr} for the "
+                    f"{labels.get(r['study'], r['study'])}: {_zero_cell(r, arms)}, {corr} for the "
                     "trial's estimate"
                 )
     if pooled is not None and int(pooled["k"]) >= 2:
@@ -137,7 +129,7 @@ def forest_object(tables: Mapping[str, pd.DataFrame], data: Mapping[str, pd.Data
     p = None
     if pooled is not None:
         p = pooled.to_dict()
-        p["notes"] = _figure_notes(rows, info, pooled)
+        p["notes"] = _figure_notes(rows, info, pooled, vocab.arm_names(**config["comparison"]))
         p["Q_df"] = max(int(p["k"]) - 1, 0) if math.isfinite(float(p.get("Q", math.nan))) else None
     level = int(round(100 * float(config.get("meta_analysis", {}).get("level", 0.95))))
     return plots.forest_plot(
@@ -146,9 +138,10 @@ def forest_object(tables: Mapping[str, pd.DataFrame], data: Mapping[str, pd.Data
         xlabel=vocab.BINARY_AXIS_LABELS[measure],
         title=f"{label}, week {int(week)}",
         provenance_labels=provenance.PROVENANCE,
-        favours=_favours(direction),
+        # more events to the right: adverse events favour the control there
+        favours=vocab.favours(**config["comparison"], harm=direction == "harm"),
         effect_label=f"{measure} [{level}% CI]",
-        arm_labels=("Microneedling + minoxidil", "Minoxidil alone"),
+        arm_labels=vocab.arm_labels(**config["comparison"]),
         counts=True,
         log_scale=measure in ("RR", "OR"),
     )

@@ -397,9 +397,9 @@ def _outcome_label(code: object) -> str:
     return str(code).replace("_", " ")
 
 
-def _treatment_label(code: object) -> str:
-    """``minoxidil_microneedling`` -> ``minoxidil + microneedling``."""
-    return " + ".join(p for p in str(code).split("_") if p)
+_treatment_label = (
+    vocab.treatment_words
+)  # ``minoxidil_microneedling`` -> ``minoxidil + microneedling``
 
 
 def _codes(value: object) -> list[str]:

@@ -74,6 +74,8 @@ def forest_figure_object(
         title=title,
         provenance_labels=provenance.PROVENANCE,
         effect_label=f"{measure} [{level}% CI]",
+        arm_labels=vocab.arm_labels(**config["comparison"]),
+        favours=vocab.favours(**config["comparison"]),
     )
 
 
@@ -144,8 +146,9 @@ def trajectory_figure_object(
     ]
     title = f"{outcome.replace('_', ' ').capitalize()}: change from baseline over weeks"
     return trajectory_plot(
-        m, obs, unit_label=UNIT_LABELS.get(unit, unit), title=title, contrasts=ct
-    )
+        m, obs, unit_label=UNIT_LABELS.get(unit, unit), title=title, contrasts=ct,
+        arm_labels=vocab.arm_labels(**config["comparison"]),
+    )  # fmt: skip
 
 
 def ipd_figure_object(
@@ -165,8 +168,7 @@ def ipd_figure_object(
     footer = "Data: " + "; ".join(sources) if sources else ""
     return spaghetti_plot(
         t, m, control=comp["control"], experimental=comp["experimental"],
-        labels={"control": comp["control"].replace("_", " "),
-                "experimental": comp["experimental"].replace("_", " ")},
+        labels=dict(zip(("experimental", "control"), vocab.arm_labels(**comp), strict=True)),
         unit_label=UNIT_LABELS.get(unit, unit), title=title, footer=footer,
     )  # fmt: skip
 
@@ -204,6 +206,7 @@ def labbe_figure_object(
         pooled_md,
         unit_label=UNIT_LABELS.get(unit, unit),
         title=title,
+        arm_labels=vocab.arm_labels(**config["comparison"]),
     )
 
 
