@@ -54,9 +54,7 @@ def test_arm_names_from_codes(control_parts, added):
     "comparison",
     [vocab.PUBLISHED_COMPARISON, {"control": "placebo", "experimental": "minoxidil_prp"}],
 )
-def test_forest_and_labbe_name_the_arms_of_the_run(
-    default_config, default_results, comparison
-):
+def test_forest_and_labbe_name_the_arms_of_the_run(default_config, default_results, comparison):
     """Every figure that names the arms uses the run's comparison, in the same words."""
     *_, meta_table, study_effects = default_results
     config = {**default_config, "comparison": comparison}
