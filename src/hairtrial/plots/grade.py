@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from hairtrial.plots.style import GREY, use_style
+from hairtrial.plots.style import GREEN, GREY, ORANGE, VERMILLION, use_style
 
 DOMAINS = ("risk_of_bias", "inconsistency", "indirectness", "imprecision", "publication_bias")
 HEADS = (
@@ -24,12 +24,8 @@ HEADS = (
     "Impre-\ncision",
     "Publication\nbias",
 )
-COLOURS = {
-    "not serious": "#009E73",
-    "serious": "#E69F00",
-    "very serious": "#D55E00",
-    "not assessable": "#BBBBBB",
-}
+COLOURS = {"not serious": GREEN, "serious": ORANGE, "very serious": VERMILLION,
+           "not assessable": "#BBBBBB"}  # fmt: skip
 MARKS = {"not serious": "✓", "serious": "−1", "very serious": "−2", "not assessable": "?"}
 
 

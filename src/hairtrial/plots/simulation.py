@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from hairtrial.plots.style import GREY, use_style
+from hairtrial.plots.style import BLUE, GREEN, GREY, PURPLE, VERMILLION, use_style
 
 __all__ = ["coverage_by_k", "width_vs_coverage"]
 
@@ -33,13 +33,12 @@ _COLOURS = [
     "#F0E442",
 ]
 _MARKERS = ["o", "s", "^", "v", "D", "P", "X", "<", ">", "*", "h"]
-_CI_LABEL = {
-    "z": "Wald (z)",
-    "knha": "Hartung-Knapp",
-    "adhoc": "ad hoc Hartung-Knapp",
-    "posterior": "Bayesian (posterior)",
+_CI_STYLE = {  # label and colour of each CI method
+    "z": ("Wald (z)", VERMILLION),
+    "knha": ("Hartung-Knapp", BLUE),
+    "adhoc": ("ad hoc Hartung-Knapp", GREEN),
+    "posterior": ("Bayesian (posterior)", PURPLE),
 }
-_CI_COLOUR = {"z": "#D55E00", "knha": "#0072B2", "adhoc": "#009E73", "posterior": "#CC79A7"}
 
 
 def _method_styles(perf: pd.DataFrame) -> dict[str, tuple[str, str]]:
@@ -65,7 +64,7 @@ def _nominal_band(ax, level: float, n: int, xlim: tuple[float, float]) -> None:
 def coverage_by_k(perf: pd.DataFrame, level: float = 0.95) -> Figure:
     """Coverage against k (log axis) for the grid scenarios (rows with an I2)."""
     grid = perf[(perf["outcome"] == "continuous") & perf["i2"].notna()]
-    cis = [c for c in _CI_LABEL if c in set(grid["ci"])]
+    cis = [c for c in _CI_STYLE if c in set(grid["ci"])]
     i2s = sorted(grid["i2"].unique())
     methods = list(dict.fromkeys(grid["method"]))
     style = _method_styles(grid)
@@ -91,7 +90,7 @@ def coverage_by_k(perf: pd.DataFrame, level: float = 0.95) -> Figure:
                 if r == 0:
                     ax.set_title(f"I\u00b2 = {i2:g}", fontsize=9)
                 if c == 0:
-                    ax.set_ylabel(f"{_CI_LABEL[ci]}\ncoverage", fontsize=8)
+                    ax.set_ylabel(f"{_CI_STYLE[ci][0]}\ncoverage", fontsize=8)
                 if r == len(cis) - 1:
                     ax.set_xlabel("trials (k)")
         lo = max(0.0, math.floor(min(lows) * 20) / 20)
@@ -135,7 +134,7 @@ def width_vs_coverage(perf: pd.DataFrame, scenarios: list[str], level: float = 0
             ax.axvspan(level - half, level + half, color="0.88", zorder=0, lw=0)
             ax.axvline(level, color=GREY, lw=0.8)
             for _, row in d.iterrows():
-                col = _CI_COLOUR.get(row["ci"], "#000000")
+                col = _CI_STYLE[row["ci"]][1] if row["ci"] in _CI_STYLE else "#000000"
                 mk = marker.get(row["method"], "*")
                 ax.plot(
                     row["coverage"], row["width"], marker=mk, color=col, ms=5, ls="none", alpha=0.85
@@ -147,8 +146,8 @@ def width_vs_coverage(perf: pd.DataFrame, scenarios: list[str], level: float = 0
             ax.set_ylabel(f"mean width ({unit})")
             ax.set_ylim(bottom=0)
         ci_handles = [
-            Line2D([], [], color=_CI_COLOUR[c], marker="o", ls="none", ms=5, label=_CI_LABEL[c])
-            for c in _CI_LABEL
+            Line2D([], [], color=colour, marker="o", ls="none", ms=5, label=label)
+            for c, (label, colour) in _CI_STYLE.items()
             if c in set(perf.loc[perf["scenario"].isin(scenarios), "ci"])
         ]
         m_handles = [

@@ -35,6 +35,10 @@ BLUE = "#0072B2"
 VERMILLION = "#D55E00"
 #: Dark grey: secondary text, reference lines and leader lines.
 GREY = "#595959"
+#: Okabe-Ito bluish green, orange and reddish purple (categories beyond the two above).
+GREEN = "#009E73"
+ORANGE = "#E69F00"
+PURPLE = "#CC79A7"
 
 
 @functools.cache
