@@ -50,15 +50,29 @@ def test_wheel_installs_and_validates_the_shipped_data(tmp_path):
     The fresh venv sees the locked environment's third-party packages through a path entry
     (no network, no hairtrial): the hairtrial it imports must be the wheel's.
     """
+
+    def checkout_state():
+        paths = [ROOT / "build", *sorted((ROOT / "src").glob("*.egg-info/*"))]
+        return {str(q): q.stat().st_mtime_ns for q in paths if q.exists()}
+
+    before = checkout_state()
     wheels = tmp_path / "wheels"
-    build_existed = (ROOT / "build").exists()
+    # Built from a copy: setuptools writes build/ and src/hairtrial.egg-info where it builds,
+    # and rewriting the checkout's egg-info while another test's workflow run reads the
+    # package's metadata (the report prints its version) could change that run's output.
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, project / name)
+    # symlinks resolved (the shipped default config links to config/config.yaml)
+    shutil.copytree(ROOT / "src", project / "src",
+                    ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))  # fmt: skip
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(wheels), str(ROOT)],
+         "-w", str(wheels), str(project)],
         check=True, capture_output=True,
     )  # fmt: skip
-    if not build_existed:  # setuptools builds in the checkout; leave it as it was
-        shutil.rmtree(ROOT / "build", ignore_errors=True)
+    assert checkout_state() == before  # nothing in the checkout was written
     (wheel,) = wheels.glob("hairtrial-*.whl")
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
