@@ -261,5 +261,7 @@ def favours(control: str, experimental: str, *, harm: bool = False) -> tuple[str
 ARM_LABELS: tuple[str, str] = arm_labels(**PUBLISHED_COMPARISON)
 """(experimental, control) heads of the published comparison: the plots' default."""
 
-FAVOURS: tuple[str, str] = favours(**PUBLISHED_COMPARISON)
+FAVOURS: tuple[str, str] = favours(
+    PUBLISHED_COMPARISON["control"], PUBLISHED_COMPARISON["experimental"]
+)
 """'Favours' texts of the published comparison (larger is better): the plots' default."""
