@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from hairtrial.analyses.config import schema_default
+from hairtrial.core import distributions as dist
 from hairtrial.data.events import read_events
 from hairtrial.data.outcomes import read_outcomes
 from hairtrial.data.validate import read_studies
@@ -428,7 +428,7 @@ def analyse(
     """
     s = _settings(config)
     level = s["level"]
-    crit = float(stats.norm.isf((1.0 - level) / 2.0))
+    crit = float(dist.norm_isf((1.0 - level) / 2.0))
     st_rows: list[pd.DataFrame] = []
     meta_rows: list[dict[str, Any]] = []
     results: dict[Any, Any] = {}

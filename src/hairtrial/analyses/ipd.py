@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from hairtrial.analyses.config import ConfigError
+from hairtrial.core import distributions as dist
 from hairtrial.core import vocab
 from hairtrial.data import participants as participants_io
 from hairtrial.data import units, validate
@@ -469,7 +469,7 @@ def ipd_tables(config: dict) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Data
             t["data_source"] = [sources.get(s, "") for s in t["study"]]
         tables[name] = t
     means = []
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = float(dist.norm_ppf(0.5 + level / 2))
     for f in fits:
         names = f.coefficients["term"].tolist()
         est = f.coefficients["estimate"].to_numpy(float)
@@ -478,7 +478,7 @@ def ipd_tables(config: dict) -> tuple[dict[str, pd.DataFrame], dict[str, pd.Data
             crit = (
                 z
                 if f.distribution == "z"
-                else float(stats.t.ppf(0.5 + level / 2, f.coefficients["df"].iloc[0]))
+                else float(dist.t_ppf(0.5 + level / 2, f.coefficients["df"].iloc[0]))
             )
             for arm, idx in (("control", [i]), ("experimental", [i, j])):
                 m = float(est[idx].sum())

@@ -90,8 +90,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from scipy import stats
 
+from hairtrial.core import distributions as dist
 from hairtrial.data import units, validate
 
 TRUTH_COLUMNS = ["scope", "study", "arm", "treatment", "week", "quantity", "value"]
@@ -423,7 +423,7 @@ def _summary(x: np.ndarray, fmt: str, factor: float, decimals: int) -> dict[str,
     elif fmt == "se":
         out["se"] = _round(sd / math.sqrt(n), decimals, positive=True)
     else:  # ci
-        half = float(stats.t.ppf(0.975, n - 1)) * sd / math.sqrt(n)
+        half = float(dist.t_ppf(0.975, n - 1)) * sd / math.sqrt(n)
         lo, hi = _round(mean - half, decimals), _round(mean + half, decimals)
         if not lo < hi:  # pragma: no cover - only for absurdly few decimals
             lo, hi = mean - half, mean + half
@@ -671,6 +671,8 @@ def simulate(
         if i in with_p:
             for w in follow:
                 c, e = change_data[(0, w)], change_data[(1, w)]
+                from scipy import stats  # imported on use (slow import)
+
                 if is_split:
                     p = float(stats.ttest_rel(e, c).pvalue)
                 else:

@@ -46,7 +46,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import special, stats
+from scipy import special
+
+from hairtrial.core import distributions as dist
 
 __all__ = [
     "FORMATS",
@@ -231,7 +233,7 @@ def simulate_continuous(
     ne, nc = n[..., 0].astype(float), n[..., 1].astype(float)
     sp = np.sqrt(((ne - 1) * sd_ch[..., 0] ** 2 + (nc - 1) * sd_ch[..., 1] ** 2) / (ne + nc - 2))
     t = (mean_ch[..., 0] - mean_ch[..., 1]) / (sp * np.sqrt(1 / ne + 1 / nc))
-    p_true = 2.0 * stats.t.sf(np.abs(t), ne + nc - 2)
+    p_true = 2.0 * dist.t_sf(np.abs(t), ne + nc - 2)
     p_fmt = (fmt == FORMATS.index("p_exact")) | (fmt == FORMATS.index("p_bound"))
     p, p_bound = _print_p(p_true, fmt == FORMATS.index("p_bound"))
 

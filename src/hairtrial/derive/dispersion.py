@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
+from hairtrial.core import distributions as dist
 from hairtrial.core.arrays import FloatOrArray
 from hairtrial.core.arrays import as_float as _f
 from hairtrial.core.arrays import output as _out
@@ -144,7 +144,7 @@ def sd_from_ci(
         raise ValueError(f"level must lie strictly between 0 and 1; got {level!r}")
     if np.any(hi <= lo):
         raise ValueError("upper must be greater than lower")
-    t = stats.t.ppf((1.0 + level) / 2.0, n_a - 1.0)
+    t = dist.t_ppf((1.0 + level) / 2.0, n_a - 1.0)
     return _out(np.sqrt(n_a) * (hi - lo) / (2.0 * t))
 
 
@@ -258,7 +258,7 @@ def pooled_sd_from_p(
     _check_n(df, 1.0, "n1 + n2 - 2")
     # upper-tail quantile via isf: t.ppf(1 - p/2) would lose the relative
     # precision of very small p in the rounding of 1 - p/2
-    t = stats.t.isf(p_a / 2.0 if two_sided else p_a, df)
+    t = dist.t_isf(p_a / 2.0 if two_sided else p_a, df)
     return _out((np.abs(md) / t) / np.sqrt(1.0 / a + 1.0 / b))
 
 
@@ -349,7 +349,7 @@ def sd_change_diff_from_p(
     _check_p(p_a)
     _check_md(md)
     _check_n(n_a, 2.0)
-    t = stats.t.isf(p_a / 2.0 if two_sided else p_a, n_a - 1.0)
+    t = dist.t_isf(p_a / 2.0 if two_sided else p_a, n_a - 1.0)
     return _out(np.abs(md) / t * np.sqrt(n_a))
 
 
@@ -531,12 +531,12 @@ def _check_order(*vals: ArrayLike | None) -> None:
 
 def _xi(n: NDArray[np.float64]) -> NDArray[np.float64]:
     """Wan et al. (2014) eq. 9: 2 * Phi^-1((n - 0.375) / (n + 0.25))."""
-    return 2.0 * stats.norm.ppf((n - 0.375) / (n + 0.25))
+    return 2.0 * dist.norm_ppf((n - 0.375) / (n + 0.25))
 
 
 def _eta(n: NDArray[np.float64]) -> NDArray[np.float64]:
     """Wan et al. (2014) eq. 16: 2 * Phi^-1((0.75 n - 0.125) / (n + 0.25))."""
-    return 2.0 * stats.norm.ppf((0.75 * n - 0.125) / (n + 0.25))
+    return 2.0 * dist.norm_ppf((0.75 * n - 0.125) / (n + 0.25))
 
 
 def mean_from_quantiles(

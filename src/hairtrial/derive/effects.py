@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special, stats
+from scipy import special
 
+from hairtrial.core import distributions as dist
 from hairtrial.core.arrays import FloatOrArray
 from hairtrial.core.arrays import as_float as _f
 from hairtrial.core.arrays import output as _out
@@ -368,6 +369,6 @@ def ci_from_yi_vi(
         raise ValueError(f"level must lie strictly between 0 and 1; got {level!r}")
     if np.any(v < 0):
         raise ValueError("vi must be >= 0")
-    z = stats.norm.ppf((1.0 + level) / 2.0)
+    z = dist.norm_ppf((1.0 + level) / 2.0)
     half = z * np.sqrt(v)
     return _out(y - half), _out(y + half)

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from hairtrial.core import distributions as dist
 
 __all__ = [
     "ARM_ROW_COLUMNS",
@@ -398,10 +399,12 @@ def pearson_row(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> dict[str, 
     out = {"n": n, "r": math.nan, "ci_lower": math.nan, "ci_upper": math.nan, "pvalue": math.nan}
     if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return out
-    r, p = stats.pearsonr(x, y)
+    from scipy.stats import pearsonr  # imported on use (slow import; hairtrial.core.distributions)
+
+    r, p = pearsonr(x, y)
     out["r"], out["pvalue"] = float(r), float(p)
     if n > 3 and abs(r) < 1:
-        z = float(stats.norm.ppf(0.5 + level / 2))
+        z = float(dist.norm_ppf(0.5 + level / 2))
         half = z / math.sqrt(n - 3)
         out["ci_lower"] = math.tanh(math.atanh(r) - half)
         out["ci_upper"] = math.tanh(math.atanh(r) + half)
@@ -642,6 +645,6 @@ def pool_correlations(rows: pd.DataFrame) -> dict[str, float]:
         return out
     w = n[ok] - 3
     z = float(np.sum(w * np.arctanh(r[ok])) / np.sum(w))
-    half = float(stats.norm.ppf(0.975)) / math.sqrt(float(np.sum(w)))
+    half = float(dist.norm_ppf(0.975)) / math.sqrt(float(np.sum(w)))
     out.update(r=math.tanh(z), ci_lower=math.tanh(z - half), ci_upper=math.tanh(z + half))
     return out

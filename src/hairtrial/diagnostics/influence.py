@@ -62,8 +62,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
+from hairtrial.core import distributions as dist
 from hairtrial.models.tau2 import as_design, validate_inputs
 from hairtrial.models.univariate import CI_METHODS, METHODS, MetaResult, fit
 
@@ -412,10 +412,10 @@ def influence_cutoffs(k: int, p: int = 1) -> dict[str, float]:
     """
     return {
         "dffits": 3 * math.sqrt(p / (k - p)) if k > p else math.inf,
-        "cook_d": float(stats.chi2.ppf(0.5, p)),
+        "cook_d": float(dist.chi2_ppf(0.5, p)),
         "hat": 3 * p / k,
         "dfbetas": 1.0,
-        "rstudent": float(stats.norm.ppf(0.975)),
+        "rstudent": float(dist.norm_ppf(0.975)),
         "hat_mean": p / k,
         "weight_mean": 100 / k,
     }
@@ -577,7 +577,7 @@ def influence_diagnostics(
     # any(|dfbs| > 1); NA | TRUE is TRUE and an NA result is shown as not influential, so a
     # NaN criterion simply counts as not met (NaN comparisons are False).
     out["inf_dffits"] = np.abs(out["dffits"].to_numpy(dtype=float)) > cut["dffits"]
-    out["inf_cook_d"] = stats.chi2.cdf(out["cook_d"].to_numpy(dtype=float), p) > 0.5
+    out["inf_cook_d"] = dist.chi2_cdf(out["cook_d"].to_numpy(dtype=float), p) > 0.5
     out["inf_hat"] = out["hat"].to_numpy(dtype=float) > cut["hat"]
     out["inf_dfbetas"] = (dfbs_abs > cut["dfbetas"]).any(axis=1)
     out["inf"] = out[["inf_dffits", "inf_cook_d", "inf_hat", "inf_dfbetas"]].any(axis=1)

@@ -68,8 +68,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
+from hairtrial.core import distributions as dist
 from hairtrial.models.heterogeneity import Heterogeneity
 from hairtrial.models.tau2 import validate_inputs
 from hairtrial.models.univariate import CI_METHODS, METHODS, MetaResult, fit
@@ -504,8 +504,8 @@ def regtest(
         se0, se1 = math.sqrt(vb[0, 0]), math.sqrt(vb[1, 1])
         with np.errstate(divide="ignore", invalid="ignore"):
             stat = float(np.float64(b1) / np.float64(se1))
-        pval = float(2 * stats.t.sf(abs(stat), df))
-        crit = float(stats.t.isf(alpha / 2, df))
+        pval = float(2 * dist.t_sf(abs(stat), df))
+        crit = float(dist.t_isf(alpha / 2, df))
         lo, hi = b0 - crit * se0, b0 + crit * se0
         tau2 = _NAN
         if sigma2 == 0:
@@ -703,7 +703,7 @@ def ranktest(yi: ArrayLike, vi: ArrayLike) -> RankTestResult:
     v2 = float(np.sum(xt * (xt - 1) * (xt - 2))) * float(np.sum(yt * (yt - 1) * (yt - 2)))
     var_s = (v0 - vt - vu) / 18 + v1 / (2 * k * (k - 1)) + v2 / (9 * k * (k - 1) * (k - 2))
     z = s / math.sqrt(var_s)
-    pval = float(2 * min(stats.norm.cdf(z), stats.norm.sf(z)))
+    pval = float(2 * min(dist.norm_cdf(z), dist.norm_sf(z)))
     notes.append("ranktest: ties present, so the p-value is from the normal approximation")
     return RankTestResult(k, tau, pval, False, float(z), True, note.informative, tuple(notes))
 

@@ -72,8 +72,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy import special, stats
+from scipy import special
 
+from hairtrial.core import distributions as dist
 from hairtrial.models.univariate import CI_METHODS, METHODS
 
 __all__ = ["ARRAY_FIELDS", "DEFAULT_CHUNK_SIZE", "BatchedResult", "fit_batched"]
@@ -614,8 +615,8 @@ def _qprofile_chunk(
     """Q-profile CI bounds (as :func:`hairtrial.models.tau2.tau2_ci_qprofile`) per column."""
     k, n = yc.shape
     alpha = 1 - level
-    crit_u = float(stats.chi2.isf(alpha / 2, k - 1))
-    crit_l = float(stats.chi2.ppf(alpha / 2, k - 1))
+    crit_u = float(dist.chi2_isf(alpha / 2, k - 1))
+    crit_l = float(dist.chi2_ppf(alpha / 2, k - 1))
     lower = np.zeros(n)
     upper = np.zeros(n)
     converged = np.ones(n, dtype=bool)
@@ -691,10 +692,10 @@ def _fit_chunk(
         pval = nan
         zval = nan
     elif knha:
-        crit = float(stats.t.isf(alpha / 2, k - 1))
+        crit = float(dist.t_isf(alpha / 2, k - 1))
         pval = 2 * special.stdtr(k - 1, -np.abs(zval))
     else:
-        crit = float(stats.norm.isf(alpha / 2))
+        crit = float(dist.norm_isf(alpha / 2))
         pval = 2 * special.ndtr(-np.abs(zval))
     pi_half = crit * np.sqrt(vb + tau2)
     out.update(

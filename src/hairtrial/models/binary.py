@@ -79,8 +79,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
+from hairtrial.core import distributions as dist
 from hairtrial.derive.binary import binary_effects
 from hairtrial.models.univariate import MetaResult, fit
 
@@ -262,9 +263,9 @@ def _wald(estimate: float, se: float, level: float) -> tuple[float, float, float
     """z, p, CI lower, CI upper."""
     if not (math.isfinite(estimate) and math.isfinite(se) and se > 0):
         return _NAN, _NAN, _NAN, _NAN
-    crit = float(stats.norm.isf((1.0 - level) / 2.0))
+    crit = float(dist.norm_isf((1.0 - level) / 2.0))
     z = estimate / se
-    p = float(2.0 * stats.norm.sf(abs(z)))
+    p = float(2.0 * dist.norm_sf(abs(z)))
     return z, p, estimate - crit * se, estimate + crit * se
 
 
@@ -277,7 +278,7 @@ def _q_stats(Q: float, df: int) -> tuple[float, float, float]:
     """p-value, I2 (percent), H2 of a Q statistic with df degrees of freedom (metafor)."""
     if not math.isfinite(Q) or df < 1:
         return _NAN, _NAN, _NAN
-    p = float(stats.chi2.sf(Q, df))
+    p = float(dist.chi2_sf(Q, df))
     I2 = max(0.0, 100.0 * (Q - df) / Q) if Q > 0 else _NAN
     return p, I2, Q / df
 
@@ -393,7 +394,7 @@ def mantel_haenszel(
             with np.errstate(divide="ignore", invalid="ignore"):
                 den = float(np.sum((n1 / N) * (n2 / N) * (xt * (yt / (N - 1.0)))))
             cmh = num / den
-            cmh_p = float(stats.chi2.sf(cmh, 1))
+            cmh_p = float(dist.chi2_sf(cmh, 1))
         if math.isfinite(est):
             bd, ta, bd_p, ta_p = _breslow_day_tarone(a, n1, n2, N, xt, yt, math.exp(est))
     elif measure == "RR":
@@ -507,7 +508,7 @@ def _breslow_day_tarone(
     bd = max(0.0, float(np.sum(dev**2 / inv)))
     ta = max(0.0, bd - float(np.sum(dev)) ** 2 / float(np.sum(inv)))
     if k_pos > 1:
-        return bd, ta, float(stats.chi2.sf(bd, k_pos - 1)), float(stats.chi2.sf(ta, k_pos - 1))
+        return bd, ta, float(dist.chi2_sf(bd, k_pos - 1)), float(dist.chi2_sf(ta, k_pos - 1))
     return bd, ta, _NAN, _NAN
 
 
@@ -1093,8 +1094,8 @@ def glmm_um_fs(
     lrt = max(0.0, dev_fe)
     wald = _wald_saturated(a, b, c, d)
     if k > 1:
-        Qp = float(stats.chi2.sf(wald, k - 1))
-        Qlp = float(stats.chi2.sf(lrt, k - 1))
+        Qp = float(dist.chi2_sf(wald, k - 1))
+        Qlp = float(dist.chi2_sf(lrt, k - 1))
         q_df = float(k - 1)
     else:
         wald = lrt = Qp = Qlp = q_df = _NAN
@@ -1162,7 +1163,7 @@ def glmm_prediction_interval(res: BinaryPoolResult) -> tuple[float, float]:
     """
     if res.k < 2 or not (math.isfinite(res.estimate) and math.isfinite(res.se)):
         return _NAN, _NAN
-    crit = float(stats.norm.isf((1.0 - res.level) / 2.0))
+    crit = float(dist.norm_isf((1.0 - res.level) / 2.0))
     half = crit * math.sqrt(res.se**2 + res.tau2)
     return res.estimate - half, res.estimate + half
 

@@ -72,7 +72,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy import linalg, stats
+from scipy import linalg
+
+from hairtrial.core import distributions as dist
 
 __all__ = ["RobustResult", "WaldResult", "cr2", "matrix_power", "split_blocks"]
 
@@ -308,7 +310,7 @@ class RobustResult:
         df = self._satterthwaite(C)
         with np.errstate(divide="ignore", invalid="ignore"):
             tstat = est / se
-        crit = stats.t.ppf(1.0 - (1.0 - level) / 2.0, df)
+        crit = dist.t_ppf(1.0 - (1.0 - level) / 2.0, df)
         return pd.DataFrame(
             {
                 "term": list(names),
@@ -316,7 +318,7 @@ class RobustResult:
                 "se": se,
                 "statistic": tstat,
                 "df": df,
-                "pvalue": 2.0 * stats.t.sf(np.abs(tstat), df),
+                "pvalue": 2.0 * dist.t_sf(np.abs(tstat), df),
                 "ci_lower": est - se * crit,
                 "ci_upper": est + se * crit,
             },
@@ -403,7 +405,7 @@ class RobustResult:
         delta = max((nu - q + 1.0) / nu, 0.0)
         df = nu - q + 1.0
         fstat = delta * Q / q
-        pval = float(stats.f.sf(fstat, q, df)) if df > 0 else float("nan")
+        pval = float(dist.f_sf(fstat, q, df)) if df > 0 else float("nan")
         return WaldResult(
             statistic=fstat, df_num=q, df_denom=df, pvalue=pval, delta=delta, q_stat=Q
         )

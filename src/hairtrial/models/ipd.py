@@ -67,8 +67,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from hairtrial.core import distributions as dist
 from hairtrial.derive import ipd as derive_ipd
 
 __all__ = [
@@ -312,11 +312,11 @@ def _inference(
     se = np.sqrt(np.diag(cov))
     stat = estimate / se
     if df is None:
-        crit = float(stats.norm.ppf(0.5 + level / 2))
-        p = 2 * stats.norm.sf(np.abs(stat))
+        crit = float(dist.norm_ppf(0.5 + level / 2))
+        p = 2 * dist.norm_sf(np.abs(stat))
     else:
-        crit = float(stats.t.ppf(0.5 + level / 2, df))
-        p = 2 * stats.t.sf(np.abs(stat), df)
+        crit = float(dist.t_ppf(0.5 + level / 2, df))
+        p = 2 * dist.t_sf(np.abs(stat), df)
     return {
         "estimate": estimate,
         "se": se,

@@ -63,8 +63,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
+from hairtrial.core import distributions as dist
 from hairtrial.models.formula import INTERCEPT, is_categorical
 from hairtrial.models.formula import design_matrix as formula_design
 from hairtrial.models.heterogeneity import Heterogeneity, HeterogeneityFields
@@ -494,9 +494,9 @@ def _qm(
         return (wald / m if knha else wald), _NAN
     if knha:
         qm = wald / m
-        qmp = float(stats.f.sf(qm, m, ddf)) if ddf > 0 else _NAN
+        qmp = float(dist.f_sf(qm, m, ddf)) if ddf > 0 else _NAN
         return qm, qmp
-    return wald, float(stats.chi2.sf(wald, m))
+    return wald, float(dist.chi2_sf(wald, m))
 
 
 def _adj_r2_weighted(
@@ -812,9 +812,9 @@ def predict(
     alpha = 1 - level
     if result.ci_method in ("knha", "adhoc"):
         ddf = result.k - p
-        crit = float(stats.t.isf(alpha / 2, ddf)) if ddf > 0 else _NAN
+        crit = float(dist.t_isf(alpha / 2, ddf)) if ddf > 0 else _NAN
     else:
-        crit = float(stats.norm.isf(alpha / 2))
+        crit = float(dist.norm_isf(alpha / 2))
     out["pred"] = pred
     out["se"] = se
     out["ci_lower"] = pred - crit * se

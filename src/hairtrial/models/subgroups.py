@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy import stats
 
+from hairtrial.core import distributions as dist
 from hairtrial.models.heterogeneity import HETEROGENEITY_COLUMNS
 from hairtrial.models.metareg import MetaRegResult, metareg, predict
 from hairtrial.models.tau2 import q_statistic, validate_inputs
@@ -141,7 +141,7 @@ def _within_q(y: np.ndarray, v: np.ndarray) -> tuple[float, int, float]:
     if y.size < 2:
         return _NAN, 0, _NAN
     q = max(0.0, q_statistic(0.0, y, v))
-    return q, y.size - 1, float(stats.chi2.sf(q, y.size - 1))
+    return q, y.size - 1, float(dist.chi2_sf(q, y.size - 1))
 
 
 def subgroup_analysis(

@@ -48,7 +48,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, stats
+from scipy import optimize
+
+from hairtrial.core import distributions as dist
 
 __all__ = [
     "TAU2_METHODS",
@@ -584,8 +586,8 @@ def tau2_ci_qprofile(
     if k - p < 1:
         raise ValueError(f"Q-profile CI needs k > p (k = {k}, p = {p})")
     alpha = 1 - level
-    crit_u = float(stats.chi2.isf(alpha / 2, k - p))
-    crit_l = float(stats.chi2.ppf(alpha / 2, k - p))
+    crit_u = float(dist.chi2_isf(alpha / 2, k - p))
+    crit_l = float(dist.chi2_ppf(alpha / 2, k - p))
 
     def q(t: float) -> float:
         return float(y @ _proj(Xa, 1.0 / (v + t)) @ y)

@@ -55,8 +55,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
+from hairtrial.core import distributions as dist
 from hairtrial.models.heterogeneity import (
     HETEROGENEITY_COLUMNS,
     Heterogeneity,
@@ -401,11 +401,11 @@ def fit(
         pval = np.full(p, _NAN)
         zval = np.full(p, _NAN)
     elif knha:
-        crit = float(stats.t.isf(alpha / 2, df))
-        pval = 2 * stats.t.sf(np.abs(zval), df)
+        crit = float(dist.t_isf(alpha / 2, df))
+        pval = 2 * dist.t_sf(np.abs(zval), df)
     else:
-        crit = float(stats.norm.isf(alpha / 2))
-        pval = 2 * stats.norm.sf(np.abs(zval))
+        crit = float(dist.norm_isf(alpha / 2))
+        pval = 2 * dist.norm_sf(np.abs(zval))
     ci_lb = beta - crit * se
     ci_ub = beta + crit * se
 
@@ -425,7 +425,7 @@ def fit(
         P = np.diag(w_fe) - WXf @ np.linalg.solve(Xa.T @ WXf, WXf.T)
         yc = y - y.mean()
         Q = max(0.0, float(yc @ P @ yc))
-        Q_p = float(stats.chi2.sf(Q, k - p))
+        Q_p = float(dist.chi2_sf(Q, k - p))
         vt = (k - p) / float(np.trace(P))
         if is_fe:
             I2 = max(0.0, 100 * (Q - (k - p)) / Q) if Q > 0 else 0.0

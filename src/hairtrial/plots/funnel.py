@@ -34,8 +34,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FuncFormatter, MaxNLocator
-from scipy import stats
 
+from hairtrial.core import distributions as dist
 from hairtrial.plots.layout import Measurer, derived_codes
 from hairtrial.plots.style import BLUE, GREY, MINUS, VERMILLION, as_float, use_style
 
@@ -204,10 +204,10 @@ def funnel_plot(
     levels = sorted(float(lv) for lv in levels)
     if not levels or not all(0 < lv < 1 for lv in levels):
         raise ValueError("levels must be confidence levels in (0, 1), e.g. (0.90, 0.95, 0.99)")
-    zs = [float(stats.norm.isf((1 - lv) / 2)) for lv in levels]
+    zs = [float(dist.norm_isf((1 - lv) / 2)) for lv in levels]
 
     se_top = float(np.nanmax(np.concatenate([sei[ok], fill_se]))) * 1.08
-    z95 = float(stats.norm.isf(0.025))
+    z95 = float(dist.norm_isf(0.025))
 
     # --- x limits ------------------------------------------------------------------------
     clip = xlim is not None  # automatic limits hold every point: let markers at SE ~ 0 show whole

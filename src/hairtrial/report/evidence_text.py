@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
-from scipy import stats
 
 from hairtrial.analyses import grade as agrade
+from hairtrial.core import distributions as dist
 from hairtrial.core import vocab
 
 __all__ = [
@@ -141,7 +141,7 @@ def intervals_paragraphs(
     ]
     if k < 2 or not math.isfinite(float(lo)):
         return paras
-    crit = float(stats.t.ppf(0.5 + level / 2, df)) if df > 0 else math.nan
+    crit = float(dist.t_ppf(0.5 + level / 2, df)) if df > 0 else math.nan
     arm = _row(
         tables.get("arm_model_contrasts", pd.DataFrame()),
         outcome=o,
@@ -150,7 +150,7 @@ def intervals_paragraphs(
     )
     if arm is not None and m == "MD":
         adf = float(arm["df"]) if "df" in arm.index else math.nan
-        acrit = float(stats.t.ppf(0.5 + level / 2, adf)) if math.isfinite(adf) else math.nan
+        acrit = float(dist.t_ppf(0.5 + level / 2, adf)) if math.isfinite(adf) else math.nan
         same_se = abs(float(arm["se"]) - float(model["se"])) <= 1e-6 * abs(float(model["se"]))
         paras.append(
             f"The arm-based longitudinal model gives {_f(arm['estimate'])}{unit} ({pct} CI "

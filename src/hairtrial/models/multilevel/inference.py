@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
+from hairtrial.core import distributions as dist
 from hairtrial.models.multilevel.likelihood import (
     DEFAULT_CONTROL,
     Model,
@@ -208,12 +208,12 @@ def _assemble(
     alpha = 1.0 - level
     if test == "t":
         ddf = _ddf(model, dfs)
-        pval = 2 * stats.t.sf(np.abs(stat), ddf)
-        crit = stats.t.isf(alpha / 2, ddf)
+        pval = 2 * dist.t_sf(np.abs(stat), ddf)
+        crit = dist.t_isf(alpha / 2, ddf)
     else:
         ddf = np.full(p, np.nan)
-        pval = 2 * stats.norm.sf(np.abs(stat))
-        crit = np.full(p, stats.norm.isf(alpha / 2))
+        pval = 2 * dist.norm_sf(np.abs(stat))
+        crit = np.full(p, dist.norm_isf(alpha / 2))
     coefs = pd.DataFrame(
         {
             "term": model.xnames,
@@ -484,12 +484,12 @@ def contrast(
     alpha = 1 - level
     if result.test == "t":
         df = np.array([result.ddf[row != 0].min() if np.any(row != 0) else np.nan for row in Lm])
-        pval = 2 * stats.t.sf(np.abs(stat), df)
-        crit = stats.t.isf(alpha / 2, df)
+        pval = 2 * dist.t_sf(np.abs(stat), df)
+        crit = dist.t_isf(alpha / 2, df)
     else:
         df = np.full(len(est), np.nan)
-        pval = 2 * stats.norm.sf(np.abs(stat))
-        crit = stats.norm.isf(alpha / 2)
+        pval = 2 * dist.norm_sf(np.abs(stat))
+        crit = dist.norm_isf(alpha / 2)
     return pd.DataFrame(
         {
             "contrast": labels,
@@ -556,7 +556,7 @@ def lrt(full: MVResult, reduced: MVResult) -> pd.DataFrame:
     out = pd.DataFrame(rows, index=["full", "reduced"])
     out["LRT"] = [np.nan, stat]
     out["df"] = [np.nan, float(df)]
-    out["pvalue"] = [np.nan, float(stats.chi2.sf(stat, df))]
+    out["pvalue"] = [np.nan, float(dist.chi2_sf(stat, df))]
     return out
 
 
@@ -588,9 +588,9 @@ def blups(result: MVResult, level: float | None = None) -> pd.DataFrame:
 
     def crit_for(nlev: int) -> float:
         if result.test == "z":
-            return float(stats.norm.isf(alpha / 2))
+            return float(dist.norm_isf(alpha / 2))
         df = k - p if result.dfs == "residual" else nlev - p
-        return float(stats.t.isf(alpha / 2, max(df, 1)))
+        return float(dist.t_isf(alpha / 2, max(df, 1)))
 
     frames = []
     for j, s in enumerate(model.sterms):

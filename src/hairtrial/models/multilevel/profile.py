@@ -10,8 +10,9 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 
+from hairtrial.core import distributions as dist
 from hairtrial.models.multilevel.inference import MVResult
 from hairtrial.models.multilevel.likelihood import fit_model, theta_from_values
 from hairtrial.models.multilevel.structures import EPS
@@ -83,7 +84,7 @@ def profile_ci(
         if len(hit) != 1:
             raise KeyError(f"no (unique) component {component!r}")
         rows = [int(hit[0])]
-    crit = stats.chi2.isf(1 - level, 1)
+    crit = dist.chi2_isf(1 - level, 1)
     ll_hat = result.logLik
     model = result._model
     out = []
