@@ -80,11 +80,12 @@ def forest_figure_object(
 
 
 def save(fig, stem, config: dict) -> list:
+    """Save in the config's ``figures`` formats and DPI (the schema's defaults where unset)."""
     from hairtrial import plots
+    from hairtrial.analyses.config import schema_default
 
-    figs = config.get("figures", {})
-    formats = tuple(figs.get("formats", ("png", "svg", "pdf")))
-    return plots.save_figure(fig, stem, formats=formats, dpi=figs.get("dpi", 300))
+    figs = {**schema_default("figures"), **config.get("figures", {})}
+    return plots.save_figure(fig, stem, formats=tuple(figs["formats"]), dpi=figs["dpi"])
 
 
 def forest_figure(
