@@ -92,6 +92,9 @@ def step(
     (log_dir / f"{name.replace(' ', '_')}.log").write_text(out)
     if proc.returncode != 0 and name != "make test":
         sys.exit(f"{name} failed ({' '.join(cmd)}):\n{out[-3000:]}")
+    if proc.returncode != 0:  # the timing is kept; what failed is shown, not lost with the log
+        failures = re.findall(r"^(?:FAILED|ERROR) .*$", out, re.M)
+        print(f"{name} failed:\n" + "\n".join(failures or [out[-3000:]]), file=sys.stderr)
     summary = re.findall(r"^=+ (.* in [\d.]+s.*) =+$", out, re.M)
     jobs = job_counts(out)
     started = processes.read_text().splitlines() if processes.exists() else []
