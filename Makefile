@@ -55,9 +55,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_batched.py
 
 # The test files are spread over $(CORES) worker processes (pytest-xdist), each file on one
-# worker (its module fixtures, e.g. one workflow run shared by its tests, built once).
+# worker (its module fixtures, e.g. one workflow run shared by its tests, built once), the
+# longest files first (tests/conftest.py: LONGEST_FIRST), so no worker ends alone on one.
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(CORES) --dist loadfile
+	$(BIN)/python -m pytest -n $(CORES) --dist loadfile --no-loadscope-reorder
 
 # Slow statistical checks (coverage of the arm model's CI over 2 x 500 simulated
 # meta-analyses, several minutes); not part of `make test` or CI.

@@ -5,9 +5,9 @@ import os
 from importlib import resources
 from pathlib import Path
 
-import yaml
 
 from hairtrial.analyses import config as analysis_config
+from hairtrial.core.yamlio import load_yaml
 from hairtrial.analyses.fingerprint import (
     CHECKED_ENV,
     code_fingerprint,
@@ -166,7 +166,7 @@ in_report = report  # the bare name cannot start a line in a .smk file
 # Snakemake reads a caption from an .rst file per report item; the table captions are
 # written from the caption file into .snakemake/ (figures: workflow/report/figure.rst
 # looks its caption up by the figure's name).
-CAPTIONS = yaml.safe_load(
+CAPTIONS = load_yaml(
     resources.files("hairtrial")
     .joinpath("resources", "captions.yaml")
     .read_text(encoding="utf-8")

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from hairtrial.core.yamlio import load_yaml, yaml_copy
+
 
 def _import_jsonschema():
     """jsonschema, imported without its optional IRI format checker.
@@ -61,7 +63,7 @@ def _fill_defaults(instance: Any, schema: dict) -> None:
         return
     for key, sub in schema.get("properties", {}).items():
         if key not in instance and "default" in sub:
-            instance[key] = yaml.safe_load(yaml.safe_dump(sub["default"]))
+            instance[key] = yaml_copy(sub["default"])
         if key in instance:
             _fill_defaults(instance[key], sub)
 
@@ -114,8 +116,8 @@ def validate_schema(config: dict, schema_path: str | Path) -> dict:
     ConfigError
         Naming the key path, the value and the rule broken.
     """
-    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
-    config = yaml.safe_load(yaml.safe_dump(config))
+    schema = load_yaml(Path(schema_path).read_text(encoding="utf-8"))
+    config = yaml_copy(config)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path)))
     if errors:
@@ -379,7 +381,7 @@ def resolve_data_paths(config: dict, root: str | Path) -> dict:
 
 @functools.cache
 def _schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return load_yaml(SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
 def schema_default(*keys: str) -> Any:
@@ -447,7 +449,7 @@ def schema_reference(schema_path: str | Path = SCHEMA_PATH) -> str:
     >>> "`meta_analysis.tau2_methods`" in schema_reference()
     True
     """
-    schema = yaml.safe_load(Path(schema_path).read_text(encoding="utf-8"))
+    schema = load_yaml(Path(schema_path).read_text(encoding="utf-8"))
     rows: list[tuple[str, ...]] = []
     for key, sub in schema["properties"].items():
         _walk(sub, key, key in schema.get("required", []), rows)

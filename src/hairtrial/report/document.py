@@ -54,6 +54,7 @@ from hairtrial.analyses import primary as analyses_primary
 from hairtrial.core import vocab
 from hairtrial.core.io import atomic_write, read_csv_output
 from hairtrial.core.manifest import read_manifests
+from hairtrial.core.yamlio import load_yaml, yaml_copy
 from hairtrial.data.provenance import ORDER as PROVENANCE_ORDER
 from hairtrial.data.provenance import PROVENANCE
 from hairtrial.data.units import UNIT_LABELS
@@ -90,7 +91,7 @@ TEMPLATE = "report.html.j2"
 # Caption registries
 # ---------------------------------------------------------------------------------------
 
-CAPTIONS: dict[str, dict[str, str]] = yaml.safe_load(
+CAPTIONS: dict[str, dict[str, str]] = load_yaml(
     resources.files("hairtrial").joinpath("resources", "captions.yaml").read_text(encoding="utf-8")
 )
 """The caption file (``hairtrial/resources/captions.yaml``), also read by Snakemake's report."""
@@ -535,7 +536,7 @@ def _load_config(results_dir: Path, data_dir_or_config: object) -> dict[str, Any
     """The config of the run: ``results/config.yaml``, else the one given, else empty."""
     snapshot = results_dir / "config.yaml"
     if snapshot.is_file():
-        return yaml.safe_load(snapshot.read_text(encoding="utf-8")) or {}
+        return load_yaml(snapshot.read_text(encoding="utf-8")) or {}
     if isinstance(data_dir_or_config, Mapping):
         return dict(data_dir_or_config)
     path = Path(str(data_dir_or_config))
@@ -1546,7 +1547,7 @@ def _notebooks(ctx: _Context) -> list[dict[str, str]]:
 
 
 def _config_text(config: Mapping[str, Any]) -> str:
-    cfg = yaml.safe_load(yaml.safe_dump(dict(config)))
+    cfg = yaml_copy(dict(config))
     data = cfg.get("data")
     if isinstance(data, dict):  # never print absolute paths
         cfg["data"] = {
