@@ -77,8 +77,8 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
+import scipy  # scipy.optimize and scipy.linalg load on first use: see hairtrial.models
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize
 from scipy.special import gammaln, ndtr, ndtri
 
 __all__ = [
@@ -1243,7 +1243,9 @@ class BayesResult:
                 return 0.0
         f_lo, f_hi = dlog(lo), dlog(hi)
         if f_lo > 0 > f_hi:
-            return float(optimize.brentq(dlog, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps))
+            return float(
+                scipy.optimize.brentq(dlog, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps)
+            )
         if f_hi >= 0 and hi == prior.upper:
             return float(hi)
         return float(self.tau_nodes[j])

@@ -78,8 +78,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy  # scipy.optimize and scipy.linalg load on first use: see hairtrial.models
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, special
+from scipy import special
 
 from hairtrial.core import distributions as dist
 from hairtrial.derive.binary import binary_effects
@@ -1009,7 +1010,7 @@ def glmm_um_fs(
         return float(np.sum(dev))
 
     # common-effect (theta = 0) fit: LRT heterogeneity statistic and the k = 1 fit
-    fe = optimize.minimize_scalar(
+    fe = scipy.optimize.minimize_scalar(
         lambda bb: profile(bb, 0.0),
         bracket=(beta0 - 1.0, beta0 + 1.0),
         options={"xtol": 1e-12, "maxiter": 500},
@@ -1026,7 +1027,7 @@ def glmm_um_fs(
         # coarse search over theta at the common-effect beta, then Nelder-Mead, then Newton
         grid = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
         t0 = min(grid, key=lambda t: profile(beta_fe, t))
-        best = optimize.minimize(
+        best = scipy.optimize.minimize(
             lambda p: profile(float(p[0]), float(p[1])),
             x0=np.array([beta_fe, t0]),
             method="Nelder-Mead",

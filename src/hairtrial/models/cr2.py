@@ -71,8 +71,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import scipy  # scipy.optimize and scipy.linalg load on first use: see hairtrial.models
 from numpy.typing import ArrayLike, NDArray
-from scipy import linalg
 
 from hairtrial.core import distributions as dist
 
@@ -186,8 +186,8 @@ def _as_block(b: ArrayLike, m: int, what: str) -> Array:
 
 def _chol_inv(a: Array) -> Array:
     """``chol2inv(chol(a))``: inverse of a symmetric positive-definite matrix."""
-    c = linalg.cho_factor(a, lower=False)
-    return linalg.cho_solve(c, np.eye(a.shape[0]))
+    c = scipy.linalg.cho_factor(a, lower=False)
+    return scipy.linalg.cho_solve(c, np.eye(a.shape[0]))
 
 
 @dataclass(frozen=True)
@@ -558,7 +558,7 @@ def cr2(
 
     # CR2 adjustment matrices (clubSandwich:::CR2)
     m_u = matrix_power(xwx, -1.0)
-    chol_up = [linalg.cholesky(t, lower=False) for t in theta]  # R's chol(): Theta = U'U
+    chol_up = [scipy.linalg.cholesky(t, lower=False) for t in theta]  # R's chol(): Theta = U'U
     omega = None
     thetawx = None
     if inverse_var:

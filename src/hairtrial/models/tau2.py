@@ -47,8 +47,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy  # scipy.optimize and scipy.linalg load on first use: see hairtrial.models
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize
 
 from hairtrial.core import distributions as dist
 
@@ -270,7 +270,7 @@ def _root_decreasing(
     else:  # pragma: no cover - Q(tau2) -> 0 as tau2 -> inf, so this needs absurd inputs
         return float("nan"), False, "could not bracket the root (upper bound grew beyond 1e200)"
     try:
-        root, info = optimize.brentq(
+        root, info = scipy.optimize.brentq(
             f, lo, hi, xtol=_ROOT_XTOL, maxiter=_ROOT_MAXITER, full_output=True, disp=False
         )
     except (ValueError, RuntimeError) as exc:  # pragma: no cover - defensive
@@ -348,7 +348,7 @@ def _fallback(
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
     if not (score(lo) > 0 > score(hi)):
         return float(grid[i]), False, f"{head}; direct maximisation could not bracket the maximum"
-    t = optimize.brentq(score, lo, hi, xtol=_ROOT_XTOL, maxiter=_ROOT_MAXITER)
+    t = scipy.optimize.brentq(score, lo, hi, xtol=_ROOT_XTOL, maxiter=_ROOT_MAXITER)
     return float(t), True, f"{head}; tau2 from solving the {method} score equation directly"
 
 

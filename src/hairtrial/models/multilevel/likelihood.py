@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy  # scipy.optimize and scipy.linalg load on first use: see hairtrial.models
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize
 
 from hairtrial.models.formula import design_matrix
 from hairtrial.models.multilevel.structures import (
@@ -705,7 +705,7 @@ def _optimise(
 
     if not np.isfinite(model.evaluate(th0, reml, grad=False)["ll"]):
         raise ValueError("marginal covariance not positive definite at the starting values")
-    res = optimize.minimize(
+    res = scipy.optimize.minimize(
         fun,
         th0,
         jac=True,

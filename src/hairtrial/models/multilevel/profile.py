@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
+import scipy  # scipy.optimize and scipy.linalg load on first use: see hairtrial.models
 
 from hairtrial.core import distributions as dist
 from hairtrial.models.multilevel.inference import MVResult
@@ -129,7 +129,9 @@ def profile_ci(
                             )
                     else:
                         lo_, hi_ = (e, est) if sign < 0 else (est, e)
-                        val = optimize.brentq(f, lo_, hi_, xtol=tol, rtol=4 * EPS, maxiter=500)
+                        val = scipy.optimize.brentq(
+                            f, lo_, hi_, xtol=tol, rtol=4 * EPS, maxiter=500
+                        )
                     break
                 e = e - sign * step
             if not np.isfinite(val):
