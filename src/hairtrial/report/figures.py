@@ -557,6 +557,10 @@ def draw_figures(
         return [p for i in range(len(rows)) for p in _draw(i)]
     import multiprocessing
 
+    import matplotlib.pyplot  # noqa: F401 - imported once here, not in each forked worker
+
+    from hairtrial import plots  # noqa: F401 - (about 1 s of imports each)
+
     with multiprocessing.get_context("fork").Pool(n) as pool:
         return [p for files in pool.map(_draw, range(len(rows)), chunksize=1) for p in files]
 
