@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hairtrial.analyses import simulation as sim
+from hairtrial.analyses import simulation_plan
 from hairtrial.analyses.config import ConfigError
 from hairtrial.data import simulate_reports as rep
 from hairtrial.derive import dispersion
@@ -76,7 +77,7 @@ def test_tau_from_i2_reproduces_i2():
         "prepost_r": 0.7,
         "i2": 0.6,
     }
-    tau = sim._tau(sc)
+    tau = simulation_plan._tau(sc)
     v = 2 * (30.0**2 * 2 * 0.3) / 20
     assert tau**2 / (tau**2 + v) == pytest.approx(0.6)
 

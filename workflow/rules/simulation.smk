@@ -2,7 +2,7 @@
 # One job per scenario and chunk of replicates; the plan is config["simulation_study"].
 from pathlib import Path
 
-from hairtrial.analyses.simulation import jobs, load_study
+from hairtrial.analyses.simulation_plan import jobs, load_study  # light: no models
 
 # a relative plan path is looked up in the working directory, then beside the Snakefile
 SIM_PLAN_FILE = config.get("simulation_study", "config/simulation_study.yaml")

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import math
 import zlib
 from pathlib import Path
@@ -54,11 +53,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from numpy.typing import NDArray
 from scipy import special
 
-from hairtrial.analyses.config import RESOURCES, validate_schema
+from hairtrial.analyses.simulation_plan import SCHEMA_PATH, chunk_size, jobs, load_study, scenarios
 from hairtrial.data import simulate_reports as sim
 from hairtrial.derive import dispersion, effects
 from hairtrial.derive.binary import binary_effects
@@ -82,8 +80,6 @@ __all__ = [
     "scenarios",
     "write_sums",
 ]
-
-SCHEMA_PATH = RESOURCES / "simulation_study.schema.yaml"
 
 #: Columns of a job's file: the method, then the sums the measures need.
 SUM_COLUMNS = [
@@ -158,77 +154,6 @@ PERFORMANCE_COLUMNS = [
 
 
 # ------------------------------------------------------------------------------------ plan
-
-
-def load_study(path: str | Path) -> dict[str, Any]:
-    """Read and validate the study plan (defaults filled in); scenarios expanded.
-
-    Returns
-    -------
-    dict
-        The plan, with ``scenario_list``: name -> complete scenario (defaults, grid values,
-        the scenario's own fields, and ``tau`` computed from ``i2`` where not given).
-    """
-    path = Path(path)
-    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    plan = validate_schema(raw, SCHEMA_PATH)
-    # validation sorts the keys; the grid's and the scenarios' order is the file's
-    plan["grid"] = {key: plan["grid"][key] for key in raw.get("grid") or {}}
-    plan["scenarios"] = {key: plan["scenarios"][key] for key in raw["scenarios"] or {}}
-    plan["scenario_list"] = scenarios(plan)
-    return plan
-
-
-def _name(values: dict[str, Any]) -> str:
-    return "_".join(f"{k}{v:g}" if k == "k" else f"{k}-{v:g}" for k, v in values.items())
-
-
-def scenarios(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every scenario of the plan: the grid's, then the named ones."""
-    base = plan.get("defaults") or {}
-    out: dict[str, dict[str, Any]] = {}
-    grid = plan.get("grid") or {}
-    keys = list(grid)
-    for combo in itertools.product(*(grid[k] for k in keys)) if keys else ():
-        values = dict(zip(keys, combo, strict=True))
-        out[_name(values)] = {**base, **values}
-    for name, sc in (plan.get("scenarios") or {}).items():
-        out[name] = {**base, **sc}
-    for name, sc in out.items():
-        sc.setdefault("label", name.replace("_", ", "))
-        sc["i2"] = sc.get("i2") if sc.get("tau") is None else None
-        sc["tau"] = _tau(sc)
-    return out
-
-
-def _tau(sc: dict[str, Any]) -> float:
-    """tau on the measure's scale: given, or from the I2 of a typical trial."""
-    if sc.get("tau") is not None:
-        return float(sc["tau"])
-    i2 = float(sc.get("i2") or 0.0)
-    n = (sc["n_min"] + sc["n_max"]) / 2.0
-    if sc.get("outcome", "continuous") == "binary":
-        p = sc["control_risk"]
-        v = 2.0 / (n * p * (1 - p))
-    elif sc.get("measure", "MD") == "SMD":
-        v = 2.0 / n
-    else:
-        sd_change = sc["sd"] * math.sqrt(2 * (1 - sc["prepost_r"]))
-        v = 2.0 * sd_change**2 / n
-    return math.sqrt(i2 / (1.0 - i2) * v)
-
-
-def chunk_size(plan: dict[str, Any], scenario: str) -> int:
-    """Replicates per job of the scenario: its own ``chunk_size``, else the plan's."""
-    return int(plan["scenario_list"][scenario].get("chunk_size") or plan["chunk_size"])
-
-
-def jobs(plan: dict[str, Any]) -> list[tuple[str, int]]:
-    """(scenario, chunk) of every job."""
-    out = []
-    for s in plan["scenario_list"]:
-        out += [(s, c) for c in range(math.ceil(plan["replicates"] / chunk_size(plan, s)))]
-    return out
 
 
 def job_seed(plan: dict[str, Any], scenario: str, chunk: int) -> np.random.SeedSequence:
