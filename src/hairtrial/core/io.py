@@ -9,8 +9,12 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+# pandas is imported where it is used: a job that only copies files and writes a manifest
+# (the figure job that keeps its last drawing) does not import it (~0.8 s)
+if TYPE_CHECKING:
+    import pandas as pd
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -54,26 +58,34 @@ def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
 
     Examples
     --------
+    >>> import pandas as pd
     >>> df = pd.DataFrame({"note": ["=HYPERLINK(1)", "-0.5", "@SUM(A1)", "ok"], "x": [-1, 2, 3, 4]})
     >>> neutralise_formulas(df)["note"].tolist()
     ["'=HYPERLINK(1)", '-0.5', "'@SUM(A1)", 'ok']
     """
 
-    def fix(value: object) -> object:
-        if (
-            isinstance(value, str)
-            and value.startswith(FORMULA_STARTS)
-            and not _NUMBER.fullmatch(value)
-        ):
-            return "'" + value
-        return value
+    return _map_text(df, neutralise_text)
 
-    return _map_text(df, fix)
+
+def neutralise_text(value: object) -> object:
+    """One cell as :func:`neutralise_formulas` writes it: text that would start a formula
+    gets a leading ``'``; anything else is returned as it is.
+
+    Examples
+    --------
+    >>> neutralise_text("=1+1"), neutralise_text("-0.5"), neutralise_text(-1)
+    ("'=1+1", '-0.5', -1)
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 def _map_text(df: pd.DataFrame, fix: Callable[[object], object]) -> pd.DataFrame:
     """``df`` with ``fix`` applied to every cell of its text columns (``df`` itself, not a
     copy, when nothing changes)."""
+    import pandas as pd
+
     out = df
     for col in df.columns:
         if df[col].dtype == object or pd.api.types.is_string_dtype(df[col].dtype):
@@ -91,6 +103,7 @@ def restore_formulas(df: pd.DataFrame) -> pd.DataFrame:
 
     Examples
     --------
+    >>> import pandas as pd
     >>> df = pd.DataFrame({"c": ["'+0.5 to zero cells", "'quoted", "-0.5"]})
     >>> restore_formulas(df)["c"].tolist()
     ['+0.5 to zero cells', "'quoted", '-0.5']
@@ -108,6 +121,8 @@ def restore_formulas(df: pd.DataFrame) -> pd.DataFrame:
 def read_csv_output(source, **kwargs) -> pd.DataFrame:
     """Read a CSV that :func:`write_csv` wrote, with its text as it was before
     neutralisation (``pandas.read_csv`` keywords pass through)."""
+    import pandas as pd
+
     return restore_formulas(pd.read_csv(source, **kwargs))
 
 

@@ -9,13 +9,12 @@ in any manifest and cannot appear.
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
-import pandas as pd
-
-from hairtrial.core.io import write_csv
+from hairtrial.core.io import atomic_write, neutralise_text
 
 __all__ = ["read_manifests", "write_manifest"]
 
@@ -23,12 +22,24 @@ __all__ = ["read_manifests", "write_manifest"]
 def write_manifest(path: str | Path, files: Iterable[str | Path], root: str | Path) -> Path:
     """Write the manifest ``path`` listing ``files`` relative to ``root`` (POSIX paths)."""
     rel = [Path(os.path.relpath(Path(f).resolve(), Path(root).resolve())).as_posix() for f in files]
-    write_csv(pd.DataFrame({"path": list(dict.fromkeys(rel))}), path)
+
+    def write(tmp: Path) -> None:
+        # the bytes of core.io.write_csv (pandas' to_csv: csv's minimal quoting, "\n" line
+        # ends, formulas neutralised), without importing pandas: the figure job that copies
+        # its kept figures imports nothing else that needs it (tests/test_manifest.py)
+        with tmp.open("w", encoding="utf-8", newline="") as f:
+            out = csv.writer(f, lineterminator="\n")
+            out.writerow(["path"])
+            out.writerows([neutralise_text(r)] for r in dict.fromkeys(rel))
+
+    atomic_write(path, write)
     return Path(path)
 
 
 def read_manifests(paths: Iterable[str | Path]) -> list[str]:
     """The paths listed in the manifests ``paths`` (relative to the results directory)."""
+    import pandas as pd
+
     out: list[str] = []
     for p in paths:
         out += [str(x) for x in pd.read_csv(p, dtype=str, keep_default_na=False)["path"]]
