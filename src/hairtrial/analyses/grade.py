@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtri
+import scipy  # scipy.special loads on first use (see hairtrial.models)
 
 from hairtrial.analyses import bayes as abayes
 from hairtrial.analyses import binary as abinary
@@ -211,7 +211,7 @@ def optimal_information_size(
     >>> optimal_information_size()
     400.0
     """
-    za, zb = float(ndtri(1 - alpha / 2)), float(ndtri(power))
+    za, zb = float(scipy.special.ndtri(1 - alpha / 2)), float(scipy.special.ndtri(power))
     if smd is not None and math.isfinite(smd) and smd > 0:
         return 4.0 * (za + zb) ** 2 / smd**2
     if control_risk is not None and math.isfinite(control_risk) and 0 < control_risk < 1:

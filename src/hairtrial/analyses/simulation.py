@@ -53,8 +53,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy  # scipy.special loads on first use (see hairtrial.models)
 from numpy.typing import NDArray
-from scipy import special
 
 from hairtrial.analyses.simulation_plan import SCHEMA_PATH, chunk_size, jobs, load_study, scenarios
 from hairtrial.data import simulate_reports as sim
@@ -247,7 +247,7 @@ def pi_cover_probability(lower: NDArray, upper: NDArray, effect: float, tau: flo
     """
     if tau == 0:
         return ((lower <= effect) & (effect <= upper)).astype(float)
-    return special.ndtr((upper - effect) / tau) - special.ndtr((lower - effect) / tau)
+    return scipy.special.ndtr((upper - effect) / tau) - scipy.special.ndtr((lower - effect) / tau)
 
 
 def _sums(

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy import special as sc
+import scipy  # scipy.special loads on first use (see hairtrial.models)
 
 __all__ = [
     "chi2_cdf",
@@ -93,59 +93,61 @@ def _probability(
 
 def norm_ppf(q: Any) -> Any:
     """``scipy.stats.norm.ppf(q)``."""
-    return _quantile(sc.ndtri, q, (), -_INF, _INF)
+    return _quantile(scipy.special.ndtri, q, (), -_INF, _INF)
 
 
 def norm_isf(q: Any) -> Any:
     """``scipy.stats.norm.isf(q)``."""
-    return _quantile(lambda p: -sc.ndtri(p), q, (), _INF, -_INF)
+    return _quantile(lambda p: -scipy.special.ndtri(p), q, (), _INF, -_INF)
 
 
 def norm_cdf(x: Any) -> Any:
     """``scipy.stats.norm.cdf(x)``."""
-    return _probability(sc.ndtr, x, (), -_INF, _INF, 0.0, 1.0)
+    return _probability(scipy.special.ndtr, x, (), -_INF, _INF, 0.0, 1.0)
 
 
 def norm_sf(x: Any) -> Any:
     """``scipy.stats.norm.sf(x)``."""
-    return _probability(lambda v: sc.ndtr(-v), x, (), -_INF, _INF, 1.0, 0.0)
+    return _probability(lambda v: scipy.special.ndtr(-v), x, (), -_INF, _INF, 1.0, 0.0)
 
 
 def t_ppf(q: Any, df: Any) -> Any:
     """``scipy.stats.t.ppf(q, df)``."""
-    return _quantile(lambda p, d: sc.stdtrit(d, p), q, (df,), -_INF, _INF)
+    return _quantile(lambda p, d: scipy.special.stdtrit(d, p), q, (df,), -_INF, _INF)
 
 
 def t_isf(q: Any, df: Any) -> Any:
     """``scipy.stats.t.isf(q, df)``."""
-    return _quantile(lambda p, d: -sc.stdtrit(d, p), q, (df,), _INF, -_INF)
+    return _quantile(lambda p, d: -scipy.special.stdtrit(d, p), q, (df,), _INF, -_INF)
 
 
 def t_sf(x: Any, df: Any) -> Any:
     """``scipy.stats.t.sf(x, df)``."""
-    return _probability(lambda v, d: sc.stdtr(d, -v), x, (df,), -_INF, _INF, 1.0, 0.0)
+    return _probability(lambda v, d: scipy.special.stdtr(d, -v), x, (df,), -_INF, _INF, 1.0, 0.0)
 
 
 def chi2_ppf(q: Any, df: Any) -> Any:
     """``scipy.stats.chi2.ppf(q, df)``."""
-    return _quantile(lambda p, d: 2 * sc.gammaincinv(d / 2, p), q, (df,), 0.0, _INF)
+    return _quantile(lambda p, d: 2 * scipy.special.gammaincinv(d / 2, p), q, (df,), 0.0, _INF)
 
 
 def chi2_isf(q: Any, df: Any) -> Any:
     """``scipy.stats.chi2.isf(q, df)``."""
-    return _quantile(lambda p, d: sc.chdtri(d, p), q, (df,), _INF, 0.0)
+    return _quantile(lambda p, d: scipy.special.chdtri(d, p), q, (df,), _INF, 0.0)
 
 
 def chi2_cdf(x: Any, df: Any) -> Any:
     """``scipy.stats.chi2.cdf(x, df)``."""
-    return _probability(lambda v, d: sc.chdtr(d, v), x, (df,), 0.0, _INF, 0.0, 1.0)
+    return _probability(lambda v, d: scipy.special.chdtr(d, v), x, (df,), 0.0, _INF, 0.0, 1.0)
 
 
 def chi2_sf(x: Any, df: Any) -> Any:
     """``scipy.stats.chi2.sf(x, df)``."""
-    return _probability(lambda v, d: sc.chdtrc(d, v), x, (df,), 0.0, _INF, 1.0, 0.0)
+    return _probability(lambda v, d: scipy.special.chdtrc(d, v), x, (df,), 0.0, _INF, 1.0, 0.0)
 
 
 def f_sf(x: Any, dfn: Any, dfd: Any) -> Any:
     """``scipy.stats.f.sf(x, dfn, dfd)``."""
-    return _probability(lambda v, n, d: sc.fdtrc(n, d, v), x, (dfn, dfd), 0.0, _INF, 1.0, 0.0)
+    return _probability(
+        lambda v, n, d: scipy.special.fdtrc(n, d, v), x, (dfn, dfd), 0.0, _INF, 1.0, 0.0
+    )

@@ -45,8 +45,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy  # scipy.special loads on first use (see hairtrial.models)
 from numpy.typing import NDArray
-from scipy import special
 
 from hairtrial.core import distributions as dist
 
@@ -303,7 +303,7 @@ def simulate_binary(sc: BinaryScenario, replicates: int, rng: np.random.Generato
     r, k = replicates, sc.k
     n = rng.integers(sc.n_min, sc.n_max + 1, size=(r, k, 2))
     theta = np.log(sc.odds_ratio) + sc.tau * rng.standard_normal((r, k))
-    base = special.logit(sc.control_risk) + sc.control_sd * rng.standard_normal((r, k))
-    events_c = rng.binomial(n[..., 1], special.expit(base))
-    events_e = rng.binomial(n[..., 0], special.expit(base + theta))
+    base = scipy.special.logit(sc.control_risk) + sc.control_sd * rng.standard_normal((r, k))
+    events_c = rng.binomial(n[..., 1], scipy.special.expit(base))
+    events_e = rng.binomial(n[..., 0], scipy.special.expit(base + theta))
     return BinaryReports(events_e, n[..., 0], events_c, n[..., 1], theta)

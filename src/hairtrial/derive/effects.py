@@ -18,8 +18,8 @@ the version the reference tests were generated with) with its default
 from __future__ import annotations
 
 import numpy as np
+import scipy  # scipy.special loads on first use (see hairtrial.models)
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
 
 from hairtrial.core import distributions as dist
 from hairtrial.core.arrays import FloatOrArray
@@ -102,7 +102,7 @@ def hedges_correction(m: ArrayLike) -> FloatOrArray:
             f"Hedges' correction needs more than 1 degree of freedom (m = n1 + n2 - 2); "
             f"got m = {got}"
         )
-    return _out(special.poch((m_a - 1) / 2, 0.5) / np.sqrt(m_a / 2))
+    return _out(scipy.special.poch((m_a - 1) / 2, 0.5) / np.sqrt(m_a / 2))
 
 
 def mean_difference(

@@ -71,8 +71,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy  # scipy.special loads on first use: see hairtrial.models
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
 
 from hairtrial.core import distributions as dist
 from hairtrial.models.univariate import CI_METHODS, METHODS
@@ -693,10 +693,10 @@ def _fit_chunk(
         zval = nan
     elif knha:
         crit = float(dist.t_isf(alpha / 2, k - 1))
-        pval = 2 * special.stdtr(k - 1, -np.abs(zval))
+        pval = 2 * scipy.special.stdtr(k - 1, -np.abs(zval))
     else:
         crit = float(dist.norm_isf(alpha / 2))
-        pval = 2 * special.ndtr(-np.abs(zval))
+        pval = 2 * scipy.special.ndtr(-np.abs(zval))
     pi_half = crit * np.sqrt(vb + tau2)
     out.update(
         estimate=beta,
@@ -723,7 +723,7 @@ def _fit_chunk(
         else:
             I2 = 100 * tau2 / (vt + tau2)
             H2 = tau2 / vt + 1
-        out.update(Q=Q, Q_pvalue=special.chdtrc(k - 1, Q), vt=vt, I2=I2, H2=H2)
+        out.update(Q=Q, Q_pvalue=scipy.special.chdtrc(k - 1, Q), vt=vt, I2=I2, H2=H2)
     else:
         out.update(Q=nan, Q_pvalue=nan, vt=nan, I2=nan, H2=nan)
 

@@ -79,7 +79,6 @@ import numpy as np
 import pandas as pd
 import scipy  # scipy.optimize and scipy.linalg load on first use: see hairtrial.models
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import gammaln, ndtr, ndtri
 
 __all__ = [
     "SUMMARY_COLUMNS",
@@ -231,8 +230,8 @@ class HalfStudentT:
         nu, s = self.df, self.scale
         const = (
             math.log(2.0)
-            + gammaln((nu + 1.0) / 2.0)
-            - gammaln(nu / 2.0)
+            + scipy.special.gammaln((nu + 1.0) / 2.0)
+            - scipy.special.gammaln(nu / 2.0)
             - 0.5 * math.log(nu * math.pi)
             - math.log(s)
         )
@@ -689,7 +688,7 @@ def mixture_cdf(x: ArrayLike, weights: ArrayLike, mean: ArrayLike, sd: ArrayLike
     """
     x = np.asarray(x, dtype=float)
     z = (x[..., None] - np.asarray(mean, dtype=float)) / np.asarray(sd, dtype=float)
-    return np.clip(np.sum(np.asarray(weights) * ndtr(z), axis=-1), 0.0, 1.0)
+    return np.clip(np.sum(np.asarray(weights) * scipy.special.ndtr(z), axis=-1), 0.0, 1.0)
 
 
 def mixture_sf(x: ArrayLike, weights: ArrayLike, mean: ArrayLike, sd: ArrayLike) -> Array:
@@ -709,7 +708,7 @@ def mixture_sf(x: ArrayLike, weights: ArrayLike, mean: ArrayLike, sd: ArrayLike)
     """
     x = np.asarray(x, dtype=float)
     z = (np.asarray(mean, dtype=float) - x[..., None]) / np.asarray(sd, dtype=float)
-    return np.clip(np.sum(np.asarray(weights) * ndtr(z), axis=-1), 0.0, 1.0)
+    return np.clip(np.sum(np.asarray(weights) * scipy.special.ndtr(z), axis=-1), 0.0, 1.0)
 
 
 def mixture_pdf(x: ArrayLike, weights: ArrayLike, mean: ArrayLike, sd: ArrayLike) -> Array:
@@ -771,7 +770,7 @@ def mixture_quantile(
     inner = (p > 0) & (p < 1)
     pc = np.where(inner, p, 0.5)
     live = w > 0
-    comp_q = mean + sd * ndtri(pc)[..., None]
+    comp_q = mean + sd * scipy.special.ndtri(pc)[..., None]
     lo = np.min(np.where(live, comp_q, np.inf), axis=-1)
     hi = np.max(np.where(live, comp_q, -np.inf), axis=-1)
     x = np.clip(np.sum(w * comp_q, axis=-1), lo, hi)
@@ -780,7 +779,7 @@ def mixture_quantile(
     x = np.where(lo == hi, lo, x)
 
     def cdf(xx: Array) -> Array:
-        return np.sum(w * ndtr((xx[..., None] - mean) / sd), axis=-1)
+        return np.sum(w * scipy.special.ndtr((xx[..., None] - mean) / sd), axis=-1)
 
     def pdf(xx: Array) -> Array:
         z = (xx[..., None] - mean) / sd

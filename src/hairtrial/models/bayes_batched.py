@@ -35,8 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy  # scipy.special loads on first use: see hairtrial.models
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
 
 from hairtrial.models import bayes
 
@@ -185,7 +185,7 @@ def _chunk(prior, y, v, m, s, level, panels, rtol) -> dict[str, Array]:
         "mu_lower": bayes.mixture_quantile(np.full(r, alpha), weights, mc, sd),
         "mu_upper": bayes.mixture_quantile(np.full(r, 1.0 - alpha), weights, mc, sd),
         "p_positive": np.clip(
-            np.sum(weights * special.ndtr(mc / sd), axis=1), 0.0, 1.0
+            np.sum(weights * scipy.special.ndtr(mc / sd), axis=1), 0.0, 1.0
         ),  # P(mu > 0) = sum w Phi(m / sd)
     }
     # the posterior predictive distribution of a new trial's effect: N(mc, vc + tau^2) mixed
@@ -196,9 +196,9 @@ def _chunk(prior, y, v, m, s, level, panels, rtol) -> dict[str, Array]:
     # P(theta_new <= q) at the predictive bounds, to a tenth of rtol (a quantile's error is the
     # probability's divided by the density there)
     for q in (out["mu_lower"], out["mu_median"], out["mu_upper"], np.zeros(r)):
-        err_ok &= within(dens * special.ndtr((q[:, None] - mc) / sd), 0.1)
+        err_ok &= within(dens * scipy.special.ndtr((q[:, None] - mc) / sd), 0.1)
     for q in (out["pred_lower"], out["pred_upper"]):
-        err_ok &= within(dens * special.ndtr((q[:, None] - mc) / sd_pred), 0.1)
+        err_ok &= within(dens * scipy.special.ndtr((q[:, None] - mc) / sd_pred), 0.1)
 
     def kernel(uu: Array) -> Array:
         """Unnormalised posterior density in u (Jacobian included), rows of uu per replicate."""

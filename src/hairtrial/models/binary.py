@@ -80,7 +80,6 @@ import numpy as np
 import pandas as pd
 import scipy  # scipy.optimize and scipy.linalg load on first use: see hairtrial.models
 from numpy.typing import ArrayLike, NDArray
-from scipy import special
 
 from hairtrial.core import distributions as dist
 from hairtrial.derive.binary import binary_effects
@@ -795,7 +794,9 @@ class _UMFS:
         self.x = np.array([[1.0], [0.0]])
         self.z, self.w = _gh_rule(nagq)
         # saturated part of the binomial deviance: sum y log(y/n) + m log(m/n)
-        self.sat = special.xlogy(self.y, self.y / self.n) + special.xlogy(self.m, self.m / self.n)
+        self.sat = scipy.special.xlogy(self.y, self.y / self.n) + scipy.special.xlogy(
+            self.m, self.m / self.n
+        )
 
     def _dev(self, eta: NDArray[np.float64]) -> NDArray[np.float64]:
         """Binomial deviance residuals summed over the two arms (per table)."""
@@ -814,7 +815,7 @@ class _UMFS:
             return u, np.ones(k)
         for _ in range(100):
             eta = eta0 + tg * u
-            p = special.expit(eta)
+            p = scipy.special.expit(eta)
             grad = u - np.sum((self.y - self.n * p) * tg, axis=0)
             hess = 1.0 + np.sum(self.n * p * (1.0 - p) * tg**2, axis=0)
             step = grad / hess
@@ -831,7 +832,7 @@ class _UMFS:
             u = u_new
             if np.max(np.abs(step)) < 1e-11 * (1.0 + np.max(np.abs(u))):
                 break
-        p = special.expit(eta0 + tg * u)
+        p = scipy.special.expit(eta0 + tg * u)
         curv = 1.0 + np.sum(self.n * p * (1.0 - p) * tg**2, axis=0)
         return u, curv
 
@@ -996,7 +997,7 @@ def glmm_um_fs(
     mdl = _UMFS(a, n1, c, n2, nagq)
 
     # starting values: intercepts at the control-arm logits, beta at the MH log OR
-    alpha = special.logit((c + 0.5) / (n2 + 1.0))
+    alpha = scipy.special.logit((c + 0.5) / (n2 + 1.0))
     beta0 = math.log(
         max(float(np.sum((a + 0.5) * (d + 0.5) / (n1 + n2 + 2))), 1e-300)
         / max(float(np.sum((b + 0.5) * (c + 0.5) / (n1 + n2 + 2))), 1e-300)
@@ -1212,7 +1213,7 @@ def _vcov_rx(
     """Covariance of (beta, alpha) from the information given theta (lme4 ``unsc()``)."""
     eta0 = alpha[None, :] + beta * mdl.x
     u, curv = mdl._mode(eta0, theta)
-    p = special.expit(eta0 + theta * mdl.g * u)
+    p = scipy.special.expit(eta0 + theta * mdl.g * u)
     w = mdl.n * p * (1.0 - p)
     k = alpha.size
     info = np.zeros((k + 1, k + 1))

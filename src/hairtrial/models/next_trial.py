@@ -42,8 +42,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+import scipy  # scipy.special loads on first use: see hairtrial.models
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import ndtr, ndtri
 
 from hairtrial.models.batched import fit_batched
 from hairtrial.models.bayes import BayesResult
@@ -138,7 +138,7 @@ def updated_posterior_prob(
         mean = (m / s2 + yy / (tau2 + vv)) / prec
         sd = np.sqrt(1.0 / prec)
         z = direction * (mean - direction * threshold) / sd
-        out[a : a + step] = np.sum(wn * ndtr(z), axis=1)
+        out[a : a + step] = np.sum(wn * scipy.special.ndtr(z), axis=1)
     return out
 
 
@@ -208,7 +208,7 @@ def next_trial_power(
     yy[:, :k], vv[:, :k] = posterior.yi, posterior.vi
     yy[:, k], vv[:, k] = y, v
     fit = fit_batched(yy, vv, method=method, ci_method=ci_method, level=level, tau2_ci=False)
-    crit = float(ndtri(0.5 + level / 2.0))
+    crit = float(scipy.special.ndtri(0.5 + level / 2.0))
     trial = direction * y / np.sqrt(v) > crit
     lo, hi = fit.ci_lower, fit.ci_upper
     conclusive = (lo > 0) | (hi < 0)
