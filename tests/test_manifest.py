@@ -33,11 +33,12 @@ def test_bytes_are_those_of_write_csv(tmp_path_factory, parts):
 
 
 def test_paths_read_back_in_order_without_repeats(tmp_path):
-    files = [tmp_path / "figures" / "b.png", tmp_path / "tables" / "a, b.csv"]
+    files = [tmp_path / "figures" / "b.png", tmp_path / "tables" / "a, b.csv", tmp_path / "-x"]
     write_manifest(tmp_path / "one.csv", [*files, files[0]], tmp_path)
     write_manifest(tmp_path / "two.csv", [tmp_path / "report" / "r.html", files[1]], tmp_path)
+    assert "'-x" in (tmp_path / "one.csv").read_text()  # neutralised in the file
     got = read_manifests([tmp_path / "one.csv", tmp_path / "two.csv"])
-    assert got == ["figures/b.png", "tables/a, b.csv", "report/r.html"]
+    assert got == ["figures/b.png", "tables/a, b.csv", "-x", "report/r.html"]
 
 
 def test_writing_a_manifest_does_not_import_pandas(tmp_path):

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from hairtrial.core.io import atomic_write, neutralise_text
+from hairtrial.core.io import atomic_write, neutralise_text, read_csv_output
 
 __all__ = ["read_manifests", "write_manifest"]
 
@@ -37,10 +37,10 @@ def write_manifest(path: str | Path, files: Iterable[str | Path], root: str | Pa
 
 
 def read_manifests(paths: Iterable[str | Path]) -> list[str]:
-    """The paths listed in the manifests ``paths`` (relative to the results directory)."""
-    import pandas as pd
-
+    """The paths listed in the manifests ``paths`` (relative to the results directory), as
+    they were before :func:`write_manifest` neutralised formulas (``'-x.png`` is ``-x.png``)."""
     out: list[str] = []
     for p in paths:
-        out += [str(x) for x in pd.read_csv(p, dtype=str, keep_default_na=False)["path"]]
+        table = read_csv_output(p, dtype=str, keep_default_na=False)
+        out += [str(x) for x in table["path"]]
     return list(dict.fromkeys(out))
