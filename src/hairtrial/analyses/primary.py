@@ -49,13 +49,12 @@ META_COLUMNS = [*vocab.KEYS, *univariate.FRAME_COLUMNS]
 """Columns of ``results/tables/meta_analysis.csv``."""
 
 
-def load_inputs(config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read and validate the inputs named by ``config['data']``.
+def read_data(config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The arm-level rows and the study table that ``config['data']`` names, read and
+    validated, before any selection (:func:`load_inputs` applies it).
 
     With ``data.participants``, the arm-level rows computed from the participant data
     (:func:`hairtrial.analyses.ipd.arm_level_rows`, provenance ``from_ipd``) are added.
-    Applies ``selection.studies``: ``primary`` keeps the studies with
-    ``primary = yes`` in ``studies.csv``; ``all`` keeps every study.
 
     Raises
     ------
@@ -67,6 +66,27 @@ def load_inputs(config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     if participants is not None:  # arm-level rows computed from participant data (from_ipd)
         extra = ipd.arm_level_rows(participants, ipd.data_sources(studies))
         arms = pd.concat([arms.assign(provenance="reported"), extra], ignore_index=True)
+    return arms, studies
+
+
+def load_inputs(
+    config: dict, data: tuple[pd.DataFrame, pd.DataFrame] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read and validate the inputs named by ``config['data']`` (:func:`read_data`), then
+    apply ``selection.studies`` (``primary`` keeps the studies with ``primary = yes`` in
+    ``studies.csv``; ``all`` keeps every study) and ``outcomes``.
+
+    ``data``: what :func:`read_data` returned for a config with the same ``data`` section,
+    instead of reading the files again (the robustness scenarios, which differ only in
+    assumptions and selection). Not modified.
+
+    Raises
+    ------
+    hairtrial.data.validate.DataValidationError
+        If a file breaks the input contract.
+    """
+    arms, studies = data if data is not None else read_data(config)
+    arms, studies = arms.copy(), studies.copy()
     if config.get("selection", {}).get("studies", "primary") == "primary":
         keep = set(studies.loc[studies["primary"] == "yes", "study"])
         arms = arms[arms["study"].isin(keep)].reset_index(drop=True)
@@ -76,8 +96,13 @@ def load_inputs(config: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     return arms, studies
 
 
-def prepare(config: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def prepare(
+    config: dict, data: tuple[pd.DataFrame, pd.DataFrame] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Validate, derive arm-level changes and build study comparisons.
+
+    ``data``: :func:`read_data` of a config with the same ``data`` section, so that the files
+    are read once for many analysis variants (see :func:`load_inputs`).
 
     Returns
     -------
@@ -88,7 +113,7 @@ def prepare(config: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     notes : pandas.DataFrame
         One column ``note``: inputs that could not be used, and why.
     """
-    arms, studies = load_inputs(config)
+    arms, studies = load_inputs(config, data)
     assumptions, measured = ipd.resolved_assumptions(config)
     arm_changes, quality_arms, notes_arms = arm_level.derive_arm_changes(
         arms, studies, change_sd_correlation=assumptions["change_sd_correlation"]

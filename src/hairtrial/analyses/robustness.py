@@ -169,18 +169,18 @@ def robustness_table(config: dict) -> pd.DataFrame:
         scenario; ``primary`` marks the primary analysis; ``notes`` says when a
         scenario changes nothing or leaves too few trials.
     """
-    from hairtrial.data.validate import read_studies
-
-    studies = read_studies(config["data"]["studies"])
+    data = primary.read_data(config)  # once: the scenarios never change `data`
+    studies = data[1]
     rob = dict(zip(studies["study"], studies["rob"], strict=True))
     ma = config["meta_analysis"]
     level = float(ma.get("level", 0.95))
-    base_eff, _, _ = primary.prepare(config)
+    base_eff, _, _ = primary.prepare(config, data)
     keys = base_eff[["outcome", "week", "measure", "unit"]].drop_duplicates()
     rows: list[dict] = []
     for sc in scenarios(config):
         cfg = _merge(config, sc.overrides)
-        eff, _, _ = primary.prepare(cfg) if sc.overrides else (base_eff, None, None)
+        assert "data" not in sc.overrides  # the files read above are those of every scenario
+        eff, _, _ = primary.prepare(cfg, data) if sc.overrides else (base_eff, None, None)
         method = sc.method or primary.primary_model(config)[0]
         ci_method = sc.ci_method or primary.primary_model(config)[1]
         for outcome, week, measure, unit in keys.itertuples(index=False):
