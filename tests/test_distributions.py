@@ -23,22 +23,29 @@ EDGE_Q = [0.0, 1.0, -0.0, 0.5, 0.025, 0.975, 1e-300, 1 - 1e-16, -0.1, 1.1, np.na
 EDGE_X = [0.0, -0.0, 1.96, -1.96, 40.0, -40.0, 1e-300, np.inf, -np.inf, np.nan, 1e308]
 EDGE_DF = [1.0, 2.0, 3.5, 1e6, 1e10, np.inf, 0.0, -1.0, np.nan, 0.5]
 
-QUANTILES = {
-    "norm_ppf": (lambda q, df: d.norm_ppf(q), lambda q, df: stats.norm.ppf(q)),
-    "norm_isf": (lambda q, df: d.norm_isf(q), lambda q, df: stats.norm.isf(q)),
-    "t_ppf": (d.t_ppf, stats.t.ppf),
-    "t_isf": (d.t_isf, stats.t.isf),
-    "chi2_ppf": (d.chi2_ppf, stats.chi2.ppf),
-    "chi2_isf": (d.chi2_isf, stats.chi2.isf),
-}
+
+def pair(name: str, *, dfn: float | None = None, dfd: float | None = None):
+    """``hairtrial.core.distributions.<name>`` and the scipy.stats method it stands for, both
+    called as ``f(value, df)``: the normal ignores ``df``; the F distribution takes ``df`` as
+    the numerator's degrees of freedom (``dfd`` fixed) or the denominator's (``dfn`` fixed)."""
+    dist, method = name.split("_")
+    ours, theirs = getattr(d, name), getattr(getattr(stats, dist), method)
+    if dist == "norm":
+        return (lambda v, df: ours(v)), (lambda v, df: theirs(v))
+    if dist == "f":
+        return (
+            (lambda v, df: ours(v, df, dfd), lambda v, df: theirs(v, df, dfd))
+            if dfn is None
+            else (lambda v, df: ours(v, dfn, df), lambda v, df: theirs(v, dfn, df))
+        )
+    return ours, theirs
+
+
+QUANTILES = {n: pair(n) for n in ("norm_ppf", "norm_isf", "t_ppf", "t_isf", "chi2_ppf", "chi2_isf")}
 PROBABILITIES = {
-    "norm_cdf": (lambda x, df: d.norm_cdf(x), lambda x, df: stats.norm.cdf(x)),
-    "norm_sf": (lambda x, df: d.norm_sf(x), lambda x, df: stats.norm.sf(x)),
-    "t_sf": (d.t_sf, stats.t.sf),
-    "chi2_cdf": (d.chi2_cdf, stats.chi2.cdf),
-    "chi2_sf": (d.chi2_sf, stats.chi2.sf),
-    "f_sf": (lambda x, df: d.f_sf(x, df, 7.5), lambda x, df: stats.f.sf(x, df, 7.5)),
-    "f_sf_dfd": (lambda x, df: d.f_sf(x, 3.0, df), lambda x, df: stats.f.sf(x, 3.0, df)),
+    **{n: pair(n) for n in ("norm_cdf", "norm_sf", "t_sf", "chi2_cdf", "chi2_sf")},
+    "f_sf": pair("f_sf", dfd=7.5),
+    "f_sf_dfd": pair("f_sf", dfn=3.0),
 }
 
 
