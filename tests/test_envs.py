@@ -6,7 +6,11 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CONDA_TO_PYPI = {"matplotlib-base": "matplotlib", "snakemake-minimal": "snakemake"}
+CONDA_TO_PYPI = {
+    "matplotlib-base": "matplotlib",
+    "snakemake-minimal": "snakemake",
+    "python-zlib-ng": "zlib-ng",
+}
 
 
 def _lock_versions() -> dict[str, str]:

@@ -6,6 +6,7 @@ below); the real engine lives elsewhere. plots.py itself computes nothing.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import shutil
@@ -616,23 +617,24 @@ def test_pdf_without_layout_tables_renders_the_same_pixels(tmp_path: Path):
     assert pngs[0] == pngs[1]
 
 
-def test_save_figure_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+@pytest.mark.parametrize("fmt", ["svg", "png"])
+def test_save_figure_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str):
     studies, pooled = hair_density_example()
     fig = plots.forest_plot(studies, pooled, xlabel="MD")
     target = tmp_path / "forest"
-    plots.save_figure(fig, target, formats=("svg",))
-    good = (tmp_path / "forest.svg").read_bytes()
+    plots.save_figure(fig, target, formats=(fmt,))
+    good = (tmp_path / f"forest.{fmt}").read_bytes()
 
     def boom(*args, **kwargs):
-        handle = args[0]
-        handle.write(b"<svg half-written")
+        handle = args[0]  # a text buffer for SVG (encoded once it is complete), else the file
+        handle.write("<half-written" if isinstance(handle, io.TextIOBase) else b"<half-written")
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(fig, "savefig", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        plots.save_figure(fig, target, formats=("svg",))
-    assert (tmp_path / "forest.svg").read_bytes() == good
-    assert os.listdir(tmp_path) == ["forest.svg"]
+        plots.save_figure(fig, target, formats=(fmt,))
+    assert (tmp_path / f"forest.{fmt}").read_bytes() == good
+    assert os.listdir(tmp_path) == [f"forest.{fmt}"]
 
 
 def test_save_figure_rejects_bad_formats(tmp_path: Path):
@@ -727,6 +729,31 @@ def test_table_text_marks_and_footnotes():
     texts = [t.get_text() for t in table.fig.texts]
     assert texts[:2] == ["Study A", "a,b"] and "Model line" in texts
     assert [t.get_gid() for t in table.fig.texts][0] == "a"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    text=st.text(
+        st.characters(max_codepoint=0x17F, categories=("L", "N", "P", "S", "Zs")),
+        min_size=1,
+        max_size=30,
+    ),
+    size=st.sampled_from([5.0, 6.5, 7.0, 9.0]),
+    weight=st.sampled_from(["normal", "bold"]),
+    style=st.sampled_from(["normal", "italic"]),
+)
+def test_measured_width_is_agg_width(text, size, weight, style):
+    """The shared width cache gives what Agg measures, under each rcParams setting it reads."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    family = layout_mod.family()
+    prop = FontProperties(family=family, size=size, weight=weight, style=style)
+    for hinting in ("no_hinting", "force_autohint"):
+        with matplotlib.rc_context({"text.hinting": hinting}):
+            fresh = RendererAgg(10, 10, 300.0).get_text_width_height_descent(text, prop, False)
+            measured = layout_mod.Measurer(family).width(text, size, weight, style)
+            assert measured == fresh[0] / 300.0, hinting
 
 
 def test_layout_ticks_and_limits():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import math
 import os
 import tempfile
@@ -22,6 +23,8 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+from hairtrial.plots import png
 
 # --------------------------------------------------------------------------
 # House style
@@ -268,7 +271,16 @@ def save_figure(
             try:
                 fonts = _lean_pdf_fonts() if fmt == "pdf" else contextlib.nullcontext()
                 with os.fdopen(fd, "wb") as handle, fonts:
-                    fig.savefig(handle, format=fmt, dpi=dpi, metadata=_metadata(fig, fmt))
+                    # PNG: Agg's pixels through hairtrial.plots.png (no row filters); SVG:
+                    # written as text and encoded once (to a binary file matplotlib encodes
+                    # each of its ~5,000 writes a figure); the same bytes
+                    target_io = io.StringIO() if fmt == "svg" else handle
+                    fig.savefig(
+                        target_io, format=fmt, dpi=dpi, metadata=_metadata(fig, fmt),
+                        **({"backend": png.BACKEND} if fmt == "png" else {}),
+                    )  # fmt: skip
+                    if isinstance(target_io, io.StringIO):
+                        handle.write(target_io.getvalue().encode("utf-8"))
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.chmod(tmp_name, 0o644)
@@ -289,8 +301,6 @@ def _metadata(fig: Figure, fmt: str) -> dict[str, Any]:
 
 def to_png_bytes(fig: Figure, dpi: int = 150) -> bytes:
     """The figure as PNG bytes, deterministic as :func:`save_figure`."""
-    import io
-
     buf = io.BytesIO()
     no_autolayout = {"figure.constrained_layout.use": False, "figure.autolayout": False}
     with use_style(), mpl.rc_context(no_autolayout):

@@ -27,7 +27,9 @@ from hairtrial.core.fingerprint import Digest, package_files
 __all__ = ["cached_drawing", "drawing_key"]
 
 #: Libraries whose version is part of the key (what draws, encodes and embeds fonts).
-LIBRARIES = ("matplotlib", "numpy", "pandas", "scipy", "fonttools", "pillow", "contourpy")
+LIBRARIES = (
+    "matplotlib", "numpy", "pandas", "scipy", "fonttools", "pillow", "contourpy", "zlib-ng",
+)  # fmt: skip
 
 
 def drawing_key(inputs: Mapping[str, str | Path], config: Mapping[str, Any]) -> str:
