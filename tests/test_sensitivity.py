@@ -255,6 +255,30 @@ def test_figures_fit_nothing(synthetic, config, monkeypatch):
         assert figures.figure_object(row, tables, data, cfg).get_figwidth() > 0
 
 
+def test_bubble_data_fits_the_line_without_the_permutation_test(synthetic, config, monkeypatch):
+    """The bubble plots draw the fitted line and bands: the figure data fit the model once
+    and leave the permutation test (reported by the meta-regression table) alone."""
+    eff, studies = synthetic
+    figs = run.figure_list(eff, studies, config)
+    figs = figs[figs["kind"] == "bubble"].reset_index(drop=True)
+    assert len(figs)
+    permuted = []
+    real = metareg.permutest
+    monkeypatch.setattr(metareg, "permutest", lambda *a, **k: permuted.append(1) or real(*a, **k))
+    data = run.figure_data(eff, studies, config, figs)
+    assert not permuted
+    monkeypatch.undo()
+    for f in figs.itertuples():  # the line: the table's model (slope and intercept)
+        table = sensitivity.meta_regression_table(eff, studies, config)
+        rows = _rows(table, outcome=f.outcome, moderators=f.moderator)
+        line = data["bubble_lines"][data["bubble_lines"]["stem"] == f.stem]
+        slope = (line["pred"].iloc[-1] - line["pred"].iloc[0]) / (
+            line["x"].iloc[-1] - line["x"].iloc[0]
+        )
+        np.testing.assert_allclose(slope, rows["estimate"].iloc[1], rtol=1e-9)
+        assert rows["permutation_pvalue"].notna().all()
+
+
 def test_default_data_runs_and_says_why(config):
     """The published trials: every table builds; nothing meaningless is printed."""
     cfg = load_config(DEFAULT_CONFIG)

@@ -292,7 +292,8 @@ def figure_data(
         yi, vi = g["yi"].to_numpy(float), g["vi"].to_numpy(float)
         if f.kind == "bubble":
             mod = f.moderator
-            mf = sensitivity.fit_moderators(g, studies, [mod], config)
+            # the line and bands only: the permutation test is the table's (meta_regression)
+            mf = sensitivity.fit_moderators(g, studies, [mod], config, permutation=False)
             res, d = mf.result, mf.md.data
             assert res is not None
             x = d[mod].to_numpy(float)

@@ -360,9 +360,19 @@ class ModelFit:
 
 
 def fit_moderators(
-    g: pd.DataFrame, studies: pd.DataFrame, moderators: Sequence[str], config: dict
+    g: pd.DataFrame,
+    studies: pd.DataFrame,
+    moderators: Sequence[str],
+    config: dict,
+    *,
+    permutation: bool = True,
 ) -> ModelFit:
-    """Fit one meta-regression (primary model) and its permutation test, where estimable."""
+    """Fit one meta-regression (primary model) and its permutation test, where estimable.
+
+    ``permutation=False``: the model only (``perm`` None), for what does not report the
+    test (the bubble plots' data); the permutation test refits the model
+    ``meta_regression.permutation_iterations`` times and is most of the cost.
+    """
     method, ci_method, level = primary_model(config)
     _, _, iterations, seed = _settings(config)
     md = moderator_data(g, studies, moderators)
@@ -379,12 +389,15 @@ def fit_moderators(
     except ValueError as err:
         out.notes.append(f"not estimable: {err}")
         return out
+    out.result = res
+    out.notes.extend(res.notes)
+    if not permutation:
+        return out
     X = res.design.apply(d) if res.design is not None else None
     perm = metareg.permutest(
         yi, vi, X, method=method, ci_method=ci_method, iterations=iterations, seed=seed
     )
-    out.result, out.perm = res, perm
-    out.notes.extend(res.notes)
+    out.perm = perm
     if perm.exact:
         out.notes.append(f"exact permutation test ({perm.exact_iterations} permutations)")
     out.notes.extend(perm.notes)
