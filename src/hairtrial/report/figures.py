@@ -19,8 +19,6 @@ from typing import Any
 
 import pandas as pd
 
-from hairtrial.analyses import sensitivity
-from hairtrial.analyses.evidence import EVIDENCE_KINDS
 from hairtrial.analyses.primary import primary_row
 from hairtrial.core import vocab
 from hairtrial.core.io import read_csv_output
@@ -284,6 +282,9 @@ def sensitivity_figure_object(
         a figure that is not in the run's figure list (``data['figures']``): not computable
         for these data.
     """
+    # here, not at the top: a notebook drawing a forest or a trajectory needs none of the
+    # sensitivity, meta-regression or diagnostics code (~0.3 s of imports in each kernel)
+    from hairtrial.analyses import sensitivity
     from hairtrial.plots import bubble, funnel, subgroup_forest
     from hairtrial.plots import influence as iplots
 
@@ -465,6 +466,8 @@ def figure_object(
     config: dict,
 ):
     """The Figure of one row of the figure list (``results/derived/figures.csv``)."""
+    from hairtrial.analyses.evidence import EVIDENCE_KINDS  # (as above: the Bayesian models)
+
     kind, stem = row["kind"], row["stem"]
     if str(kind).startswith("binary_"):
         from hairtrial.report.binary_figures import binary_figure_object
