@@ -8,6 +8,7 @@ types (NumPy scalars for scalars).
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -147,6 +148,18 @@ def test_notebook_imports_leave_out_the_sensitivity_and_evidence_code():
                "hairtrial.models.metareg", "hairtrial.models.bayes",
                "hairtrial.diagnostics.influence"]  # fmt: skip
     assert imported_by(modules, watched) == []
+
+
+def test_config_validation_imports_no_format_library():
+    """jsonschema's optional format libraries (no format is checked) are not imported with
+    the config code, and stay importable for whatever else needs them."""
+    from hairtrial.analyses import config
+
+    assert imported_by(["hairtrial.analyses.config"], list(config._FORMAT_LIBRARIES)) == []
+    installed = [m for m in config._FORMAT_LIBRARIES if importlib.util.find_spec(m)]
+    assert installed  # the Jupyter stack installs some: the check above means something
+    after = imported_by(["hairtrial.analyses.config", *installed], installed)
+    assert after == installed
 
 
 def test_the_models_still_reach_the_optimizer():

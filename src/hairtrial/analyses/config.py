@@ -21,23 +21,34 @@ import yaml
 
 from hairtrial.core.yamlio import load_yaml, yaml_copy
 
+#: jsonschema's optional format libraries (its ``_format`` module imports each that is installed).
+_FORMAT_LIBRARIES = (
+    "fqdn", "idna", "isoduration", "jsonpointer", "rfc3339_validator", "rfc3986_validator",
+    "rfc3987", "rfc3987_syntax", "uri_template", "webcolors",
+)  # fmt: skip
+
 
 def _import_jsonschema():
-    """jsonschema, imported without its optional IRI format checker.
+    """jsonschema, imported without its optional format checkers.
 
-    ``rfc3987_syntax``, when installed, compiles about 40 grammars as jsonschema imports it
-    (about 1 s in every process that validates a config, the Snakemake process included).
-    It serves only the ``iri``/``iri-reference`` formats, which the schema does not use and
-    which are not checked anyway (no format checker is passed), so validation is the same.
+    When installed (the Jupyter stack installs them), jsonschema imports a library per string
+    format it can check (hostnames, IRIs, durations, colours, ...): ``rfc3987_syntax`` alone
+    compiles about 40 grammars (about 1 s), the others together take 0.1-0.2 s, in every
+    process that validates a config (each job, each notebook kernel, the Snakemake process).
+    They serve only format checking, which the config validation does not ask for (no
+    format checker is passed; the schema has no ``format`` keyword), so validation is the
+    same. A library already imported by the process is used as it is; the blocked ones are
+    importable again afterwards.
     """
-    blocked = "rfc3987_syntax" not in sys.modules
-    if blocked:
-        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # ImportError
+    blocked = [name for name in _FORMAT_LIBRARIES if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # ImportError
     try:
         import jsonschema
     finally:
-        if blocked and sys.modules.get("rfc3987_syntax", 0) is None:
-            del sys.modules["rfc3987_syntax"]
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
     return jsonschema
 
 
