@@ -5,15 +5,14 @@ import os
 from importlib import resources
 from pathlib import Path
 
-
 from hairtrial.analyses import config as analysis_config
-from hairtrial.core.yamlio import load_yaml
 from hairtrial.analyses.fingerprint import (
     CHECKED_ENV,
     code_fingerprint,
     rerun_key,
     run_fingerprint,
 )
+from hairtrial.core.yamlio import load_yaml
 
 # The config of this analysis: the --configfile files (or config/config.yaml) merged onto
 # the default config's settings, never its `name` and `data` (Snakemake's merge of the
