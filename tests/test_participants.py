@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +134,36 @@ def test_example_config_feeds_from_ipd_rows_and_measured_correlations():
     rows = aipd.arm_level_rows(part, aipd.data_sources(studies))
     assert set(rows["provenance"]) == {"from_ipd"}
     assert rows["source"].str.startswith("synthetic (hairtrial.data.simulate seed=").all()
+
+
+def test_correlations_are_measured_once_per_participant_table(tmp_path, monkeypatch):
+    """Every robustness scenario and the arm model resolve the same from_ipd assumptions:
+    the correlations are measured once a process per table (a changed file: again), and
+    what one caller gets cannot change what the next one gets."""
+    config = load_config(ROOT / "config" / "examples" / "ipd.yaml")
+    config = {**config, "data": {k: str(ROOT / v) if v else v for k, v in config["data"].items()}}
+    copied = tmp_path / "participants.csv"
+    shutil.copy(config["data"]["participants"], copied)
+    config["data"]["participants"] = str(copied)
+    calls = []
+    real = dipd.correlations
+    monkeypatch.setattr(dipd, "correlations", lambda part: calls.append(1) or real(part))
+    first, measured = aipd.resolved_assumptions(config)
+    measured["split_scalp_correlation"] = "changed by a caller"
+    for _ in range(3):
+        again = aipd.resolved_assumptions(config)
+        assert again[0] == first and again[1]["split_scalp_correlation"].startswith("r = ")
+    assert len(calls) == 1
+    lines = copied.read_text().splitlines()  # another table, same path: one value changed
+    head, *rows = lines
+    i = next(i for i, r in enumerate(rows) if ",right," in r)  # a split-scalp measurement
+    fields = rows[i].split(",")
+    fields[-1] = f"{float(fields[-1]) + 25.0:.2f}"
+    rows[i] = ",".join(fields)
+    copied.write_text("\n".join([head, *rows]) + "\n")
+    os.utime(copied, ns=(1, 1))
+    changed, _ = aipd.resolved_assumptions(config)
+    assert len(calls) == 2 and changed != first
 
 
 def test_from_ipd_without_participants_is_a_config_error(tmp_path):

@@ -23,6 +23,7 @@ figure and notebook of a run that analyses such a study says so too (:func:`synt
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
 from pathlib import Path
@@ -135,6 +136,12 @@ def read_participants(config: dict) -> pd.DataFrame | None:
     hairtrial.data.csvread.DataValidationError
         If ``participants.csv`` (or ``arms.csv`` / ``studies.csv``) breaks the contract.
     """
+    key = _participants_key(config)
+    return None if key is None else _read_cached(*key).copy()
+
+
+def _participants_key(config: dict) -> tuple[str, float, str, str] | None:
+    """What the participant table read for ``config`` depends on (the cache keys below)."""
     path = config["data"].get("participants")
     if not path:
         return None
@@ -143,7 +150,16 @@ def read_participants(config: dict) -> pd.DataFrame | None:
         mtime = Path(path).stat().st_mtime
     except OSError:
         mtime = math.nan  # read_participants reports the missing file
-    return _read_cached(str(path), mtime, str(d.get("arms") or ""), str(d["studies"])).copy()
+    return str(path), mtime, str(d.get("arms") or ""), str(d["studies"])
+
+
+@functools.lru_cache(maxsize=4)
+def _measured_cached(
+    key: tuple[str, float, str, str], control: str, experimental: str
+) -> dict[str, dict[str, Any]]:
+    # the correlations of one participant table, once a process: every robustness scenario
+    # and the arm model resolve the same ``from_ipd`` assumptions (~0.4 s each)
+    return measured_correlations(_read_cached(*key).copy(), control, experimental)
 
 
 def data_sources(studies: pd.DataFrame) -> dict[str, str]:
@@ -280,13 +296,13 @@ def resolved_assumptions(config: dict) -> tuple[dict[str, Any], dict[str, str]]:
     wanted = [k for k in _MEASURED if a.get(k) == "from_ipd"]
     if not wanted:
         return a, {}
-    part = read_participants(config)
-    if part is None:
+    key = _participants_key(config)
+    if key is None:
         raise ConfigError(
             "assumptions: from_ipd needs participant-level data (config key data.participants)"
         )
     comp = config["comparison"]
-    got = measured_correlations(part, comp["control"], comp["experimental"])
+    got = copy.deepcopy(_measured_cached(key, comp["control"], comp["experimental"]))
     measured = {}
     for key in wanted:
         if not math.isfinite(got[key]["r"]):
