@@ -5,8 +5,10 @@ the image (and its ``compress_level`` does not turn that off). On these figures 
 white areas, line art, text) the row filtering costs more than the compression and gains
 nothing: at 300 dpi the 58 figures of a run are ~130 million pixels, and Pillow took ~7 CPU
 s to encode them. This module writes the same pixels with no row filter (type 0) and
-compresses them with zlib-ng (locked, like Pillow's own bundled zlib-ng, so the bytes are
-those of the lock): ~1.3 CPU s for the same figures and files about a fifth smaller. Pixels,
+compresses them with zlib-ng (the locked ``zlib-ng`` package; Pillow's wheels bundle zlib-ng
+too): ~1.3 CPU s for the same figures and files about a quarter smaller. As with Pillow, the
+compressed bytes are those of the locked version on a given platform (zlib-ng does not
+promise the same bytes on every CPU); the decoded pixels are the same everywhere. Pixels,
 resolution (``pHYs``) and text metadata (``tEXt``, or ``iTXt`` for text beyond Latin-1, as
 Pillow writes them) are those of matplotlib's own PNG.
 
@@ -28,8 +30,8 @@ from zlib_ng import zlib_ng
 
 #: ``savefig(..., backend=BACKEND)`` writes a PNG with :class:`FigureCanvas`.
 BACKEND = "module://hairtrial.plots.png"
-#: zlib-ng compression level: 6 (zlib's default) is ~1 CPU s more than 1-2 for a run's
-#: figures and the files a tenth smaller.
+#: zlib-ng compression level: 6 (zlib's default) takes ~0.7 CPU s more than level 2 for a
+#: default run's figures, and the files are an eighth smaller.
 LEVEL = 6
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Keywords matplotlib's print_figure passes to a third-party print method after applying them.
