@@ -296,13 +296,13 @@ def resolved_assumptions(config: dict) -> tuple[dict[str, Any], dict[str, str]]:
     wanted = [k for k in _MEASURED if a.get(k) == "from_ipd"]
     if not wanted:
         return a, {}
-    key = _participants_key(config)
-    if key is None:
+    table = _participants_key(config)
+    if table is None:
         raise ConfigError(
             "assumptions: from_ipd needs participant-level data (config key data.participants)"
         )
     comp = config["comparison"]
-    got = copy.deepcopy(_measured_cached(key, comp["control"], comp["experimental"]))
+    got = copy.deepcopy(_measured_cached(table, comp["control"], comp["experimental"]))
     measured = {}
     for key in wanted:
         if not math.isfinite(got[key]["r"]):
