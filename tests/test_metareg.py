@@ -265,6 +265,101 @@ def test_permutest_auto_rule_and_options() -> None:
         permutest(INPUTS["yi"], INPUTS["vi"], design_matrix(INPUTS, ["ablat"]), exact=True)
 
 
+@st.composite
+def _meta_regression_data(draw):
+    """k studies, an intercept and one or two moderators (continuous or binary, full rank)."""
+    k = draw(st.integers(4, 9))
+    p = draw(st.integers(1, 2))
+    seed = draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    cols = [np.ones(k)]
+    for _ in range(p):
+        cols.append(rng.normal(0, 1, k) if rng.random() < 0.7 else rng.integers(0, 2, k) * 1.0)
+    X = np.column_stack(cols)
+    assume(np.linalg.matrix_rank(X) == X.shape[1] and k >= X.shape[1] + 2)
+    yi = rng.normal(0, draw(st.sampled_from([0.1, 1.0, 5.0])), k)
+    vi = rng.uniform(0.005, draw(st.sampled_from([0.05, 0.5, 5.0])), k)
+    return yi, vi, X, rng
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(_meta_regression_data(), st.sampled_from(["ML", "REML"]))
+def test_stacked_tau2_is_the_one_by_one_tau2(data, method) -> None:
+    """estimate_tau2_stack agrees with estimate_tau2 for every permuted design it decides,
+    and leaves to it the ones it does not (here: a scoring cut at one iteration)."""
+    from hairtrial.models.tau2 import estimate_tau2, estimate_tau2_stack
+
+    yi, vi, X, rng = data
+    designs = np.array([X] + [X[rng.permutation(len(yi))] for _ in range(30)])
+    tau2, ok = estimate_tau2_stack(yi, vi, designs, method)
+    assert ok.mean() > 0.9
+    for t, good, XX in zip(tau2, ok, designs, strict=True):
+        one = estimate_tau2(yi, vi, XX, method)
+        if good:
+            assert one.converged
+            assert t == pytest.approx(one.tau2, rel=1e-8, abs=1e-10)
+        else:
+            assert math.isnan(t)
+    cut, cut_ok = estimate_tau2_stack(yi, vi, designs, method, maxiter=0)
+    assert not cut_ok.any() and np.isnan(cut).all()
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(
+    _meta_regression_data(),
+    st.sampled_from(["REML", "ML", "FE", "DL"]),
+    st.sampled_from(["z", "knha", "adhoc"]),
+    st.sampled_from([40, 150]),
+)
+def test_stacked_permutation_test_is_the_one_by_one_test(data, method, ci, iterations) -> None:
+    """The permuted designs refitted many at once give the p-values, permutations, failures
+    and notes of the one-by-one refits, and statistics equal to rounding (exact tests when
+    k!/ties <= iterations, random ones with a seed otherwise)."""
+    yi, vi, X, _ = data
+    a = permutest(yi, vi, X, method, ci, iterations=iterations, seed=11, stacked=False)
+    b = permutest(yi, vi, X, method, ci, iterations=iterations, seed=11)
+    np.testing.assert_array_equal(a.pvalue, b.pvalue)
+    assert (a.QM_pvalue, a.iterations, a.exact, a.failed, a.notes) == (
+        b.QM_pvalue, b.iterations, b.exact, b.failed, b.notes,
+    )  # fmt: skip
+    np.testing.assert_allclose(b.statistic_perm, a.statistic_perm, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(b.QM_perm, a.QM_perm, rtol=1e-8, atol=1e-10)
+
+
+def test_stacked_tau2_applies_the_ll0check() -> None:
+    """A design whose ML scoring stops where the log-likelihood at tau2 = 0 is larger:
+    set to 0 (metafor's ll0check), stacked as one by one (2 of the 24 orderings here)."""
+    import itertools
+
+    from hairtrial.models.tau2 import estimate_tau2, estimate_tau2_stack
+
+    y, v = [1.5718, -4.2677, 6.1128, -6.7979], [0.0308, 0.7789, 6.7892, 2.1809]
+    X = np.column_stack([np.ones(4), [-0.4554, 0.7057, 0.5154, 0.6798]])
+    designs = np.array([X[list(p)] for p in itertools.permutations(range(4))])
+    one = [estimate_tau2(y, v, XX, "ML") for XX in designs]
+    hit = [any("local maximum" in n for n in e.notes) for e in one]
+    assert sum(hit) == 2
+    tau2, ok = estimate_tau2_stack(y, v, designs, "ML")
+    assert ok.all()
+    np.testing.assert_allclose(tau2, [e.tau2 for e in one], rtol=1e-8, atol=1e-12)
+    assert all(t == 0.0 for t, h in zip(tau2, hit, strict=True) if h)
+
+
+def test_stacked_tau2_rejects_what_it_cannot_fit() -> None:
+    from hairtrial.models.tau2 import estimate_tau2_stack
+
+    X = np.column_stack([np.ones(4), [1.0, 2.0, 3.0, 5.0]])
+    y, v = [0.1, 0.3, 0.2, 0.5], [0.1, 0.1, 0.2, 0.1]
+    with pytest.raises(ValueError, match="only"):
+        estimate_tau2_stack(y, v, X[None], "DL")
+    with pytest.raises(ValueError, match="shape"):
+        estimate_tau2_stack(y, v, X, "REML")
+    with pytest.raises(ValueError, match="need k >= p"):
+        estimate_tau2_stack(y[:2], v[:2], X[None, :2], "REML")
+    tau2, ok = estimate_tau2_stack(y, v, np.zeros((0, 4, 2)), "REML")
+    assert tau2.shape == ok.shape == (0,)
+
+
 # ---------------------------------------------------------------------------------------------
 # design matrix
 # ---------------------------------------------------------------------------------------------
