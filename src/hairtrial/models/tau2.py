@@ -354,6 +354,13 @@ def _fallback(
     return float(t), True, f"{head}; tau2 from solving the {method} score equation directly"
 
 
+def _require_studies(k: int, p: int) -> None:
+    if p + 1 > k:
+        raise ValueError(
+            f"tau2 cannot be estimated: k = {k} studies for p = {p} coefficients (need k >= p + 1)"
+        )
+
+
 #: Methods :func:`estimate_tau2_stack` fits for a stack of designs (the iterative ones whose
 #: refits dominate a permutation test); the others go one by one through estimate_tau2.
 STACK_METHODS: tuple[str, ...] = ("ML", "REML")
@@ -441,10 +448,7 @@ def estimate_tau2_stack(
     method = method.upper()
     if method not in STACK_METHODS:
         raise ValueError(f"stacked tau2 for {STACK_METHODS} only, not {method!r}")
-    if p + 1 > k:
-        raise ValueError(
-            f"tau2 cannot be estimated: k = {k} studies for p = {p} coefficients (need k >= p + 1)"
-        )
+    _require_studies(k, p)
     yc = _centre(y)
     tau2 = np.full(n, np.nan)
     ok = np.zeros(n, dtype=bool)
@@ -570,10 +574,7 @@ def estimate_tau2(
     method = method.upper()
     if method not in TAU2_METHODS:
         raise ValueError(f"unknown tau2 method {method!r}; choose one of {TAU2_METHODS}")
-    if p + 1 > k:
-        raise ValueError(
-            f"tau2 cannot be estimated: k = {k} studies for p = {p} coefficients (need k >= p + 1)"
-        )
+    _require_studies(k, p)
 
     yc = _centre(y)
     notes: list[str] = []
