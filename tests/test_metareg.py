@@ -345,6 +345,23 @@ def test_stacked_tau2_applies_the_ll0check() -> None:
     assert all(t == 0.0 for t, h in zip(tau2, hit, strict=True) if h)
 
 
+def test_stacked_permutations_of_many_trials_come_in_bounded_chunks() -> None:
+    """With many trials the permuted designs are fitted in chunks whose k x k working arrays
+    stay within 64 MB; the p-values are those of the one-by-one refits."""
+    assert metareg_mod._stack_size(5) == 2048
+    assert metareg_mod._stack_size(300) * 300 * 300 * 8 <= 64 * 2**20
+    assert metareg_mod._stack_size(5000) == 1
+    rng = np.random.default_rng(4)
+    k = 120
+    X = np.column_stack([np.ones(k), rng.normal(0, 1, k)])
+    yi, vi = rng.normal(0, 1, k) + 0.3 * X[:, 1], rng.uniform(0.01, 0.2, k)
+    a = permutest(yi, vi, X, "REML", "z", iterations=40, seed=2, stacked=False)
+    b = permutest(yi, vi, X, "REML", "z", iterations=40, seed=2)
+    np.testing.assert_array_equal(a.pvalue, b.pvalue)
+    assert a.QM_pvalue == b.QM_pvalue and a.iterations == b.iterations == 40
+    np.testing.assert_allclose(b.QM_perm, a.QM_perm, rtol=1e-8)
+
+
 def test_stacked_tau2_rejects_what_it_cannot_fit() -> None:
     from hairtrial.models.tau2 import estimate_tau2_stack
 

@@ -964,7 +964,10 @@ def _lean_fits(
     return z, qm, ok
 
 
-_STACK = 2048  # designs fitted at once by _lean_fits (memory ~ STACK * k^2 * 8 bytes)
+def _stack_size(k: int) -> int:
+    """Designs fitted at once by _lean_fits: at most 2048, and few enough that each (n, k, k)
+    working array (the projections and their products) stays within 64 MB for large k."""
+    return max(1, min(2048, (1 << 23) // (k * k)))
 
 
 def _unique_perms(groups: list[int]) -> Iterator[tuple[int, ...]]:
@@ -1142,7 +1145,7 @@ def permutest(
             # rows of X by group label; every distinct assignment of rows to studies
             rows_of = {g: Xa[groups.index(g)] for g in set(groups)}
             perms = _unique_perms(groups)
-            while chunk := list(itertools.islice(perms, _STACK)):
+            while chunk := list(itertools.islice(perms, _stack_size(k))):
                 run_stack([np.array([rows_of[g] for g in perm]) for perm in chunk])
         n_used = len(qm_perm)
     else:
@@ -1155,7 +1158,7 @@ def permutest(
                 tries += 1
                 run(rng.choice(np.array([-1.0, 1.0]), size=k) * y, Xa)
             else:  # the permutations drawn in the order of a one-by-one loop
-                need = min(iterations - len(qm_perm), _STACK)
+                need = min(iterations - len(qm_perm), _stack_size(k))
                 tries += need
                 run_stack([Xa[rng.permutation(k)] for _ in range(need)])
             if tries > 100 * iterations:  # pragma: no cover - refits essentially never fail
