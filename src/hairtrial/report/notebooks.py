@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from nbconvert import HTMLExporter
 from papermill.parameterize import parameterize_notebook
 
 from hairtrial.core.io import atomic_write
+from hairtrial.report.kernels import ForkingProvisioner, fork_server
 
 VOLATILE_CELL_METADATA = ("execution", "papermill", "collapsed", "scrolled")
 VOLATILE_NB_METADATA = ("papermill", "widgets")
@@ -155,8 +157,31 @@ def execute(
     )
 
 
-def execute_many(runs: list[dict[str, Any]], *, timeout: int = 600, parallel: int = 2) -> None:
+#: What the kernels' parent process imports once for all notebooks (besides ipykernel): the
+#: heavy libraries the notebooks use through this package, none of which looks at whether it
+#: runs in a kernel when imported. Not pandas (and so not this package, which imports it):
+#: pandas sets its ``display.max_columns`` option at import by whether it runs in a kernel,
+#: so each kernel imports it itself (a test shows the difference this would make).
+PRELOADED = (
+    "numpy",
+    "matplotlib.figure",
+    "matplotlib.backends.backend_agg",
+    "PIL.PngImagePlugin",
+)
+
+
+def execute_many(
+    runs: list[dict[str, Any]],
+    *,
+    timeout: int = 600,
+    parallel: int = 2,
+    preload: tuple[str, ...] | None = PRELOADED,
+) -> None:
     """Execute several notebooks, each in its own kernel, ``parallel`` at a time.
+
+    Each kernel is a fresh process forked from one that has imported ipykernel and
+    :data:`PRELOADED` (:mod:`hairtrial.report.kernels`), so those imports are paid once, not
+    once a notebook.
 
     Parameters
     ----------
@@ -169,6 +194,9 @@ def execute_many(runs: list[dict[str, Any]], *, timeout: int = 600, parallel: in
         Seconds allowed per cell.
     parallel : int
         Kernels running at once (the cores the job may use).
+    preload : tuple of str or None
+        What the kernels' parent imports (see above); ``None``: no parent, each kernel starts
+        its own interpreter as jupyter_client does.
 
     Raises
     ------
@@ -179,11 +207,23 @@ def execute_many(runs: list[dict[str, Any]], *, timeout: int = 600, parallel: in
     """
     import asyncio
 
-    async def run_one(sem: asyncio.Semaphore, run: dict[str, Any]) -> None:
+    from jupyter_client.manager import AsyncKernelManager
+
+    prepared = [_prepared(run["source"], run["parameters"]) for run in runs]
+
+    async def run_one(sem: asyncio.Semaphore, run: dict[str, Any], nb: Any) -> None:
         async with sem:
-            nb = _prepared(run["source"], run["parameters"])
+            km = None  # nbclient's own: the kernel starts its own interpreter
+            if server is not None:
+                km = AsyncKernelManager(kernel_name="python3", kernel_id=str(uuid.uuid4()))
+                provisioner = ForkingProvisioner(
+                    kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km
+                )
+                provisioner.server = server
+                km.provisioner = provisioner
             client = NotebookClient(
                 nb,
+                km=km,
                 timeout=timeout,
                 kernel_name="python3",
                 resources={"metadata": {"path": str(run["cwd"])}},
@@ -207,7 +247,9 @@ def execute_many(runs: list[dict[str, Any]], *, timeout: int = 600, parallel: in
 
     async def run_all() -> None:
         sem = asyncio.Semaphore(max(1, int(parallel)))
-        await asyncio.gather(*(run_one(sem, r) for r in runs))
+        await asyncio.gather(*(run_one(sem, r, nb) for r, nb in zip(runs, prepared, strict=True)))
 
-    with _inline_backend():
-        asyncio.run(run_all())
+    with _inline_backend():  # before the fork server starts: the kernels' environment
+        forks = fork_server(preload) if preload is not None else contextlib.nullcontext()
+        with forks as server:
+            asyncio.run(run_all())

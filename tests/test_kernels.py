@@ -1,0 +1,172 @@
+"""Kernels forked from one parent (hairtrial.report.kernels): same notebooks, fewer imports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from hairtrial.report import kernels
+from hairtrial.report.notebooks import PRELOADED, NotebookCellError, execute_many
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="kernels are forked on POSIX")
+
+#: A notebook whose outputs depend on what a kernel imported and when: a wide table (pandas
+#: picks its column limit at import by whether it runs in a kernel), a library's warning
+#: (shown once per place in a process), a figure drawn by this package, and what the
+#: process has imported.
+PROBE = """\
+# %% tags=["parameters"]
+name = "probe"
+
+# %%
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from hairtrial.plots import show
+
+pd.DataFrame(np.arange(60).reshape(2, 30), columns=[f"column_{i}" for i in range(30)])
+
+# %%
+np.mean([])  # numpy warns "Mean of empty slice" once per place (its own file)
+print(name, "defined before:", "leftover" in globals())
+leftover = name
+
+# %%
+fig = Figure(figsize=(2, 1))
+fig.add_subplot().plot([0, 1], [1, 0])
+show(fig, dpi=50)
+
+# %%
+print("modules:", "hairtrial.report.kernels" in sys.modules, "pandas" in sys.modules)
+"""
+
+
+def _runs(tmp_path: Path, names: list[str], source: str = PROBE) -> list[dict]:
+    runs = []
+    for name in names:
+        path = tmp_path / f"{name}.py"
+        path.write_text(source)
+        runs.append(
+            {
+                "source": path,
+                "ipynb_out": tmp_path / f"{name}.ipynb",
+                "html_out": tmp_path / f"{name}.html",
+                "parameters": {"name": name},
+                "cwd": tmp_path,
+            }
+        )
+    return runs
+
+
+def _outputs(path: Path) -> list:
+    nb = nbformat.read(str(path), as_version=4)
+    return [cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"]
+
+
+def test_forked_kernels_write_the_bytes_of_kernels_started_anew(tmp_path):
+    """Each notebook's .ipynb and HTML are byte-identical whether its kernel was forked or
+    started as its own interpreter; each forked kernel starts empty (nothing of the notebook
+    before it, its warning shown again)."""
+    fresh, forked = tmp_path / "fresh", tmp_path / "forked"
+    fresh.mkdir()
+    forked.mkdir()
+    execute_many(_runs(fresh, ["a", "b"]), parallel=1, preload=None)
+    execute_many(_runs(forked, ["a", "b"]), parallel=1)
+    for name in ("a.ipynb", "a.html", "b.ipynb", "b.html"):
+        assert (fresh / name).read_bytes() == (forked / name).read_bytes(), name
+    text = (forked / "b.ipynb").read_text()
+    assert "b defined before: False" in text and "Mean of empty slice" in text
+    assert "modules: False True" in text  # the fork server's own module is not in a kernel
+
+
+def test_preloading_pandas_would_change_a_notebook(tmp_path):
+    """Why pandas (and this package) are not in PRELOADED: imported outside a kernel, pandas
+    shows a wide table differently. When this fails, pandas no longer does so and may be
+    preloaded."""
+    plain, with_pandas = tmp_path / "plain", tmp_path / "pandas"
+    plain.mkdir()
+    with_pandas.mkdir()
+    execute_many(_runs(plain, ["a"]), parallel=1)
+    execute_many(_runs(with_pandas, ["a"]), parallel=1, preload=(*PRELOADED, "pandas"))
+    assert _outputs(plain / "a.ipynb") != _outputs(with_pandas / "a.ipynb")
+
+
+def test_kernels_are_forked_from_one_parent(tmp_path):
+    source = "# %%\nimport os\nprint('parent', os.getppid())\n"
+    runs = _runs(tmp_path, ["a", "b", "c"], source)
+    execute_many(runs, parallel=2)
+    parents = {"".join(o.get("text", "") for o in _outputs(run["ipynb_out"])[0]) for run in runs}
+    assert len(parents) == 1 and f"parent {os.getpid()}" not in parents
+
+
+def test_a_failed_cell_in_a_forked_kernel_names_the_notebook(tmp_path):
+    runs = _runs(tmp_path, ["bad"], "# %%\n1 / 0\n")
+    with pytest.raises(NotebookCellError, match="bad.py: a cell failed: ZeroDivisionError"):
+        execute_many(runs, parallel=1)
+    assert not runs[0]["ipynb_out"].exists()
+
+
+def test_a_cell_over_its_time_is_stopped_and_its_kernel_ends(tmp_path):
+    pidfile = tmp_path / "pid"
+    source = f"# %%\nimport os, time\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+    runs = _runs(tmp_path, ["slow"], source + "time.sleep(120)\n")
+    with pytest.raises(Exception, match="(?i)timed? ?out"):
+        execute_many(runs, parallel=1, timeout=3)
+    pid = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not runs[0]["ipynb_out"].exists()
+
+
+def test_closing_the_server_ends_its_kernels(tmp_path):
+    connection = tmp_path / "kernel.json"  # never written: the kernel waits for nothing
+    with kernels.fork_server(()) as server:
+        pid = server.fork(["-f", str(connection)], tmp_path, dict(os.environ))
+        assert isinstance(pid, int) and server.poll(pid) is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_without_its_server_a_kernel_starts_as_usual(tmp_path, monkeypatch):
+    """The zygote gone (killed, or never started): kernels start their own interpreter and
+    the notebook is as it would be."""
+    import contextlib
+
+    from hairtrial.report import notebooks
+
+    @contextlib.contextmanager
+    def dead_server(modules):
+        with kernels.fork_server(modules) as server:
+            assert server.pid is not None
+            os.kill(server.pid, signal.SIGKILL)
+            yield server
+
+    fresh, fallback = tmp_path / "fresh", tmp_path / "fallback"
+    fresh.mkdir()
+    fallback.mkdir()
+    execute_many(_runs(fresh, ["a"]), parallel=1, preload=None)
+    monkeypatch.setattr(notebooks, "fork_server", dead_server)
+    execute_many(_runs(fallback, ["a"]), parallel=1)
+    assert (fresh / "a.ipynb").read_bytes() == (fallback / "a.ipynb").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("cmd", "expected"),
+    [
+        ([sys.executable, "-m", "ipykernel_launcher", "-f", "c.json"], True),
+        (["/no/such/python", "-m", "ipykernel_launcher", "-f", "c.json"], False),
+        ([sys.executable, "-m", "other_kernel", "-f", "c.json"], False),
+        (["R", "--slave"], False),
+    ],
+)
+def test_only_this_interpreter_s_ipykernel_is_forked(cmd, expected):
+    assert kernels.forkable(cmd) is expected
