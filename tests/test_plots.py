@@ -731,13 +731,17 @@ def test_table_text_marks_and_footnotes():
     assert [t.get_gid() for t in table.fig.texts][0] == "a"
 
 
+#: Single-line label text: Latin letters with diacritics, digits, punctuation, symbols, spaces.
+LABEL_TEXT = st.text(
+    st.characters(max_codepoint=0x17F, categories=("L", "N", "P", "S", "Zs")),
+    min_size=1,
+    max_size=30,
+)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
-    text=st.text(
-        st.characters(max_codepoint=0x17F, categories=("L", "N", "P", "S", "Zs")),
-        min_size=1,
-        max_size=30,
-    ),
+    text=LABEL_TEXT,
     size=st.sampled_from([5.0, 6.5, 7.0, 9.0]),
     weight=st.sampled_from(["normal", "bold"]),
     style=st.sampled_from(["normal", "italic"]),
@@ -754,6 +758,55 @@ def test_measured_width_is_agg_width(text, size, weight, style):
             fresh = RendererAgg(10, 10, 300.0).get_text_width_height_descent(text, prop, False)
             measured = layout_mod.Measurer(family).width(text, size, weight, style)
             assert measured == fresh[0] / 300.0, hinting
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    text=LABEL_TEXT,
+    size=st.sampled_from([5.0, 7.0, 9.0]),
+    weight=st.sampled_from(["normal", "bold"]),
+    dpi=st.sampled_from([72.0, 150.0, 300.0]),
+)
+def test_text_metrics_are_agg_metrics(text, size, weight, dpi):
+    """The process-wide text measurement gives Agg's width, height and descent, also when a
+    setting it reads changes between two measurements of the same text: hinting, and the
+    font a generic family name resolves to."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    from hairtrial.plots.metrics import text_metrics
+
+    prop = FontProperties(family="sans-serif", size=size, weight=weight)
+    settings = [
+        {"text.hinting": "no_hinting", "font.sans-serif": ["DejaVu Sans"]},
+        {"text.hinting": "force_autohint", "font.sans-serif": ["DejaVu Sans"]},
+        {"text.hinting": "no_hinting", "font.sans-serif": ["DejaVu Sans Mono"]},
+    ]
+    for rc in settings:
+        with matplotlib.rc_context(rc):
+            fresh = RendererAgg(10, 10, dpi).get_text_width_height_descent(text, prop, False)
+            assert text_metrics(text, prop, dpi) == fresh, rc
+
+
+def test_png_canvas_measures_with_the_shared_cache():
+    """The PNG canvas draws with the measuring renderer (one per size, as Agg's own), and
+    mathtext is measured by Agg's parser as before."""
+    from matplotlib.font_manager import FontProperties
+
+    from hairtrial.plots import png
+    from hairtrial.plots.metrics import MeasuredRendererAgg, text_metrics
+
+    fig = Figure(figsize=(2, 1), dpi=100)
+    canvas = png.FigureCanvas(fig)
+    renderer = canvas.get_renderer()
+    assert isinstance(renderer, MeasuredRendererAgg) and canvas.get_renderer() is renderer
+    fig.set_dpi(200)
+    assert canvas.get_renderer() is not renderer
+    prop = FontProperties(size=8)
+    plain = canvas.get_renderer().get_text_width_height_descent("x2", prop, False)
+    assert plain == text_metrics("x2", prop, 200.0)
+    math = canvas.get_renderer().get_text_width_height_descent("$x^2$", prop, True)
+    assert math != plain
 
 
 def test_layout_ticks_and_limits():

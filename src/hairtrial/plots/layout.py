@@ -18,7 +18,7 @@ from typing import Any
 import matplotlib as mpl
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.layout_engine import PlaceHolderLayoutEngine
@@ -26,6 +26,7 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import Affine2D, Transform
 
 from hairtrial.core import vocab
+from hairtrial.plots.metrics import text_metrics
 from hairtrial.plots.style import as_float, fmt, fmt_count, fmt_p, fmt_sig, sig_decimals
 
 __all__ = [
@@ -343,13 +344,7 @@ def _text_width(
     rcParams the renderer reads).
     """
     prop = FontProperties(family=family, size=size, weight=weight, style=style)
-    w, _, _ = _measuring_renderer().get_text_width_height_descent(text, prop, ismath=False)
-    return float(w) / _MEASURE_DPI
-
-
-@functools.cache
-def _measuring_renderer() -> RendererAgg:
-    return RendererAgg(10, 10, _MEASURE_DPI)
+    return float(text_metrics(text, prop, _MEASURE_DPI)[0]) / _MEASURE_DPI
 
 
 # --------------------------------------------------------------------------

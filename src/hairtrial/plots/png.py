@@ -28,6 +28,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from zlib_ng import zlib_ng
 
+from hairtrial.plots.metrics import MeasuredRendererAgg
+
 #: ``savefig(..., backend=BACKEND)`` writes a PNG with :class:`FigureCanvas`.
 BACKEND = "module://hairtrial.plots.png"
 #: zlib-ng compression level: 6 (zlib's default) takes ~0.7 CPU s more than level 2 for a
@@ -96,7 +98,20 @@ def encode_png(rgba: np.ndarray, *, dpi: float, text: Mapping[str, str] | None =
 
 
 class FigureCanvas(FigureCanvasAgg):
-    """Agg canvas whose PNG files are written by :func:`encode_png` (saving only)."""
+    """Agg canvas whose PNG files are written by :func:`encode_png` (saving only); it draws
+    with :class:`~hairtrial.plots.metrics.MeasuredRendererAgg` (text measured once a
+    process; the same pixels)."""
+
+    _renderer_key: tuple[int, int, float] | None = None
+
+    def get_renderer(self) -> MeasuredRendererAgg:
+        """A renderer of the figure's size, reused while the size stays (as Agg's own)."""
+        w, h = self.get_width_height(physical=True)
+        key = (w, h, self.figure.dpi)
+        if key != self._renderer_key:
+            self.renderer = MeasuredRendererAgg(w, h, self.figure.dpi)
+            self._renderer_key = key
+        return self.renderer
 
     def print_png(  # type: ignore[override]
         self,
