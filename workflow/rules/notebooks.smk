@@ -18,7 +18,9 @@ rule notebooks:
         results_path("benchmarks/notebooks.tsv")
     conda:
         "../../envs/hairtrial.yaml"
-    threads: 2
+    # half the cores, at least one: on 2 cores the four kernels run one after the other
+    # beside the table jobs (the figure job waits for both cores); on more, two or more at once
+    threads: max(1, workflow.cores // 2)
     params:
         rerun=OUTPUTS_KEY,  # see common.smk: the config and code it depends on
     script:
