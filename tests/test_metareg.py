@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import hairtrial.models.metareg as metareg_mod
@@ -284,19 +284,33 @@ def _meta_regression_data(draw):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(_meta_regression_data(), st.sampled_from(["ML", "REML"]))
+@example(  # Fisher scoring oscillates for most permutations (estimate_tau2 falls back)
+    (
+        np.array([-1.26542147, -0.62327446, 0.04132598, -2.32503077,
+                  -0.21879166, -1.24591095, -0.73226735, -0.54425898]),
+        np.array([2.7095988, 1.50206089, 2.11632267, 0.14645676,
+                  0.62579497, 3.35476895, 3.23771161, 3.07884863]),
+        np.column_stack([np.ones(8), [-0.13210486, 0.64042265, 0.10490012, -0.53566937,
+                                      0.36159505, 1.30400005, 0.94708096, -0.70373524]]),
+        np.random.default_rng(1),
+    ),
+    "REML",
+)  # fmt: skip
 def test_stacked_tau2_is_the_one_by_one_tau2(data, method) -> None:
-    """estimate_tau2_stack agrees with estimate_tau2 for every permuted design it decides,
-    and leaves to it the ones it does not (here: a scoring cut at one iteration)."""
+    """estimate_tau2_stack decides every permuted design whose Fisher scoring converges one
+    by one, agreeing with estimate_tau2, and leaves to it the others (scoring that does not
+    converge in maxiter iterations, for which estimate_tau2 has its fallback; here also a
+    scoring cut at one iteration)."""
     from hairtrial.models.tau2 import estimate_tau2, estimate_tau2_stack
 
     yi, vi, X, rng = data
     designs = np.array([X] + [X[rng.permutation(len(yi))] for _ in range(30)])
     tau2, ok = estimate_tau2_stack(yi, vi, designs, method)
-    assert ok.mean() > 0.9
     for t, good, XX in zip(tau2, ok, designs, strict=True):
         one = estimate_tau2(yi, vi, XX, method)
+        scored = one.converged and one.iterations <= 1000  # no fallback needed
+        assert good == scored, one.notes
         if good:
-            assert one.converged
             assert t == pytest.approx(one.tau2, rel=1e-8, abs=1e-10)
         else:
             assert math.isnan(t)
