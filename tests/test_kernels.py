@@ -159,6 +159,20 @@ def test_without_its_server_a_kernel_starts_as_usual(tmp_path, monkeypatch):
     assert (fresh / "a.ipynb").read_bytes() == (fallback / "a.ipynb").read_bytes()
 
 
+def test_a_zygote_that_does_not_answer_is_not_waited_for(tmp_path, monkeypatch):
+    (tmp_path / "slow_module.py").write_text("import time\n\ntime.sleep(60)\n")
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    monkeypatch.setattr(kernels, "REPLY_TIMEOUT", 0.5)
+    server = kernels.KernelForkServer(["slow_module"], env={**os.environ, "PYTHONPATH": path})
+    server.start()
+    try:
+        assert server.fork(["-f", str(tmp_path / "k.json")], tmp_path, dict(os.environ)) is None
+        assert not server.usable
+    finally:
+        server.close()
+    assert server.pid is None
+
+
 @pytest.mark.parametrize(
     ("cmd", "expected"),
     [

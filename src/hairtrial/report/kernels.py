@@ -48,6 +48,9 @@ KERNEL_MODULES = ("ipykernel.kernelapp",)
 #: (nor, then, in a kernel).
 ZYGOTE = Path(__file__).with_name("zygote.py")
 
+#: Seconds to wait for the zygote's answer (its imports included, a few seconds).
+REPLY_TIMEOUT = 120.0
+
 _LAUNCHER = ("-m", "ipykernel_launcher")
 """A kernel spec's ``argv[1:3]`` for the standard ipykernel kernel."""
 
@@ -108,6 +111,7 @@ class KernelForkServer:
             return self
         finally:
             theirs.close()
+        ours.settimeout(REPLY_TIMEOUT)  # a zygote that hangs: kernels start as usual
         self._conn = ours
         self._file = ours.makefile("rwb")
         self._send({"modules": self.modules})
@@ -121,8 +125,8 @@ class KernelForkServer:
             self._file.close()
             assert self._conn is not None
             self._conn.close()
-        try:
-            self._proc.wait(timeout=10)
+        try:  # it ends when it reads the end of the socket; one that failed is not waited for
+            self._proc.wait(timeout=0.1 if self._failed else 10)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
