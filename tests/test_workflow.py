@@ -330,6 +330,21 @@ def test_binary_only_config_runs(tmp_path):
     assert "mean, and an SD" not in methods and "Arm-level" not in methods
 
 
+@pytest.mark.parametrize("target", ["all", "simulation"])
+def test_the_slurm_profile_parses_the_workflow(tmp_path, target):
+    """A cluster run sets no --cores: no rule may take a share of them (Snakemake then stops
+    at parse time, as CI's Slurm run once did). --summary parses as a real run does and
+    submits nothing."""
+    for name in ("config", "data"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(tmp_path), "--profile", str(ROOT / "workflow" / "profiles" / "slurm"),
+           "--summary", target]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "update pending" in proc.stdout
+
+
 def test_neither_arms_nor_events_is_rejected(tmp_path):
     work = tmp_path / "neither"
     shutil.copytree(TEST_DIR, work, dirs_exist_ok=True)

@@ -18,9 +18,10 @@ rule notebooks:
         results_path("benchmarks/notebooks.tsv")
     conda:
         "../../envs/hairtrial.yaml"
-    # half the cores, at least one: on 2 cores the four kernels run one after the other
-    # beside the table jobs (the figure job waits for both cores); on more, two or more at once
-    threads: max(1, workflow.cores // 2)
+    # one: the kernels run one after the other beside the table jobs (on 2 cores, with two
+    # threads the job held both and ran alone); not a share of --cores, which a cluster run
+    # (the Slurm profile) does not set
+    threads: 1
     params:
         rerun=OUTPUTS_KEY,  # see common.smk: the config and code it depends on
     script:
