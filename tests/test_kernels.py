@@ -116,11 +116,13 @@ def test_a_failed_cell_in_a_forked_kernel_names_the_notebook(tmp_path):
 
 
 def test_a_cell_over_its_time_is_stopped_and_its_kernel_ends(tmp_path):
+    """A cell that sleeps past the per-cell limit is stopped and its kernel ends (the limit is
+    far above what the cell writing the process id needs, however busy the machine)."""
     pidfile = tmp_path / "pid"
-    source = f"# %%\nimport os, time\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
-    runs = _runs(tmp_path, ["slow"], source + "time.sleep(120)\n")
+    source = f"# %%\nimport os\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+    runs = _runs(tmp_path, ["slow"], source + "\n# %%\nimport time\ntime.sleep(300)\n")
     with pytest.raises(Exception, match="(?i)timed? ?out"):
-        execute_many(runs, parallel=1, timeout=3)
+        execute_many(runs, parallel=1, timeout=5)
     pid = int(pidfile.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
