@@ -138,6 +138,24 @@ def test_closing_the_server_ends_its_kernels(tmp_path):
         os.kill(pid, 0)
 
 
+def test_a_kernel_whose_parent_died_ends_and_is_seen_to_end(tmp_path):
+    """Its parent killed, a kernel exits (ipykernel watches its parent) and polling it keeps
+    working without the parent (the bound only guards against a hang)."""
+    import time
+
+    with kernels.fork_server(()) as server:
+        pid = server.fork(["-f", str(tmp_path / "kernel.json")], tmp_path, dict(os.environ))
+        assert isinstance(pid, int) and server.poll(pid) is None
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while (code := server.poll(pid)) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert code is not None and not server.usable
+        with pytest.raises(ProcessLookupError):  # said to have ended only once it has
+            os.kill(pid, 0)
+
+
 def test_without_its_server_a_kernel_starts_as_usual(tmp_path, monkeypatch):
     """The zygote gone (killed, or never started): kernels start their own interpreter and
     the notebook is as it would be."""

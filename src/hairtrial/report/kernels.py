@@ -114,7 +114,11 @@ class KernelForkServer:
         ours.settimeout(REPLY_TIMEOUT)  # a zygote that hangs: kernels start as usual
         self._conn = ours
         self._file = ours.makefile("rwb")
-        self._send({"modules": self.modules})
+        try:
+            self._send({"modules": self.modules})
+        except OSError as err:  # it ended at once: kernels start as usual
+            log.info("kernels: fork server failed (%s); starting kernels as usual", err)
+            self._failed = True
         return self
 
     def close(self) -> None:
@@ -151,11 +155,17 @@ class KernelForkServer:
         return answer
 
     def _request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send a request and read its answer; after any failure the zygote is not asked
+        again (a late answer would be taken for the next request's)."""
         with self._lock:
-            if not self._ready:
-                self._ready = self._receive().get("ready") is True
-            self._send(message)
-            return self._receive()
+            try:
+                if not self._ready:
+                    self._ready = self._receive().get("ready") is True
+                self._send(message)
+                return self._receive()
+            except (OSError, ValueError):
+                self._failed = True
+                raise
 
     @property
     def pid(self) -> int | None:
@@ -188,15 +198,24 @@ class KernelForkServer:
         """A forked kernel's exit code, or ``None`` while it runs."""
         if pid in self._exited:
             return self._exited[pid]
+        if self.usable:
+            try:
+                code = self._request({"poll": pid}).get("exited")
+            except (OSError, ValueError):
+                pass
+            else:
+                if code is not None:
+                    self._exited[pid] = int(code)
+                return self._exited.get(pid)
+        # no zygote to ask (gone, or closed and its kernels killed): running while it exists
         try:
-            answer = self._request({"poll": pid})
-        except (OSError, ValueError):
-            answer = {"exited": -signal.SIGKILL}  # the zygote is gone and took its kernels
-        code = answer.get("exited")
-        if code is None:
-            return None
-        self._exited[pid] = int(code)
-        return self._exited[pid]
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            self._exited[pid] = -signal.SIGKILL
+            return self._exited[pid]
+        except PermissionError:
+            pass
+        return None
 
 
 class ForkedKernel:
