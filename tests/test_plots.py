@@ -809,6 +809,87 @@ def test_png_canvas_measures_with_the_shared_cache():
     assert math != plain
 
 
+def _text_figure(texts: list[str], angles: list[float], sizes: list[float]) -> Figure:
+    """A figure of labels at several sizes and rotations, one in a fallback-prone family."""
+    fig = Figure(figsize=(3, 2), dpi=100)
+    ax = fig.add_subplot()
+    ax.set_title(texts[0])
+    for i, (text, angle, size) in enumerate(zip(texts, angles, sizes, strict=True)):
+        ax.text(0.1 + 0.05 * i, 0.1 + 0.15 * i, text, rotation=angle, fontsize=size,
+                fontweight="bold" if i % 2 else "normal")  # fmt: skip
+    return fig
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    # labels as the plots write them: a literal dollar escaped (two would start mathtext)
+    texts=st.lists(LABEL_TEXT.map(lambda t: t.replace("$", r"\$")), min_size=1, max_size=4),
+    angles=st.lists(st.sampled_from([0.0, 90.0, 33.0, -12.5]), min_size=4, max_size=4),
+    sizes=st.lists(st.sampled_from([5.0, 7.0, 9.5]), min_size=4, max_size=4),
+    family=st.sampled_from(["DejaVu Sans", "DejaVu Sans Mono"]),
+)
+def test_png_and_svg_canvases_write_matplotlibs_bytes(texts, angles, sizes, family):
+    """The canvases that keep text layouts for the process draw what matplotlib's own
+    canvases draw (PNG pixels, SVG bytes), figure after figure: labels repeated across
+    figures (cache hits), rotated text drawn by Agg before the SVG is written (Agg leaves a
+    transform on the shared font objects), and a changed font family between figures."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+
+    from hairtrial.plots import png, svg
+
+    texts = (texts * 4)[:4]
+    rc = {"font.family": "sans-serif", "font.sans-serif": [family], "svg.hashsalt": "t",
+          "svg.fonttype": "path"}  # fmt: skip
+    with matplotlib.rc_context(rc):
+        for dpi in (100.0, 150.0):  # the second figure repeats every label of the first
+            fig = _text_figure(texts, angles, sizes)
+            fig.set_dpi(dpi)
+            ours, theirs = png.FigureCanvas(fig), FigureCanvasAgg(fig)
+            FigureCanvasAgg.draw(ours)
+            ours_rgba = np.asarray(ours.buffer_rgba()).copy()
+            theirs.draw()
+            assert np.array_equal(ours_rgba, np.asarray(theirs.buffer_rgba()))
+            written = []
+            for canvas in (svg.FigureCanvas(fig), FigureCanvasSVG(fig)):
+                out = io.StringIO()
+                canvas.print_svg(out, metadata={"Date": None})
+                written.append(out.getvalue())
+            assert written[0] == written[1]
+
+
+@settings(max_examples=30, deadline=None)
+@given(text=LABEL_TEXT, size=st.sampled_from([5.0, 7.0, 9.0]))
+def test_svg_text_metrics_and_glyphs_are_matplotlibs(text, size):
+    """The process-wide SVG measurement and glyph layout give TextToPath's, also when a
+    setting they read changes between two calls with the same text (the font a generic
+    family resolves to); the shared outlines cannot be changed in place."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    from hairtrial.plots.metrics import MeasuredTextToPath
+
+    prop = FontProperties(family="sans-serif", size=size)
+    for family in ("DejaVu Sans", "DejaVu Sans Mono", "DejaVu Sans"):
+        with matplotlib.rc_context({"font.sans-serif": [family]}):
+            fresh, ours = TextToPath(), MeasuredTextToPath()
+            for string, ismath in ((text, False), (r"$\tau^2_{i}$", True)):  # mathtext too
+                expected = fresh.get_text_width_height_descent(string, prop, ismath)
+                assert ours.get_text_width_height_descent(string, prop, ismath) == expected
+            seen = {"absent": (np.zeros((1, 2)), np.zeros(1))}
+            want = fresh.get_glyphs_with_font(fresh._get_font(prop), text, glyph_map=dict(seen),
+                                              return_new_glyphs_only=True)  # fmt: skip
+            got = ours.get_glyphs_with_font(ours._get_font(prop), text, glyph_map=dict(seen),
+                                            return_new_glyphs_only=True)  # fmt: skip
+            assert got[0] == want[0] and got[2] == want[2] == []
+            assert list(got[1]) == list(want[1])
+            for key, (verts, codes) in got[1].items():
+                assert np.array_equal(verts, want[1][key][0])
+                assert np.array_equal(codes, want[1][key][1])
+                with pytest.raises(ValueError):
+                    verts[...] = 0
+
+
 def test_layout_ticks_and_limits():
     m = layout_mod.Measurer(layout_mod.family())
     wide = layout_mod.fit_ticks(-12.0, 95.0, 3.0, m, 7.0)

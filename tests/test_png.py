@@ -130,3 +130,22 @@ def test_saved_figure_has_the_pixels_and_metadata_of_matplotlibs_png(tmp_path, l
     assert ours[1].get("Description") == label
     assert "Software" not in ours[1]
     assert len(path.read_bytes()) < len(reference.getvalue())  # no filters: smaller here
+
+
+@pytest.mark.parametrize("label", [None, "SYNTHETIC DATA"])
+def test_saved_svg_is_matplotlibs_svg(tmp_path, label):
+    """save_figure's SVG (hairtrial.plots.svg: text laid out once a process) against the same
+    figure saved by matplotlib's SVG canvas, twice (the second from the caches)."""
+    from hairtrial.plots import svg
+
+    fig = style.watermark(house_figure(), label)
+    for _ in range(2):
+        (path,) = style.save_figure(fig, tmp_path / "figure", formats=["svg"])
+        reference = io.StringIO()
+        metadata = {"Date": None, **({"Description": label} if label else {})}
+        with style.use_style():
+            fig.savefig(reference, format="svg", metadata=metadata)
+        assert path.read_text(encoding="utf-8") == reference.getvalue()
+        assert "<path" in reference.getvalue() and "Hair density" in reference.getvalue()
+    with pytest.raises(TypeError, match="unexpected"):
+        svg.FigureCanvas(fig).print_svg(io.StringIO(), quality=3)

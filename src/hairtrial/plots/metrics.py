@@ -11,16 +11,31 @@ matplotlib's ``findfont`` cache keys them) or that Agg reads when it loads and l
 font. :class:`MeasuredRendererAgg` is Agg's renderer with that measurement; the PNG canvas
 (:mod:`hairtrial.plots.png`) draws with it.
 
+Drawing repeats the shaping: Agg lays a string out again to draw it (the same glyphs and
+positions at a given font size and resolution), and the SVG writer, which draws text as
+glyph outlines, measures and lays out every string again at its own fixed scale and loads
+each glyph's outline. :func:`agg_layout`, :func:`svg_text_metrics` and
+:func:`glyph_outlines` keep those for the process too (same keys), and
+:class:`MeasuredRendererAgg` and :class:`MeasuredTextToPath` (the text-to-path converter of
+the SVG canvas, :mod:`hairtrial.plots.svg`) use them: the same pixels and the same SVG
+bytes, with each distinct string shaped once per font, size and resolution a process. Why by
+hand: matplotlib keeps none of these beyond one renderer, and no library adds such a cache.
+
 Only matplotlib here (the plots modules and the PNG backend import it).
 """
 
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
+from typing import Any
 
 import matplotlib as mpl
-from matplotlib.backends.backend_agg import RendererAgg
+import numpy as np
+from matplotlib.backends.backend_agg import RendererAgg, get_hinting_flag
 from matplotlib.font_manager import FontProperties
+from matplotlib.ft2font import FT2Font, LoadFlags
+from matplotlib.textpath import TextToPath
 from matplotlib.typing import RcKeyType
 
 #: rcParams that a measurement depends on besides the font properties and resolution.
@@ -31,15 +46,19 @@ MEASURE_RCPARAMS: tuple[RcKeyType, ...] = (
 )  # fmt: skip
 
 
+def _settings() -> tuple[object, ...]:
+    """The values of MEASURE_RCPARAMS (hashable): part of every key of this module."""
+    values = (mpl.rcParams[name] for name in MEASURE_RCPARAMS)
+    return tuple(tuple(v) if isinstance(v, list) else v for v in values)
+
+
 def text_metrics(text: str, prop: FontProperties, dpi: float) -> tuple[float, float, float]:
     """Width, height and descent in pixels of single-line text (no mathtext) drawn by Agg.
 
     The result of ``RendererAgg(..., dpi).get_text_width_height_descent(text, prop,
     ismath=False)``, measured once a process.
     """
-    values = (mpl.rcParams[name] for name in MEASURE_RCPARAMS)
-    settings = tuple(tuple(v) if isinstance(v, list) else v for v in values)
-    return _text_metrics(text, prop.copy(), float(dpi), settings)
+    return _text_metrics(text, prop.copy(), float(dpi), _settings())
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -56,10 +75,143 @@ def _renderer(dpi: float) -> RendererAgg:
     return RendererAgg(10, 10, dpi)
 
 
+def agg_layout(
+    font: FT2Font,
+    text: str,
+    size: float,
+    dpi: float,
+    features: Any = None,
+    language: Any = None,
+) -> tuple[tuple[FT2Font, int, float, float], ...]:
+    """Agg's layout of single-line text: (font, glyph index, x, y) of each glyph.
+
+    What ``RendererAgg.draw_text`` takes from ``font._layout`` (with Agg's hinting flag) for
+    a font set to ``size`` points at ``dpi`` (as Agg's ``_prepare_font`` leaves it); the
+    font of a glyph is ``font`` or one of its fallbacks. Laid out once a process.
+    """
+    flags = get_hinting_flag()
+    return _agg_layout(font, text, float(size), float(dpi), flags, features, language, _settings())
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _agg_layout(
+    font: FT2Font,
+    text: str,
+    size: float,
+    dpi: float,
+    flags: LoadFlags,
+    features: Any,
+    language: Any,
+    settings: tuple[object, ...],
+) -> tuple[tuple[FT2Font, int, float, float], ...]:
+    font.set_size(size, dpi)  # as the caller's _prepare_font set it (size is in the key)
+    items = font._layout(text, flags=flags, features=features, language=language)
+    return tuple((item.ft_object, item.glyph_index, item.x, item.y) for item in items)
+
+
 class MeasuredRendererAgg(RendererAgg):
-    """Agg's renderer, measuring text through :func:`text_metrics` (mathtext as before)."""
+    """Agg's renderer, measuring text through :func:`text_metrics` and drawing it with the
+    glyphs of :func:`agg_layout` (mathtext as before)."""
 
     def get_text_width_height_descent(self, s, prop, ismath):  # type: ignore[no-untyped-def]
         if ismath is False:
             return text_metrics(s, prop, self.dpi)
         return super().get_text_width_height_descent(s, prop, ismath)
+
+    def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):  # type: ignore[no-untyped-def]
+        """``RendererAgg.draw_text`` (matplotlib 3.11), with the layout kept a process."""
+        if ismath:
+            return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+        font = self._prepare_font(prop)
+        features = mtext.get_fontfeatures() if mtext is not None else None
+        language = mtext.get_language() if mtext is not None else None
+        size = prop.get_size_in_points()
+        glyphs = agg_layout(font, s, size, self.dpi, features, language)
+        self._draw_text_glyphs_and_boxes(
+            gc, x, y, angle, ((ft, size, index, 0, 1, gx, gy) for ft, index, gx, gy in glyphs), []
+        )
+
+
+def svg_text_metrics(text: str, prop: FontProperties) -> tuple[float, float, float]:
+    """Width, height and descent in points of single-line text (no mathtext) in an SVG file.
+
+    The result of ``TextToPath().get_text_width_height_descent(text, prop, ismath=False)``
+    (how the SVG writer measures text it draws as outlines), measured once a process.
+    """
+    return _svg_text_metrics(text, prop.copy(), _settings())
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _svg_text_metrics(
+    text: str, prop: FontProperties, settings: tuple[object, ...]
+) -> tuple[float, float, float]:
+    w, h, d = TextToPath.get_text_width_height_descent(_TEXT2PATH, text, prop, False)
+    return w, h, d
+
+
+_TEXT2PATH = TextToPath()  # matplotlib's own converter: what the caches above measure with
+
+#: One glyph of :func:`glyph_outlines`: its id in the SVG file, position, and outline
+#: (vertices and path codes at TextToPath's scale; read-only arrays).
+GlyphOutline = tuple[str, float, float, tuple[np.ndarray, np.ndarray]]
+
+
+def glyph_outlines(
+    font: FT2Font,
+    text: str,
+    features: Any = None,
+    language: Any = None,
+) -> tuple[GlyphOutline, ...]:
+    """The glyphs of ``TextToPath.get_glyphs_with_font(font, text)`` with their outlines.
+
+    For a font at TextToPath's scale (``FONT_SCALE`` points at ``DPI``, as its ``_get_font``
+    leaves every font it gives; the SVG writer's only kind). Laid out once a process; the
+    outline arrays are shared, so they are made read-only.
+    """
+    return _glyph_outlines(font, text, features, language, _settings())
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _glyph_outlines(
+    font: FT2Font,
+    text: str,
+    features: Any,
+    language: Any,
+    settings: tuple[object, ...],
+) -> tuple[GlyphOutline, ...]:
+    font.set_size(TextToPath.FONT_SCALE, TextToPath.DPI)  # as _get_font leaves it
+    info, outlines, _ = TextToPath.get_glyphs_with_font(
+        _TEXT2PATH, font, text, features=features, language=language
+    )
+    glyphs = []
+    for glyph_id, x, y, _scale in info:
+        verts, codes = outlines[glyph_id]
+        for array in (verts, codes):
+            array.setflags(write=False)
+        glyphs.append((glyph_id, x, y, (verts, codes)))
+    return tuple(glyphs)
+
+
+class MeasuredTextToPath(TextToPath):
+    """matplotlib's text-to-path converter, measuring through :func:`svg_text_metrics` and
+    laying out through :func:`glyph_outlines` (mathtext and TeX as before)."""
+
+    def get_text_width_height_descent(self, s, prop, ismath):  # type: ignore[no-untyped-def]
+        if ismath is False:
+            return svg_text_metrics(s, prop)
+        return super().get_text_width_height_descent(s, prop, ismath)
+
+    def get_glyphs_with_font(  # type: ignore[no-untyped-def]
+        self, font, s, glyph_map=None, return_new_glyphs_only=False, *, features=None,
+        language=None,
+    ):  # fmt: skip
+        """``TextToPath.get_glyphs_with_font`` (matplotlib 3.11), laid out once a process."""
+        glyphs = glyph_outlines(font, s, features, language)
+        if glyph_map is None:
+            glyph_map = OrderedDict()
+        new = OrderedDict() if return_new_glyphs_only else glyph_map
+        for glyph_id, _x, _y, outline in glyphs:
+            if glyph_id not in glyph_map:
+                new[glyph_id] = outline
+        info = [(glyph_id, x, y, 1.0) for glyph_id, x, y, _ in glyphs]
+        return info, new, []

@@ -37,7 +37,7 @@ BACKEND = "module://hairtrial.plots.png"
 LEVEL = 6
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: Keywords matplotlib's print_figure passes to a third-party print method after applying them.
-_APPLIED_BY_PRINT_FIGURE = {"dpi", "facecolor", "edgecolor", "orientation", "bbox_inches_restore"}
+APPLIED_BY_PRINT_FIGURE = {"dpi", "facecolor", "edgecolor", "orientation", "bbox_inches_restore"}
 
 
 def _chunk(tag: bytes, data: bytes) -> bytes:
@@ -127,7 +127,7 @@ class FigureCanvas(FigureCanvasAgg):
         applied to the figure (dpi, colours, orientation; Agg's own print_png never sees
         them).
         """
-        unknown = set(applied) - _APPLIED_BY_PRINT_FIGURE
+        unknown = set(applied) - APPLIED_BY_PRINT_FIGURE
         if unknown:
             raise TypeError(f"print_png: unexpected arguments {sorted(unknown)}")
         if pil_kwargs is not None:

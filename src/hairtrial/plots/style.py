@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
-from hairtrial.plots import png
+from hairtrial.plots import png, svg
 
 # --------------------------------------------------------------------------
 # House style
@@ -94,6 +94,8 @@ _WATERMARK_ANGLES = (15.0, 40.0)
 #: Largest size of its letters (points).
 WATERMARK_MAX_SIZE = 72.0
 #: Where :func:`save_figure` writes the watermark's text in each format's metadata.
+#: The canvases of hairtrial.plots that write a format (the same bytes as matplotlib's).
+_BACKENDS = {"png": png.BACKEND, "svg": svg.BACKEND}
 _WATERMARK_METADATA = {"png": "Description", "svg": "Description", "pdf": "Subject"}
 
 
@@ -272,12 +274,13 @@ def save_figure(
                 fonts = _lean_pdf_fonts() if fmt == "pdf" else contextlib.nullcontext()
                 with os.fdopen(fd, "wb") as handle, fonts:
                     # PNG: Agg's pixels through hairtrial.plots.png (no row filters); SVG:
-                    # written as text and encoded once (to a binary file matplotlib encodes
-                    # each of its ~5,000 writes a figure); the same bytes
+                    # through hairtrial.plots.svg (text laid out once a process), written as
+                    # text and encoded once (to a binary file matplotlib encodes each of its
+                    # ~5,000 writes a figure); the same bytes
                     target_io = io.StringIO() if fmt == "svg" else handle
                     fig.savefig(
                         target_io, format=fmt, dpi=dpi, metadata=_metadata(fig, fmt),
-                        **({"backend": png.BACKEND} if fmt == "png" else {}),
+                        **({"backend": _BACKENDS[fmt]} if fmt in _BACKENDS else {}),
                     )  # fmt: skip
                     if isinstance(target_io, io.StringIO):
                         handle.write(target_io.getvalue().encode("utf-8"))
