@@ -345,6 +345,27 @@ def test_the_slurm_profile_parses_the_workflow(tmp_path, target):
     assert "update pending" in proc.stdout
 
 
+def test_a_broken_simulation_plan_stops_only_the_simulation(tmp_path):
+    """The simulation plan is read when the workflow is parsed: a plan that breaks a rule
+    leaves every other target as it was (it once stopped them all at parse time), and the
+    simulation's target names the file and each rule broken, once (dry runs)."""
+    for name in ("config", "data"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("scenarios:\n  a: {k: -3}\n", encoding="utf-8")
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(tmp_path), "--config", f"simulation_study={plan}", "-n"]  # fmt: skip
+    main = subprocess.run([*cmd, "all"], capture_output=True, text=True, cwd=tmp_path)
+    assert main.returncode == 0, main.stderr[-3000:]
+    sim = subprocess.run([*cmd, "simulation"], capture_output=True, text=True, cwd=tmp_path)
+    out = sim.stdout + sim.stderr
+    assert sim.returncode != 0
+    assert f"Simulation plan rejected; nothing was run or written.\n    {plan}:" in out
+    assert out.count("config key 'seed': missing (required)") == 1
+    assert "config key 'scenarios.a.k': -3 is less than the minimum of 2" in out
+    assert "Traceback (most recent call last)" not in out
+
+
 def test_neither_arms_nor_events_is_rejected(tmp_path):
     work = tmp_path / "neither"
     shutil.copytree(TEST_DIR, work, dirs_exist_ok=True)

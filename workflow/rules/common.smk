@@ -12,6 +12,12 @@ from hairtrial.analyses.fingerprint import (
     rerun_key,
     run_fingerprint,
 )
+from hairtrial.analyses.simulation_plan import (  # light: no models
+    PlanError,
+    jobs,
+    load_study,
+    plan_error_message,
+)
 from hairtrial.core.yamlio import load_yaml
 
 # The config of this analysis: the --configfile files (or config/config.yaml) merged onto
@@ -229,3 +235,27 @@ def ipd_figure_data():
     return (
         {name: results_path(f"derived/{name}.csv") for name in IPD_DATA} if IPD else {}
     )
+
+
+# The simulation study's plan (workflow/rules/simulation.smk): config["simulation_study"].
+# a relative plan path is looked up in the working directory, then beside the Snakefile
+SIM_PLAN_FILE = config.get("simulation_study", "config/simulation_study.yaml")
+if not Path(SIM_PLAN_FILE).exists() and Path(workflow.basedir, SIM_PLAN_FILE).exists():
+    SIM_PLAN_FILE = str(Path(workflow.basedir, SIM_PLAN_FILE))
+# without a plan the other targets still run; `simulation` then names the missing file. A
+# plan that cannot be read or breaks a rule stops only the simulation's targets (the other
+# targets do not read it), with the file and what is wrong with it.
+SIM_PLAN_ERROR = None
+try:
+    SIM_JOBS = jobs(load_study(SIM_PLAN_FILE)) if Path(SIM_PLAN_FILE).exists() else []
+except PlanError as err:
+    SIM_JOBS = []
+    SIM_PLAN_ERROR = plan_error_message(SIM_PLAN_FILE, err)
+SIM = "results/simulation"
+
+
+def simulation_sums(wildcards):
+    """Every job's sums (the plan's jobs); a rejected plan stops the simulation here."""
+    if SIM_PLAN_ERROR:
+        raise WorkflowError(SIM_PLAN_ERROR)
+    return [f"{SIM}/chunks/{s}/{c}.csv" for s, c in SIM_JOBS]

@@ -1,16 +1,6 @@
 # The simulation study (issue 13): `make simulate` (target `simulation`); not part of `all`.
 # One job per scenario and chunk of replicates; the plan is config["simulation_study"].
-from pathlib import Path
-
-from hairtrial.analyses.simulation_plan import jobs, load_study  # light: no models
-
-# a relative plan path is looked up in the working directory, then beside the Snakefile
-SIM_PLAN_FILE = config.get("simulation_study", "config/simulation_study.yaml")
-if not Path(SIM_PLAN_FILE).exists() and Path(workflow.basedir, SIM_PLAN_FILE).exists():
-    SIM_PLAN_FILE = str(Path(workflow.basedir, SIM_PLAN_FILE))
-# without a plan the other targets still run; `simulation` then names the missing file
-SIM_JOBS = jobs(load_study(SIM_PLAN_FILE)) if Path(SIM_PLAN_FILE).exists() else []
-SIM = "results/simulation"
+# The plan and its jobs: common.smk (SIM_PLAN_FILE, SIM_JOBS, simulation_sums).
 
 
 # aggregation and report only read small files: on a cluster they run where Snakemake runs
@@ -53,7 +43,7 @@ rule simulation_performance:
     """Performance measures with Monte Carlo SEs, from every job's sums."""
     input:
         plan=SIM_PLAN_FILE,
-        sums=[f"{SIM}/chunks/{s}/{c}.csv" for s, c in SIM_JOBS],
+        sums=simulation_sums,
     output:
         table=f"{SIM}/performance.csv",
     log:

@@ -145,7 +145,7 @@ def validate_schema(config: dict, schema_path: str | Path) -> dict:
                 options = "; or ".join(_describe(sub) for sub in e.validator_value)
                 message = f"{e.instance!r} is not allowed: give {options}"
             lines.append(f"config key '{key}': {message}")
-        raise ConfigError("\n".join(lines))
+        raise ConfigError("\n".join(dict.fromkeys(lines)))  # a rule broken twice: once
     _fill_defaults(config, schema)
     return config
 

@@ -16,11 +16,28 @@ from typing import Any
 
 import yaml
 
-from hairtrial.analyses.config import RESOURCES, validate_schema
+from hairtrial.analyses.config import RESOURCES, ConfigError, validate_schema
 
 __all__ = ["SCHEMA_PATH", "chunk_size", "jobs", "load_study", "scenarios"]
 
 SCHEMA_PATH = RESOURCES / "simulation_study.schema.yaml"
+
+
+#: What :func:`load_study` raises for a plan it cannot use: a file that cannot be read, YAML
+#: that cannot be parsed, a plan that breaks a rule of its schema.
+PlanError = (OSError, UnicodeDecodeError, yaml.YAMLError, ConfigError)
+
+
+def plan_error_message(path: str | Path, err: BaseException) -> str:
+    """A rejected plan in words for the user: the file and what is wrong with it.
+
+    Examples
+    --------
+    >>> print(plan_error_message("plan.yaml", ConfigError("config key 'seed': missing")))
+    Simulation plan rejected; nothing was run or written.
+    plan.yaml: config key 'seed': missing
+    """
+    return f"Simulation plan rejected; nothing was run or written.\n{path}: {err}"
 
 
 def load_study(path: str | Path) -> dict[str, Any]:
