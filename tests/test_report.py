@@ -494,3 +494,23 @@ def test_real_results(tmp_path: Path) -> None:
     row = document.primary_model(meta, config)
     summary = _plain(_section(text, "summary"))
     assert format_value("estimate", row["estimate"]) in summary
+
+
+def test_table_rows_are_escaped_cells_with_their_column_classes() -> None:
+    """A table's rows as the report sets them: each cell escaped, a true minus in numeric
+    columns, a break allowed after each ';' of a code list, the column's class on each cell
+    (none for a column of middling text; written out here by hand)."""
+    head = [
+        {"name": "study", "label": "Study", "numeric": False},
+        {"name": "yi", "label": "Estimate", "numeric": True},
+        {"name": "flags", "label": "Flags", "numeric": False},
+        {"name": "notes", "label": "Notes", "numeric": False},
+    ]
+    rows = [["A<B", "-1.5", "sd_imputed;sd_from_ci", "x" * 31], ["C & D", "2", "", "-2"]]
+    table = document._table(head, rows, notes=["", "a;b"])
+    assert [str(r["cells"]) for r in table["rows"]] == [
+        '<td class="short">A&lt;B</td><td class="num">−1.5</td>'
+        '<td>sd_imputed;<wbr>sd_from_ci</td><td class="text">' + "x" * 31 + "</td>",
+        '<td class="short">C &amp; D</td><td class="num">2</td><td></td><td class="text">-2</td>',
+    ]
+    assert [str(r["note"]) for r in table["rows"]] == ["", "a;<wbr> b"]

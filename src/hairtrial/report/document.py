@@ -444,6 +444,8 @@ def _list_and(items: list[str]) -> str:
 
 def _safe_cell(text: str) -> Markup:
     """Escape a cell and allow line breaks after ``;`` in long code lists."""
+    if ";" not in text:  # most cells (a report has ~80,000): the same, without the split
+        return Markup(html.escape(text))
     return Markup(";<wbr>".join(html.escape(part) for part in text.split(";")))
 
 
@@ -1267,7 +1269,8 @@ def _table(
     notes: list[str] | None = None,
     groups: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Table for the template: header cells, rows of escaped cells, notes and group rows.
+    """Table for the template: header cells, rows (their escaped cells as markup), notes and
+    group rows.
 
     ``notes[i]`` is set in a line under row ``i``; ``groups[i]``, when not empty, is a
     heading row set above row ``i``. Negative numbers get a true minus sign.
@@ -1281,13 +1284,17 @@ def _table(
         else:
             h["class"] = "text" if n > LONG_TEXT else ("short" if n <= SHORT_TEXT else "")
     numeric = [h["numeric"] for h in head]
+    # each row's cells as one piece of markup (the template sets it in its <tr>): a report has
+    # ~80,000 cells, and a template loop over them took a third of the report job
+    opening = [f'<td class="{h["class"]}">' if h["class"] else "<td>" for h in head]
     out = []
     for row, note, group in zip(rows, notes, groups, strict=True):
-        cells = [
-            _safe_cell(_minus(c) if is_num else c) for c, is_num in zip(row, numeric, strict=True)
-        ]
+        cells = "".join(
+            f"{td}{_safe_cell(_minus(c) if is_num else c)}</td>"
+            for c, is_num, td in zip(row, numeric, opening, strict=True)
+        )
         note = re.sub(r";(?=\S)", "; ", note)
-        out.append({"cells": cells, "note": _safe_cell(note), "group": group})
+        out.append({"cells": Markup(cells), "note": _safe_cell(note), "group": group})
     return {
         "head": head,
         "rows": out,
