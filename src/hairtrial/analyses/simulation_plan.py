@@ -18,7 +18,10 @@ import yaml
 
 from hairtrial.analyses.config import RESOURCES, ConfigError, validate_schema
 
-__all__ = ["SCHEMA_PATH", "chunk_size", "jobs", "load_study", "scenarios"]
+__all__ = [
+    "SCHEMA_PATH", "PlanError", "chunk_size", "jobs", "load_study", "plan_error_message",
+    "scenarios",
+]  # fmt: skip
 
 SCHEMA_PATH = RESOURCES / "simulation_study.schema.yaml"
 

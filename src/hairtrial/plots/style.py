@@ -93,9 +93,9 @@ _WATERMARK_SPAN = 0.8
 _WATERMARK_ANGLES = (15.0, 40.0)
 #: Largest size of its letters (points).
 WATERMARK_MAX_SIZE = 72.0
-#: Where :func:`save_figure` writes the watermark's text in each format's metadata.
 #: The canvases of hairtrial.plots that write a format (the same bytes as matplotlib's).
 _BACKENDS = {"png": png.BACKEND, "svg": svg.BACKEND}
+#: Where :func:`save_figure` writes the watermark's text in each format's metadata.
 _WATERMARK_METADATA = {"png": "Description", "svg": "Description", "pdf": "Subject"}
 
 
