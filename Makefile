@@ -73,11 +73,13 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -s
 
-# Faults during a run (tests/test_reliability.py): a crash inside a job, SIGINT and SIGTERM
-# mid-run, a concurrent run, a read-only results folder, a full disk (tmpfs; root only) each
-# leave the last good results byte-identical. A few minutes; .ci/run runs it after make test.
+# What a whole run guarantees (marker `reliability`): faults during a run
+# (tests/test_reliability.py: a crash inside a job, SIGINT and SIGTERM mid-run, a concurrent
+# run, a read-only results folder, a full disk - tmpfs, root only) each leave the last good
+# results byte-identical, and a second cold run of the whole workflow writes the same bytes
+# as the first (tests/test_workflow.py). A few minutes; .ci/run runs it after make test.
 test-reliability: $(STAMP)
-	$(BIN)/python -m pytest -m reliability tests/test_reliability.py
+	$(BIN)/python -m pytest -m reliability tests/test_reliability.py tests/test_workflow.py
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e and not slow and not slurm"

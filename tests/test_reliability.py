@@ -12,7 +12,7 @@ jobs' ``PYTHONPATH`` makes the analysis job raise, or wait until it is signalled
 job writes, never by a sleep; the only time limits are generous safety nets.
 
 Marker ``reliability``: deselected from plain ``make test``; ``make test-reliability``
-runs it (and ``.ci/run``).
+runs it (and ``.ci/run``), with the second cold run of tests/test_workflow.py.
 """
 
 from __future__ import annotations

@@ -23,11 +23,8 @@ RESULTS = Path("results") / CONFIG["name"]  # one results folder per analysis
 MODEL_RULES = {"analysis", "arm_model", "binary"}
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
+def snakemake_options(workdir: Path, *args: str) -> list[str]:
+    return [
         "--snakefile",
         str(ROOT / "Snakefile"),
         "--directory",
@@ -38,6 +35,10 @@ def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
         "2",
         *args,
     ]
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", *snakemake_options(workdir, *args)]
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
@@ -242,7 +243,38 @@ def test_report_shows_only_what_this_run_made(run_dir):
             path.unlink(missing_ok=True)
 
 
+# Snakemake's main, then (before the interpreter waits for its threads) the scheduler's timers
+# that have not fired: a pending one would keep the process alive after the run has ended.
+PENDING_TIMERS = """
+import sys, threading
+from snakemake.cli import main
+try:
+    main(sys.argv[1:])
+finally:
+    pending = [t for t in threading.enumerate()
+               if isinstance(t, threading.Timer) and not t.finished.is_set()]
+    print(f"pending timers: {len(pending)}", file=sys.stderr)
+"""
+
+
+def test_a_run_ends_when_its_jobs_are_done(run_dir):
+    """No timer of Snakemake's job rate limiter (up to a second each) is left for the process
+    to wait for after the workflow has ended (workflow/rules/common.smk). The last job, `all`,
+    ends at once: without the hook the timer started when it was launched is pending."""
+    options = snakemake_options(run_dir, "--forcerun", "html_report")
+    proc = subprocess.run(
+        [sys.executable, "-c", PENDING_TIMERS, *options], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert job_counts(proc.stdout + proc.stderr) == {"html_report": 1, "all": 1}
+    assert "pending timers: 0" in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.reliability  # a second cold run of the whole workflow: make test-reliability
 def test_second_run_is_byte_identical(run_dir):
+    """Same inputs, same bytes: the whole workflow run again from nothing (results and
+    Snakemake's metadata deleted, every figure redrawn) writes every table, figure, notebook
+    and report byte for byte as the first run did."""
     first = digests(run_dir / RESULTS)
     shutil.rmtree(run_dir / RESULTS)
     shutil.rmtree(run_dir / ".snakemake")  # the figures kept from the first run too: redrawn

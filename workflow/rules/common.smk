@@ -2,6 +2,7 @@
 # results folder (results_path), input validation at parse time (so a malformed input stops
 # the run before any output is touched), and the lists of files the jobs write.
 import os
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -259,3 +260,25 @@ def simulation_sums(wildcards):
     if SIM_PLAN_ERROR:
         raise WorkflowError(SIM_PLAN_ERROR)
     return [f"{SIM}/chunks/{s}/{c}.csv" for s, c in SIM_JOBS]
+
+
+def end_rate_limit_timers():
+    """Cancel the job scheduler's pending re-evaluation timers once the jobs are done.
+
+    Snakemake's job rate limiter (``--max-jobs-per-timespan``, default 100/1s) starts a
+    ``threading.Timer`` of one timespan at each turn of its scheduling loop; the timers are
+    not daemon threads, so the process waited up to a whole second for the last one after the
+    workflow had ended (~0.9 s of every run that ran a job, measured). When the hooks run,
+    the scheduler has returned: a timer can only wake a loop that no longer waits.
+    """
+    for thread in threading.enumerate():
+        if isinstance(thread, threading.Timer):
+            thread.cancel()
+
+
+onsuccess:
+    end_rate_limit_timers()
+
+
+onerror:
+    end_rate_limit_timers()
