@@ -292,3 +292,30 @@ def test_default_data_runs_and_says_why(config):
     targets = sensitivity.figure_targets(st, studies, cfg)
     assert ("subgroups", "hair_density", 12, "MD", "category") in targets
     assert not [t for t in targets if t[0] == "bubble" or t[1] == "hair_diameter"]
+
+
+def test_figure_data_reuse_the_tables_fits(synthetic, config, monkeypatch):
+    """With the tables' fits (sensitivity.Fits) the figure data fit no meta-regression,
+    subgroup analysis or influence diagnostics again, and are exactly what they are without."""
+    eff, studies = synthetic
+    figs = run.figure_list(eff, studies, config)
+    fits = sensitivity.Fits()
+    tables = {
+        name: sensitivity.table(name, eff, studies, config, fits=fits)
+        for name in sensitivity.TABLES
+    }
+    for name, t in tables.items():
+        pd.testing.assert_frame_equal(t, sensitivity.table(name, eff, studies, config))
+    assert fits.moderator_fits and fits.subgroup_fits and fits.influence_frames
+    fresh = run.figure_data(eff, studies, config, figs)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("figure_data refitted a model the tables fitted")
+
+    monkeypatch.setattr(metareg, "metareg", no_fit)
+    monkeypatch.setattr(subgroups, "subgroup_analysis", no_fit)
+    monkeypatch.setattr(influence, "influence_diagnostics", no_fit)
+    reused = run.figure_data(eff, studies, config, figs, fits=fits)
+    assert reused.keys() == fresh.keys()
+    for name in fresh:
+        pd.testing.assert_frame_equal(reused[name], fresh[name])

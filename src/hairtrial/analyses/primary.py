@@ -96,13 +96,42 @@ def load_inputs(
     return arms, studies
 
 
-def prepare(
+def arm_level_changes(
     config: dict, data: tuple[pd.DataFrame, pd.DataFrame] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]]:
+    """The arm-level changes :func:`prepare` builds its comparisons from.
+
+    :func:`load_inputs`, then :func:`hairtrial.derive.arm_level.derive_arm_changes` with the
+    (resolved) ``assumptions.change_sd_correlation``. ``data`` as for :func:`prepare`.
+
+    Returns
+    -------
+    tuple
+        ``(arm_changes, studies, quality, notes)``: the arm changes, the study table, the
+        quality rows and the notes of the arm-level derivation.
+    """
+    arms, studies = load_inputs(config, data)
+    assumptions, _ = ipd.resolved_assumptions(config)
+    changes, quality, notes = arm_level.derive_arm_changes(
+        arms, studies, change_sd_correlation=assumptions["change_sd_correlation"]
+    )
+    return changes, studies, quality, notes
+
+
+def prepare(
+    config: dict,
+    data: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    *,
+    changes: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list[str]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Validate, derive arm-level changes and build study comparisons.
 
     ``data``: :func:`read_data` of a config with the same ``data`` section, so that the files
     are read once for many analysis variants (see :func:`load_inputs`).
+
+    ``changes``: :func:`arm_level_changes` of a config with the same ``data``, ``selection``,
+    ``outcomes`` and (resolved) ``assumptions.change_sd_correlation``, instead of deriving
+    them again (robustness scenarios that change another assumption). Not modified.
 
     Returns
     -------
@@ -113,13 +142,12 @@ def prepare(
     notes : pandas.DataFrame
         One column ``note``: inputs that could not be used, and why.
     """
-    arms, studies = load_inputs(config, data)
-    assumptions, measured = ipd.resolved_assumptions(config)
-    arm_changes, quality_arms, notes_arms = arm_level.derive_arm_changes(
-        arms, studies, change_sd_correlation=assumptions["change_sd_correlation"]
+    changed, studies, quality_arms, notes_arms = (
+        changes if changes is not None else arm_level_changes(config, data)
     )
+    assumptions, measured = ipd.resolved_assumptions(config)
     eff, quality_cmp, notes_cmp = comparisons.build_comparisons(
-        arm_changes,
+        changed,
         studies,
         control=config["comparison"]["control"],
         experimental=config["comparison"]["experimental"],

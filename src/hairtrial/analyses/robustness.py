@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from hairtrial.analyses import primary
+from hairtrial.analyses import ipd, primary
 from hairtrial.models import univariate
 
 ROBUSTNESS_COLUMNS = [
@@ -154,13 +154,23 @@ def _merge(base: dict, update: dict) -> dict:
     return out
 
 
-def robustness_table(config: dict) -> pd.DataFrame:
+def robustness_table(
+    config: dict,
+    *,
+    data: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    effects: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Run every scenario of :func:`scenarios` and tabulate the pooled estimates.
 
     Parameters
     ----------
     config : dict
         Validated config (the primary analysis).
+    data : tuple of pandas.DataFrame, optional
+        :func:`hairtrial.analyses.primary.read_data` of ``config``, if already read.
+    effects : pandas.DataFrame, optional
+        The effects of :func:`hairtrial.analyses.primary.prepare` of ``config`` and ``data``,
+        if already prepared (not modified).
 
     Returns
     -------
@@ -169,22 +179,37 @@ def robustness_table(config: dict) -> pd.DataFrame:
         scenario; ``primary`` marks the primary analysis; ``notes`` says when a
         scenario changes nothing or leaves too few trials.
     """
-    data = primary.read_data(config)  # once: the scenarios never change `data`
+    if data is None:
+        data = primary.read_data(config)  # once: the scenarios never change `data`
     studies = data[1]
     rob = dict(zip(studies["study"], studies["rob"], strict=True))
     ma = config["meta_analysis"]
     level = float(ma.get("level", 0.95))
-    base_eff, _, _ = primary.prepare(config, data)
+    base_eff = primary.prepare(config, data)[0] if effects is None else effects
     keys = base_eff[["outcome", "week", "measure", "unit"]].drop_duplicates()
+    by_combo = _by_combo(base_eff)
+    # arm-level changes by what they depend on beyond `data`: the scenarios that change
+    # another assumption build their comparisons from the same ones
+    changes: dict[
+        tuple[str, str, float], tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, list]
+    ] = {}
     rows: list[dict] = []
     for sc in scenarios(config):
         cfg = _merge(config, sc.overrides)
         assert "data" not in sc.overrides  # the files read above are those of every scenario
-        eff, _, _ = primary.prepare(cfg, data) if sc.overrides else (base_eff, None, None)
+        if sc.overrides:
+            r = ipd.resolved_assumptions(cfg)[0]["change_sd_correlation"]
+            key = (repr(cfg.get("selection")), repr(cfg.get("outcomes")), float(r))
+            if key not in changes:
+                changes[key] = primary.arm_level_changes(cfg, data)
+            eff = primary.prepare(cfg, data, changes=changes[key])[0]
+            groups = _by_combo(eff)
+        else:
+            eff, groups = base_eff, by_combo
         method = sc.method or primary.primary_model(config)[0]
         ci_method = sc.ci_method or primary.primary_model(config)[1]
         for outcome, week, measure, unit in keys.itertuples(index=False):
-            g = eff[(eff.outcome == outcome) & (eff.week == week) & (eff.measure == measure)]
+            g = groups.get((outcome, week, measure), eff.iloc[:0])
             notes: list[str] = []
             if sc.uses and not g["provenance"].str.contains(sc.uses).any():
                 notes.append(f"no trial here uses this assumption ({sc.uses}): same as primary")
@@ -236,3 +261,8 @@ def robustness_table(config: dict) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=ROBUSTNESS_COLUMNS)
+
+
+def _by_combo(eff: pd.DataFrame) -> dict[tuple, pd.DataFrame]:
+    """The rows of ``eff`` per (outcome, week, measure), in the order of ``eff``."""
+    return dict(iter(eff.groupby(["outcome", "week", "measure"], sort=False)))

@@ -98,7 +98,8 @@ def contrast_analyses(config: dict) -> Outputs:
         effect sizes), ``figures`` (:func:`figure_list`) and the figure data of
         :func:`figure_data`.
     """
-    effects, quality, excluded = primary.prepare(config)
+    data = primary.read_data(config)  # once: the robustness scenarios read the same files
+    effects, quality, excluded = primary.prepare(config, data)
     studies = read_studies(config["data"]["studies"])
     disagree = prisma_disagreements(config, studies, effects)
     if disagree:
@@ -111,13 +112,14 @@ def contrast_analyses(config: dict) -> Outputs:
     meta, study_effects = primary.meta_analyses(eff, config)
     out.tables["meta_analysis"] = meta
     out.tables["study_effects"] = study_effects
-    out.tables["robustness"] = robustness.robustness_table(config)
+    out.tables["robustness"] = robustness.robustness_table(config, data=data, effects=effects)
     st = as_written(study_effects)
+    fits = sensitivity.Fits()  # the tables' models, reused by figure_data
     for name in sensitivity.TABLES:
-        out.tables[name] = sensitivity.table(name, st, studies, config)
+        out.tables[name] = sensitivity.table(name, st, studies, config, fits=fits)
     figures = figure_list(eff, studies, config)
     out.derived["figures"] = figures
-    out.derived.update(figure_data(st, studies, config, figures))
+    out.derived.update(figure_data(st, studies, config, figures, fits=fits))
     return out
 
 
@@ -245,7 +247,12 @@ def _keyed(df: pd.DataFrame, keys: dict[str, Any]) -> pd.DataFrame:
 
 
 def figure_data(
-    st: pd.DataFrame, studies: pd.DataFrame, config: dict, figures: pd.DataFrame
+    st: pd.DataFrame,
+    studies: pd.DataFrame,
+    config: dict,
+    figures: pd.DataFrame,
+    *,
+    fits: sensitivity.Fits | None = None,
 ) -> dict[str, pd.DataFrame]:
     """What the sensitivity figures draw beyond the tables, as tidy frames.
 
@@ -265,7 +272,11 @@ def figure_data(
 
     The figures are drawn from these rather than from the rounded tables wherever a
     figure's coordinates would otherwise move in the last digits.
+
+    ``fits``: the models the sensitivity tables of the same ``st``, ``studies`` and ``config``
+    fitted (:class:`hairtrial.analyses.sensitivity.Fits`); what is not there is fitted here.
     """
+    fits = fits if fits is not None else sensitivity.Fits()
     method, ci_method, level = sensitivity.primary_model(config)
     parts: dict[str, list[pd.DataFrame]] = {
         name: []
@@ -283,17 +294,23 @@ def figure_data(
             "funnel_lines",
         )
     }
+    groups: dict[tuple[str, int, str], pd.DataFrame] = {}  # several figures per combination
     for f in figures.itertuples(index=False):
         if f.kind not in sensitivity.FIGURE_KINDS:
             continue
-        g = _group(st, f.outcome, int(f.week), f.measure)
+        combo = (f.outcome, int(f.week), f.measure)
+        if combo not in groups:
+            groups[combo] = _group(st, *combo)
+        g = groups[combo]
         keys = {"stem": f.stem}
         labels = _labels(g)
         yi, vi = g["yi"].to_numpy(float), g["vi"].to_numpy(float)
         if f.kind == "bubble":
             mod = f.moderator
             # the line and bands only: the permutation test is the table's (meta_regression)
-            mf = sensitivity.fit_moderators(g, studies, [mod], config, permutation=False)
+            mf = fits.moderator_fits.get((*combo, (mod,)))
+            if mf is None:
+                mf = sensitivity.fit_moderators(g, studies, [mod], config, permutation=False)
             res, d = mf.result, mf.md.data
             assert res is not None
             x = d[mod].to_numpy(float)
@@ -309,13 +326,17 @@ def figure_data(
             parts["bubble_lines"].append(_keyed(pred, keys))
         elif f.kind == "subgroups":
             mod = f.moderator
-            md = sensitivity.moderator_data(g, studies, [mod], subgroup=True)
+            # the subgroup table's analysis, unless it made none
+            md, sres = fits.subgroup_fits.get((*combo, mod), (None, None))
+            if md is None:
+                md = sensitivity.moderator_data(g, studies, [mod], subgroup=True)
             d = md.data.copy()
             d["subgroup"] = d[mod].astype(str)
-            sres = subgroups.subgroup_analysis(
-                d["yi"].to_numpy(float), d["vi"].to_numpy(float), d["subgroup"].to_numpy(),
-                moderator=mod, method=method, ci_method=ci_method, level=level,
-            )  # fmt: skip
+            if sres is None:
+                sres = subgroups.subgroup_analysis(
+                    d["yi"].to_numpy(float), d["vi"].to_numpy(float), d["subgroup"].to_numpy(),
+                    moderator=mod, method=method, ci_method=ci_method, level=level,
+                )  # fmt: skip
             d["weight_pct"] = sres.overall.weights
             lo, hi = _study_ci(d, level)
             d["ci_lower"], d["ci_upper"] = lo, hi
@@ -337,7 +358,9 @@ def figure_data(
             bj = bj.assign(xlabel=bj.attrs["xlabel"], ylabel=bj.attrs["ylabel"])
             parts["baujat"].append(_keyed(bj, keys))
         elif f.kind == "influence":
-            infl = sensitivity.influence_frame(g, method, ci_method)
+            infl = fits.influence_frames.get(combo)
+            if infl is None:
+                infl = sensitivity.influence_frame(g, method, ci_method)
             a = infl.attrs
             ref = {
                 "k": a["k"], "p": a["p"], "method": a["method"], "ci_method": a["ci_method"],
@@ -398,14 +421,18 @@ def figure_inputs(
                 dict(zip(KEYS, (outcome, week, measure), strict=True)),
             )
         )
+    fits = sensitivity.Fits()  # the tables' models, reused by figure_data
     tables = {
         "study_effects": st,
         "meta_analysis": pd.concat(meta, ignore_index=True),
-        **{name: sensitivity.table(name, st, studies, config) for name in sensitivity.TABLES},
+        **{
+            name: sensitivity.table(name, st, studies, config, fits=fits)
+            for name in sensitivity.TABLES
+        },
     }
     figures = figure_list(st, studies, config)
     figures = figures[figures["kind"].isin(sensitivity.FIGURE_KINDS)].reset_index(drop=True)
-    return tables, {"figures": figures, **figure_data(st, studies, config, figures)}
+    return tables, {"figures": figures, **figure_data(st, studies, config, figures, fits=fits)}
 
 
 def _study_ci(d: pd.DataFrame, level: float) -> tuple[np.ndarray, np.ndarray]:

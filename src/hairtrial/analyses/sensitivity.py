@@ -39,6 +39,7 @@ from hairtrial.models.heterogeneity import HETEROGENEITY_COLUMNS
 __all__ = [
     "CUMULATIVE_TABLE_COLUMNS",
     "FIGURE_KINDS",
+    "Fits",
     "INFLUENCE_TABLE_COLUMNS",
     "LEAVE_ONE_OUT_TABLE_COLUMNS",
     "META_REGRESSION_COLUMNS",
@@ -404,11 +405,33 @@ def fit_moderators(
     return out
 
 
+@dataclass
+class Fits:
+    """The models the sensitivity tables fitted, kept for the figure data.
+
+    Pass one (empty) object to the table builders (:func:`table`), then to
+    :func:`hairtrial.analyses.run.figure_data` with the same study effects, studies and config:
+    the bubble plots, subgroup forest plots and influence panels then reuse the tables' models
+    instead of fitting them again. Keyed by ``(outcome, week, measure, moderator(s))``.
+    """
+
+    #: meta_regression: every moderator set's model (with its permutation test)
+    moderator_fits: dict[tuple[str, int, str, tuple[str, ...]], ModelFit] = field(
+        default_factory=dict
+    )
+    #: subgroups: the studies used and the analysis, per subgroup moderator
+    subgroup_fits: dict[
+        tuple[str, int, str, str], tuple[ModeratorData, subgroups.SubgroupResult]
+    ] = field(default_factory=dict)
+    #: influence: :func:`influence_frame` as it returned it (before the table's key columns)
+    influence_frames: dict[tuple[str, int, str], pd.DataFrame] = field(default_factory=dict)
+
+
 # ---------------------------------------------------------------------------------------------
 # tables
 # ---------------------------------------------------------------------------------------------
 def meta_regression_table(
-    effects: pd.DataFrame, studies: pd.DataFrame, config: dict
+    effects: pd.DataFrame, studies: pd.DataFrame, config: dict, *, fits: Fits | None = None
 ) -> pd.DataFrame:
     """One meta-regression per entry of ``meta_regression.moderators``, per outcome x week x
     measure: one row per coefficient, or one row with the reason it was not fitted.
@@ -424,6 +447,8 @@ def meta_regression_table(
         p-value (exact when the number of distinct permutations is at most
         ``meta_regression.permutation_iterations``, else that many random permutations with
         ``meta_regression.seed``).
+
+    ``fits``: where to keep the models for the figure data (:class:`Fits`).
     """
     method, ci_method, _ = primary_model(config)
     moderator_sets, _, _, _ = _settings(config)
@@ -443,6 +468,8 @@ def meta_regression_table(
             continue
         for mods in moderator_sets:
             mf = fit_moderators(g, studies, mods, config)
+            if fits is not None:
+                fits.moderator_fits[(outcome, week, measure, tuple(mods))] = mf
             base = {
                 **keys,
                 "moderators": " + ".join(mods),
@@ -486,7 +513,9 @@ def meta_regression_table(
     return _frame(rows, META_REGRESSION_COLUMNS)
 
 
-def subgroup_table(effects: pd.DataFrame, studies: pd.DataFrame, config: dict) -> pd.DataFrame:
+def subgroup_table(
+    effects: pd.DataFrame, studies: pd.DataFrame, config: dict, *, fits: Fits | None = None
+) -> pd.DataFrame:
     """Subgroup analyses for every moderator of ``subgroups.moderators``.
 
     Both ways of estimating tau^2 (``separate`` per subgroup, ``common``) and, per option, the
@@ -498,6 +527,8 @@ def subgroup_table(effects: pd.DataFrame, studies: pd.DataFrame, config: dict) -
         :data:`SUBGROUP_TABLE_COLUMNS`. A moderator that cannot be analysed (too few trials,
         a single level after dropping trials without a value) gets one ``test`` row with
         empty numbers and the reason in ``notes``.
+
+    ``fits``: where to keep the analyses for the figure data (:class:`Fits`).
     """
     method, ci_method, level = primary_model(config)
     _, moderators, _, _ = _settings(config)
@@ -528,6 +559,8 @@ def subgroup_table(effects: pd.DataFrame, studies: pd.DataFrame, config: dict) -
                 ci_method=ci_method,
                 level=level,
             )
+            if fits is not None:
+                fits.subgroup_fits[(outcome, week, measure, mod)] = (md, res)
             table = res.summary_frame()
             for option in subgroups.TAU2_OPTIONS:
                 for _, r in table[table["tau2_option"] == option].iterrows():
@@ -621,8 +654,12 @@ def cumulative_table(effects: pd.DataFrame, studies: pd.DataFrame, config: dict)
     return _per_combo(effects, config, "cumulative", CUMULATIVE_TABLE_COLUMNS, run)
 
 
-def influence_table(effects: pd.DataFrame, studies: pd.DataFrame, config: dict) -> pd.DataFrame:
+def influence_table(
+    effects: pd.DataFrame, studies: pd.DataFrame, config: dict, *, fits: Fits | None = None
+) -> pd.DataFrame:
     """Case-deletion influence diagnostics of the primary model, with metafor's ``inf`` flag.
+
+    ``fits``: where to keep the diagnostics for the figure data (:class:`Fits`).
 
     Returns
     -------
@@ -631,7 +668,11 @@ def influence_table(effects: pd.DataFrame, studies: pd.DataFrame, config: dict) 
     """
 
     def run(g: pd.DataFrame, method: str, ci_method: str, level: float) -> pd.DataFrame:
-        return influence_frame(g, method, ci_method)
+        frame = influence_frame(g, method, ci_method)
+        if fits is not None:  # a copy: the table inserts its key columns into `frame`
+            key = (str(g["outcome"].iloc[0]), int(g["week"].iloc[0]), str(g["measure"].iloc[0]))
+            fits.influence_frames[key] = frame.copy()
+        return frame
 
     return _per_combo(effects, config, "influence", INFLUENCE_TABLE_COLUMNS, run)
 
@@ -681,10 +722,31 @@ TABLES: dict[str, Callable[[pd.DataFrame, pd.DataFrame, dict], pd.DataFrame]] = 
 }
 
 
-def table(name: str, effects: pd.DataFrame, studies: pd.DataFrame, config: dict) -> pd.DataFrame:
-    """The sensitivity table ``name`` (a key of :data:`TABLES`)."""
+#: The tables whose models the figure data reuse (:class:`Fits`).
+_KEEP_FITS = {
+    "meta_regression": meta_regression_table,
+    "subgroups": subgroup_table,
+    "influence": influence_table,
+}
+
+
+def table(
+    name: str,
+    effects: pd.DataFrame,
+    studies: pd.DataFrame,
+    config: dict,
+    *,
+    fits: Fits | None = None,
+) -> pd.DataFrame:
+    """The sensitivity table ``name`` (a key of :data:`TABLES`).
+
+    ``fits``: where the meta-regression, subgroup and influence tables keep their models for
+    the figure data of the same study effects (:class:`Fits`); the other tables ignore it.
+    """
     if name not in TABLES:
         raise ValueError(f"unknown sensitivity table {name!r}; choose one of {list(TABLES)}")
+    if fits is not None and name in _KEEP_FITS:
+        return _KEEP_FITS[name](effects, studies, config, fits=fits)
     return TABLES[name](effects, studies, config)
 
 
