@@ -814,6 +814,7 @@ def _text_figure(texts: list[str], angles: list[float], sizes: list[float]) -> F
     fig = Figure(figsize=(3, 2), dpi=100)
     ax = fig.add_subplot()
     ax.set_title(texts[0])
+    ax.set_xlabel(f"{texts[0]}\n{texts[-1]}")  # two lines: the font's line height and gap
     for i, (text, angle, size) in enumerate(zip(texts, angles, sizes, strict=True)):
         ax.text(0.1 + 0.05 * i, 0.1 + 0.15 * i, text, rotation=angle, fontsize=size,
                 fontweight="bold" if i % 2 else "normal")  # fmt: skip
@@ -856,6 +857,44 @@ def test_png_and_svg_canvases_write_matplotlibs_bytes(texts, angles, sizes, fami
                 canvas.print_svg(out, metadata={"Date": None})
                 written.append(out.getvalue())
             assert written[0] == written[1]
+
+
+def test_a_font_added_later_is_found(tmp_path):
+    """The font files and line heights kept for the process follow the fonts matplotlib
+    knows: a family that resolved to the fallback resolves to its font once that is added
+    (``fontManager.addfont``), as matplotlib's own lookup does."""
+    import warnings
+
+    from fontTools.ttLib import TTFont
+    from matplotlib import font_manager
+    from matplotlib.font_manager import FontProperties, fontManager
+
+    from hairtrial.plots.metrics import font_files, font_height_metrics
+
+    family = "Hairtrial Test Sans"
+    prop = FontProperties(family=family, size=9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "findfont: Font family ... not found"
+        before = font_files(prop)
+    assert before == fontManager._find_fonts_by_props(prop)
+    source = font_manager.findfont(FontProperties(family="DejaVu Serif"))
+    font = TTFont(source)  # DejaVu Serif renamed: other metrics than the fallback's
+    for record in font["name"].names:
+        if record.nameID in (1, 16):
+            record.string = family
+    path = tmp_path / "hairtrial_test_sans.ttf"
+    font.save(str(path))
+    ttflist = list(fontManager.ttflist)
+    try:
+        fontManager.addfont(str(path))
+        after = font_files(prop)
+        assert after != before and [str(p) for p in after][0] == str(path)
+        assert font_height_metrics(prop, 100.0) == font_height_metrics(
+            FontProperties(family="DejaVu Serif", size=9), 100.0
+        )
+    finally:
+        fontManager.ttflist[:] = ttflist
+        fontManager._findfont_cached.cache_clear()
 
 
 @settings(max_examples=30, deadline=None)

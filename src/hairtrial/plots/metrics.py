@@ -18,7 +18,10 @@ each glyph's outline. :func:`agg_layout`, :func:`svg_text_metrics` and
 :func:`glyph_outlines` keep those for the process too (same keys), and
 :class:`MeasuredRendererAgg` and :class:`MeasuredTextToPath` (the text-to-path converter of
 the SVG canvas, :mod:`hairtrial.plots.svg`) use them: the same pixels and the same SVG
-bytes, with each distinct string shaped once per font, size and resolution a process. Why by
+bytes, with each distinct string shaped once per font, size and resolution a process.
+Before any of this, matplotlib looks up a font's files (:func:`font_files`) and, for every
+text it lays out, reads the font's line height from its tables
+(:func:`font_height_metrics`); both are kept for the process as well. Why by
 hand: matplotlib keeps none of these beyond one renderer, and no library adds such a cache.
 
 Only matplotlib here (the plots modules and the PNG backend import it).
@@ -33,7 +36,7 @@ from typing import Any
 import matplotlib as mpl
 import numpy as np
 from matplotlib.backends.backend_agg import RendererAgg, get_hinting_flag
-from matplotlib.font_manager import FontProperties
+from matplotlib.font_manager import FontProperties, fontManager, get_font
 from matplotlib.ft2font import FT2Font, LoadFlags
 from matplotlib.textpath import TextToPath
 from matplotlib.typing import RcKeyType
@@ -47,9 +50,25 @@ MEASURE_RCPARAMS: tuple[RcKeyType, ...] = (
 
 
 def _settings() -> tuple[object, ...]:
-    """The values of MEASURE_RCPARAMS (hashable): part of every key of this module."""
+    """The values of MEASURE_RCPARAMS (hashable) and the fonts matplotlib knows (a font
+    added with ``fontManager.addfont`` may resolve a family anew): part of every key of
+    this module."""
     values = (mpl.rcParams[name] for name in MEASURE_RCPARAMS)
-    return tuple(tuple(v) if isinstance(v, list) else v for v in values)
+    fonts = (id(fontManager), len(fontManager.ttflist), len(fontManager.afmlist))
+    return (*(tuple(v) if isinstance(v, list) else v for v in values), fonts)
+
+
+def font_files(prop: FontProperties) -> list[Any]:
+    """The font files of ``prop`` and its fallbacks, as matplotlib's renderers look them up
+    (``fontManager._find_fonts_by_props``; private, matplotlib 3.11) for every text they
+    measure or draw (~0.1 ms each: findfont builds its cache key from a dozen rcParams).
+    Looked up once a process; the list is shared: do not change it."""
+    return _font_files(prop.copy(), _settings())
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _font_files(prop: FontProperties, settings: tuple[object, ...]) -> list[Any]:
+    return fontManager._find_fonts_by_props(prop)
 
 
 def text_metrics(text: str, prop: FontProperties, dpi: float) -> tuple[float, float, float]:
@@ -66,13 +85,14 @@ def _text_metrics(
     text: str, prop: FontProperties, dpi: float, settings: tuple[object, ...]
 ) -> tuple[float, float, float]:
     """``settings``: the values of MEASURE_RCPARAMS, part of the key only (Agg reads them)."""
-    w, h, d = _renderer(dpi).get_text_width_height_descent(text, prop, ismath=False)
+    # Agg's own measurement, with the font files of font_files (the renderer's _prepare_font)
+    w, h, d = RendererAgg.get_text_width_height_descent(_renderer(dpi), text, prop, ismath=False)
     return w, h, d
 
 
 @functools.cache
-def _renderer(dpi: float) -> RendererAgg:
-    return RendererAgg(10, 10, dpi)
+def _renderer(dpi: float) -> MeasuredRendererAgg:
+    return MeasuredRendererAgg(10, 10, dpi)
 
 
 def agg_layout(
@@ -109,9 +129,60 @@ def _agg_layout(
     return tuple((item.ft_object, item.glyph_index, item.x, item.y) for item in items)
 
 
+#: The font tables a text's line height comes from, in matplotlib's order of preference:
+#: (table, line gap, ascender, descender) keys (``Text._get_layout`` of matplotlib 3.11).
+_HEIGHT_TABLES = (
+    ("OS/2", "sTypoLineGap", "sTypoAscender", "sTypoDescender"),
+    ("hhea", "lineGap", "ascent", "descent"),
+)
+
+
+def font_height_metrics(
+    prop: FontProperties, dpi: float
+) -> tuple[float, float, float] | tuple[None, None, None]:
+    """Minimum ascent, minimum descent and line gap in pixels of a font at ``dpi``.
+
+    What matplotlib 3.11's ``Text._get_layout`` computes for every text it lays out (the
+    full vertical extent of the font, from its OS/2 or hhea table): finding the font file and
+    reading three font tables each time (~0.1 ms). Kept for the process; ``(None, None,
+    None)`` when the font has neither table (matplotlib then measures "lp").
+    """
+    return _font_height_metrics(prop.copy(), dpi, _settings())
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _font_height_metrics(
+    prop: FontProperties, dpi: float, settings: tuple[object, ...]
+) -> tuple[float, float, float] | tuple[None, None, None]:
+    font: Any = get_font(font_files(prop))  # its tables by name: typed per literal name
+    for table_name, linegap_key, ascent_key, descent_key in _HEIGHT_TABLES:
+        table = font.get_sfnt_table(table_name)
+        if table is None:
+            continue
+        fontsize = prop.get_size_in_points()  # the same expressions: the same floats
+        units_per_em = font.get_sfnt_table("head")["unitsPerEm"]
+        scale = 1 / units_per_em * fontsize * dpi / 72
+        return table[ascent_key] * scale, -table[descent_key] * scale, table[linegap_key] * scale
+    return None, None, None
+
+
 class MeasuredRendererAgg(RendererAgg):
     """Agg's renderer, measuring text through :func:`text_metrics` and drawing it with the
-    glyphs of :func:`agg_layout` (mathtext as before)."""
+    glyphs of :func:`agg_layout` (mathtext as before); a text's line height from
+    :func:`font_height_metrics`."""
+
+    def _get_font_height_metrics(self, prop):  # type: ignore[no-untyped-def]
+        """matplotlib's hook for ``Text._get_layout`` (private; matplotlib 3.11): the
+        figure's resolution is this renderer's (the PNG canvas makes one per resolution)."""
+        return font_height_metrics(prop, self.dpi)
+
+    def _prepare_font(self, font_prop):  # type: ignore[no-untyped-def]
+        """``RendererAgg._prepare_font`` (matplotlib 3.11) with the files of :func:`font_files`."""
+        font = get_font(font_files(font_prop))
+        font.clear()
+        size = font_prop.get_size_in_points()
+        font.set_size(size, self.dpi)
+        return font
 
     def get_text_width_height_descent(self, s, prop, ismath):  # type: ignore[no-untyped-def]
         if ismath is False:
@@ -149,7 +220,9 @@ def _svg_text_metrics(
     return w, h, d
 
 
-_TEXT2PATH = TextToPath()  # matplotlib's own converter: what the caches above measure with
+# what the caches above measure and lay out with: matplotlib's own methods (called as
+# TextToPath's), finding fonts through font_files (MeasuredTextToPath._get_font)
+_TEXT2PATH: TextToPath
 
 #: One glyph of :func:`glyph_outlines`: its id in the SVG file, position, and outline
 #: (vertices and path codes at TextToPath's scale; read-only arrays).
@@ -196,6 +269,12 @@ class MeasuredTextToPath(TextToPath):
     """matplotlib's text-to-path converter, measuring through :func:`svg_text_metrics` and
     laying out through :func:`glyph_outlines` (mathtext and TeX as before)."""
 
+    def _get_font(self, prop):  # type: ignore[no-untyped-def]
+        """``TextToPath._get_font`` (matplotlib 3.11) with the files of :func:`font_files`."""
+        font = get_font(font_files(prop))
+        font.set_size(self.FONT_SCALE, self.DPI)
+        return font
+
     def get_text_width_height_descent(self, s, prop, ismath):  # type: ignore[no-untyped-def]
         if ismath is False:
             return svg_text_metrics(s, prop)
@@ -215,3 +294,6 @@ class MeasuredTextToPath(TextToPath):
                 new[glyph_id] = outline
         info = [(glyph_id, x, y, 1.0) for glyph_id, x, y, _ in glyphs]
         return info, new, []
+
+
+_TEXT2PATH = MeasuredTextToPath()

@@ -19,7 +19,7 @@ from matplotlib import cbook
 from matplotlib.backends.backend_mixed import MixedModeRenderer
 from matplotlib.backends.backend_svg import FigureCanvasSVG, RendererSVG
 
-from hairtrial.plots.metrics import MeasuredTextToPath
+from hairtrial.plots.metrics import MeasuredTextToPath, font_height_metrics
 from hairtrial.plots.png import APPLIED_BY_PRINT_FIGURE
 
 #: ``savefig(..., backend=BACKEND)`` writes an SVG with :class:`FigureCanvas`.
@@ -28,13 +28,24 @@ BACKEND = "module://hairtrial.plots.svg"
 _TEXT2PATH = MeasuredTextToPath()  # shared by every renderer: it keeps no state of a file
 
 
+#: The figure's resolution while :meth:`FigureCanvas.print_svg` draws (SVG units are points).
+SVG_DPI = 72
+
+
 class MeasuredRendererSVG(RendererSVG):
     """matplotlib's SVG renderer with :class:`~hairtrial.plots.metrics.MeasuredTextToPath`
-    as its text-to-path converter (what it measures and draws text with)."""
+    as its text-to-path converter (what it measures and draws text with); a text's line
+    height from :func:`~hairtrial.plots.metrics.font_height_metrics`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._text2path = _TEXT2PATH
+
+    def _get_font_height_metrics(self, prop):  # type: ignore[no-untyped-def]
+        """matplotlib's hook for ``Text._get_layout`` (private; matplotlib 3.11), at the
+        figure's resolution while print_svg draws vectors (rasterised parts are drawn by
+        Agg's own renderer, without this hook)."""
+        return font_height_metrics(prop, SVG_DPI)
 
 
 class FigureCanvas(FigureCanvasSVG):
@@ -61,7 +72,7 @@ class FigureCanvas(FigureCanvasSVG):
             if not cbook.file_requires_unicode(fh):
                 fh = codecs.getwriter("utf-8")(fh)
             dpi = self.figure.dpi
-            self.figure.dpi = 72
+            self.figure.dpi = SVG_DPI
             width, height = self.figure.get_size_inches()
             w, h = width * 72, height * 72
             renderer: Any = MixedModeRenderer(
