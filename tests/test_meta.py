@@ -467,3 +467,25 @@ def test_oscillating_fisher_scoring_falls_back_to_the_score_equation():
     yc = yi - yi.mean()
     ll = [_loglik(yc, vi, cells, x, True) for x in (t * (1 - 1e-4), t, t * (1 + 1e-4))]
     assert ll[1] > ll[0] and ll[1] > ll[2]
+
+
+def test_the_tau2_interval_is_computed_once_for_the_same_data(monkeypatch):
+    """The Q-profile interval depends on the data, not on the estimator or CI method: fits of
+    the same data share one computation, with the interval computed directly; other data or
+    another level compute anew."""
+    rng = np.random.default_rng(20261202)
+    yi, vi = rng.normal(0.3, 0.4, 7), rng.uniform(0.01, 0.1, 7)
+    calls = []
+    direct = meta.tau2_ci_qprofile
+    monkeypatch.setattr(meta, "tau2_ci_qprofile", lambda *a: calls.append(a[-1]) or direct(*a))
+    fits = [
+        meta.fit(yi, vi, method=m, ci_method=c)
+        for m in ("REML", "DL", "PM", "SJ")
+        for c in ("z", "knha", "adhoc")
+    ]
+    assert calls == [0.95]
+    ci = direct(yi, vi, None, 0.95)
+    assert {(f.tau2_ci_lower, f.tau2_ci_upper) for f in fits} == {(ci.lower, ci.upper)}
+    meta.fit(yi, vi, method="REML", level=0.9)
+    meta.fit(yi[1:], vi[1:], method="REML")
+    assert calls == [0.95, 0.9, 0.95]

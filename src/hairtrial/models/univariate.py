@@ -49,6 +49,7 @@ References
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -64,6 +65,7 @@ from hairtrial.models.heterogeneity import (
 )
 from hairtrial.models.tau2 import (
     TAU2_METHODS,
+    Tau2CI,
     as_design,
     estimate_tau2,
     tau2_ci_qprofile,
@@ -254,6 +256,33 @@ def _is_intercept_only(X: NDArray[np.float64]) -> bool:
     return X.shape[1] == 1 and bool(np.all(X[:, 0] == 1.0))
 
 
+#: Q-profile intervals already computed in this process, by their exact inputs (bytes).
+_QPROFILE_CACHE: OrderedDict[tuple[object, ...], Tau2CI] = OrderedDict()
+_QPROFILE_CACHE_SIZE = 4096
+
+
+def _qprofile(
+    y: NDArray[np.float64], v: NDArray[np.float64], X: NDArray[np.float64], level: float
+) -> Tau2CI:
+    """:func:`tau2_ci_qprofile`, computed once a process for the same data, design and level.
+
+    The interval depends on the data alone, not on the tau^2 estimator or the CI method of
+    the fit, and the workflow fits the same data with several of each (the methods of the
+    meta-analysis table, the estimator and CI scenarios of the robustness table); the root
+    searches took ~8% of the analysis job. The key is the exact bytes of the inputs, so a
+    hit returns what the computation would (the result is immutable; the design's memory
+    order is part of the key, as it may change the last bits of a product).
+    """
+    key = (y.tobytes(), v.tobytes(), X.tobytes(), X.shape, X.flags.f_contiguous, float(level))
+    ci = _QPROFILE_CACHE.get(key)
+    if ci is None:
+        ci = tau2_ci_qprofile(y, v, X, level)
+        _QPROFILE_CACHE[key] = ci
+        if len(_QPROFILE_CACHE) > _QPROFILE_CACHE_SIZE:
+            _QPROFILE_CACHE.popitem(last=False)
+    return ci
+
+
 def fit(
     yi: ArrayLike,
     vi: ArrayLike,
@@ -439,7 +468,7 @@ def fit(
     # --- Q-profile CI for tau^2 ------------------------------------------------------------------
     tau2_lb = tau2_ub = _NAN
     if not is_fe and k > p and k > 1:
-        ci = tau2_ci_qprofile(y, v, Xa, level)
+        ci = _qprofile(y, v, Xa, level)
         tau2_lb, tau2_ub = ci.lower, ci.upper
         converged = converged and ci.converged
         notes.extend(ci.notes)
