@@ -170,7 +170,11 @@ def main() -> None:
         if not args.skip_test:
             # another engineer's unfinished test module must not stop the timing of the rest
             test_env = {**env, "PYTEST_ADDOPTS": "--continue-on-collection-errors"}
-            rows.append(step("make test", [*make, "test"], test_env, logs, source))
+            # in the source checkout, with this checkout's environment (another checkout,
+            # e.g. a git worktree of an earlier commit, has none of its own)
+            venv = ROOT / ".venv"
+            make_test = ["make", "-o", str(venv / ".hairtrial-installed"), f"VENV={venv}", "test"]
+            rows.append(step("make test", make_test, test_env, logs, source))
         if args.keep:
             shutil.copytree(logs, args.keep / "bench_logs", dirs_exist_ok=True)
     rows += jobs
