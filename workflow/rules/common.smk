@@ -266,10 +266,10 @@ def end_rate_limit_timers():
     """Cancel the job scheduler's pending re-evaluation timers once the jobs are done.
 
     Snakemake's job rate limiter (``--max-jobs-per-timespan``, default 100/1s) starts a
-    ``threading.Timer`` of one timespan at each turn of its scheduling loop; the timers are
-    not daemon threads, so the process waited up to a whole second for the last one after the
-    workflow had ended (~0.9 s of every run that ran a job, measured). When the hooks run,
-    the scheduler has returned: a timer can only wake a loop that no longer waits.
+    ``threading.Timer`` of one timespan each time its scheduling loop launches jobs; the
+    timers are not daemon threads, so the process waited for the last one (up to a second,
+    0.9 s for a one-job run, measured) after the workflow had ended. When the hooks run, the
+    scheduler has returned: a timer can only wake a loop that no longer waits.
     """
     for thread in threading.enumerate():
         if isinstance(thread, threading.Timer):
