@@ -1,6 +1,7 @@
 """Shared fixtures: paths and the default configuration; the hypothesis profiles."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,14 @@ from hypothesis import settings
 from hairtrial.analyses.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# pytest rewrites each test module's asserts when it imports it, and caches the result beside
+# the module as Python caches bytecode - unless PYTHONDONTWRITEBYTECODE is set (as on CI
+# machines and in many containers), when it rewrites every module in every worker on every run
+# (about half of a worker's collection time, 5-6 s). The test modules are imported after this
+# file: their rewritten code is cached (tests/__pycache__, not in git). The setting is this
+# process's only; the processes the tests start (Snakemake, its jobs, kernels) keep theirs.
+sys.dont_write_bytecode = False
 
 # Property tests draw their examples at random, so a run can meet a new edge case (a real
 # one, worth a fixed @example). CI runs the "ci" profile: the examples are derived from each

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from hairtrial import cli
+from hairtrial.analyses import fingerprint
 from hairtrial.analyses.config import load_config
-from hairtrial.analyses.fingerprint import run_fingerprint
+from hairtrial.analyses.fingerprint import inputs_record, run_fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -85,7 +86,7 @@ def test_plain_runs_options_and_changed_inputs(project):
     is Snakemake's to decide and leaves no record (its results may differ); the next plain
     run goes to Snakemake and records again; inputs changed after a checked run are checked
     again and rejected before Snakemake starts."""
-    stamp, checked = project / STAMP, project / STAMP.with_name(cli.INPUTS_CHECKED)
+    stamp, checked = project / STAMP, project / inputs_record("test")
     rc, out = hairtrial_run(project)
     assert rc == 0 and runs(project) == 1 and snakemake_started(out), out
     assert stamp.is_file() and checked.is_file()
@@ -207,8 +208,8 @@ def test_a_record_that_cannot_be_written_leaves_nothing_behind(tmp_path, monkeyp
         handle.write = write  # type: ignore[method-assign]
         return handle
 
-    monkeypatch.setattr(cli.os, "fdopen", full_disk)
-    cli._record(tmp_path / "inputs-checked", "abc")
+    monkeypatch.setattr(fingerprint.os, "fdopen", full_disk)
+    fingerprint.write_record(tmp_path / "inputs-checked", "abc")
     assert list(tmp_path.iterdir()) == []
 
 

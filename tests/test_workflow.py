@@ -4,6 +4,7 @@ No test here depends on wall time: a busy machine makes them slower, never red.
 """
 
 import hashlib
+import os
 import re
 import shutil
 import subprocess
@@ -181,6 +182,40 @@ def test_make_figures_runs_no_model_job(run_dir):
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts == {"figures": 1}
     assert not MODEL_RULES & set(counts)
+
+
+# Makes the input check fail wherever it runs (a sitecustomize module on PYTHONPATH).
+CHECK_FAILS = """
+import hairtrial.analyses.inputs as inputs
+
+def check_inputs(config):
+    raise RuntimeError("the input check ran")
+
+inputs.check_inputs = check_inputs
+"""
+
+
+def test_inputs_that_passed_are_not_checked_again(run_dir, tmp_path):
+    """The workflow checks its inputs when it is parsed (a malformed file stops the run before
+    anything is written); inputs that passed are not checked again under the same run
+    fingerprint (a dry run, a rerun, each job of a cluster run parses the workflow). The
+    check is made to fail: a dry run does not meet it while the record stands, and meets it
+    once the record is gone."""
+    (tmp_path / "sitecustomize.py").write_text(CHECK_FAILS)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    record = run_dir / "results" / ".hairtrial" / CONFIG["name"] / "inputs-checked"
+    passed = record.read_text()  # written by the first run's check
+    cmd = [sys.executable, "-m", "snakemake", *snakemake_options(run_dir, "-n")]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr[-4000:]
+        record.unlink()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        assert proc.returncode != 0
+        assert "the input check ran" in proc.stdout + proc.stderr
+        assert not record.exists()  # a check that fails records nothing
+    finally:
+        record.write_text(passed)
 
 
 @pytest.mark.parametrize(

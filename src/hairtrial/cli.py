@@ -36,7 +36,14 @@ from hairtrial.analyses.config import (
     resolve_data_paths,
     results_dir,
 )
-from hairtrial.analyses.fingerprint import CHECKED_ENV, run_fingerprint
+from hairtrial.analyses.fingerprint import (
+    CHECKED_ENV,
+    STATE,
+    checked_before,
+    inputs_record,
+    run_fingerprint,
+    write_record,
+)
 from hairtrial.core import staging
 from hairtrial.core.fingerprint import folder_listing
 
@@ -46,14 +53,7 @@ if TYPE_CHECKING:
 # The data readers and the input check (pandas, scipy) are imported when inputs are read:
 # a run with nothing to do answers before that (see _up_to_date).
 
-STATE = Path("results", ".hairtrial")
-"""Per-analysis run state beside the results: lock, Snakemake metadata of the published
-results, staging folder, the last failed run."""
 DRY_RUN = {"-n", "--dry-run", "--dryrun"}
-INPUTS_CHECKED = "inputs-checked"
-"""In an analysis's run state: the fingerprint under which its inputs last passed the
-check (:func:`hairtrial.analyses.inputs.check_inputs`); the same inputs, config, code and
-libraries need no second check."""
 UP_TO_DATE = "up-to-date.json"
 """In an analysis's run state: the fingerprint of the inputs, code and libraries of the
 published results and the listing of their files, written when a plain ``hairtrial run``
@@ -241,9 +241,9 @@ def run(args: argparse.Namespace) -> int:
                 "SMK_ARGS=--forceall)"
             )
             return 0
-        if not _checked_before(state / INPUTS_CHECKED, fingerprint):
+        if not checked_before(inputs_record(name), fingerprint):
             _check(config_file, config)
-            _record(state / INPUTS_CHECKED, fingerprint)
+            write_record(inputs_record(name), fingerprint)
     except Exception as err:
         if not _input_error(err):
             raise
@@ -275,33 +275,6 @@ def run(args: argparse.Namespace) -> int:
 def _snakemake_args(args: argparse.Namespace) -> list[str]:
     extra = list(args.snakemake_args)
     return extra[1:] if extra[:1] == ["--"] else extra
-
-
-def _checked_before(record: Path, fingerprint: str) -> bool:
-    try:
-        return record.read_text(encoding="utf-8").strip() == fingerprint
-    except OSError:
-        return False
-
-
-def _record(record: Path, text: str) -> None:
-    """Write ``text`` to ``record`` whole (best effort: without it, the next run checks or
-    asks Snakemake again). A temporary file of its own, removed if writing fails (a full
-    disk, a read-only folder), so that nothing is left behind and two runs never share one."""
-    import tempfile
-
-    try:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{record.name}.", suffix=".tmp", dir=record.parent)
-    except OSError:
-        return
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-        os.replace(tmp, record)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
 
 
 def _up_to_date(stamp: Path, fingerprint: str, published: Path) -> bool:
@@ -343,7 +316,7 @@ def _write_up_to_date(stamp: Path, fingerprint: str, published: Path) -> None:
     """Record that the published results are those of a complete run with ``fingerprint``
     (best effort: without the record the next run asks Snakemake)."""
     data = {"fingerprint": fingerprint, "files": [list(r) for r in folder_listing(published)]}
-    _record(stamp, json.dumps(data, indent=0))
+    write_record(stamp, json.dumps(data, indent=0))
 
 
 def _transaction(

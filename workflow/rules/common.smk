@@ -9,9 +9,12 @@ from pathlib import Path
 from hairtrial.analyses import config as analysis_config
 from hairtrial.analyses.fingerprint import (
     CHECKED_ENV,
+    checked_before,
     code_fingerprint,
+    inputs_record,
     rerun_key,
     run_fingerprint,
+    write_record,
 )
 from hairtrial.analyses.simulation_plan import (  # light: no models
     PlanError,
@@ -61,8 +64,14 @@ def results_path(path=""):
 
 # Every input read and validated, and the selection checked against the data (one place:
 # hairtrial.analyses.inputs, also used by `hairtrial run` and `hairtrial validate`); not
-# twice when `hairtrial run` has just checked these inputs (the same run fingerprint).
-if os.environ.get(CHECKED_ENV) != run_fingerprint(config, workflow.main_snakefile):
+# twice for the same run fingerprint (inputs, config, workflow, code, libraries): not when
+# `hairtrial run` has just checked them, nor when they passed before (the analysis's record,
+# shared with `hairtrial run`; a dry run, a rerun, each job of a cluster run parses again).
+_FINGERPRINT = run_fingerprint(config, workflow.main_snakefile)
+_CHECKED = inputs_record(config["name"])
+if os.environ.get(CHECKED_ENV) != _FINGERPRINT and not checked_before(
+    _CHECKED, _FINGERPRINT
+):
     from hairtrial.analyses.inputs import check_inputs
     from hairtrial.data.validate import DataValidationError
 
@@ -81,6 +90,7 @@ if os.environ.get(CHECKED_ENV) != run_fingerprint(config, workflow.main_snakefil
         raise WorkflowError(
             f"Config rejected; nothing was run or written.\n{files}: {err}"
         ) from None
+    write_record(_CHECKED, _FINGERPRINT)
 
 # Table and figure-data names: hairtrial.analyses.run.CONTRAST_TABLES, ARM_MODEL_TABLES,
 # and hairtrial.report.figures.FIGURE_DATA (the rules list them so that Snakemake knows

@@ -9,7 +9,10 @@ Two uses, both to skip work that cannot give another answer:
   (:mod:`hairtrial.cli`);
 - inputs that passed :func:`hairtrial.analyses.inputs.check_inputs` under a digest need no
   second check under the same digest: ``hairtrial run`` checks them once and tells the
-  workflow so (:data:`CHECKED_ENV`), instead of a check in both processes.
+  workflow so (:data:`CHECKED_ENV`), instead of a check in both processes; both record the
+  digest of the last inputs that passed (:func:`inputs_record`), so that neither the next
+  ``hairtrial run`` nor a Snakemake started without it (a dry run, a job of a cluster run,
+  which parses the workflow again) checks the same inputs twice.
 
 Content, not modification times: a file touched but unchanged changes nothing. Only
 standard-library imports (and the config's own): computing it must cost far less than
@@ -18,12 +21,32 @@ what it saves.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 
 from hairtrial.core.fingerprint import Digest, installed_distributions, package_files, tree_files
 
-__all__ = ["CHECKED_ENV", "code_fingerprint", "rerun_key", "run_fingerprint"]
+__all__ = [
+    "CHECKED_ENV",
+    "INPUTS_CHECKED",
+    "STATE",
+    "checked_before",
+    "code_fingerprint",
+    "inputs_record",
+    "rerun_key",
+    "run_fingerprint",
+    "write_record",
+]
+
+STATE = Path("results", ".hairtrial")
+"""Per-analysis run state beside the results (relative to the working directory): lock,
+Snakemake metadata of the published results, staging folder, the last failed run, records."""
+INPUTS_CHECKED = "inputs-checked"
+"""In an analysis's run state: the fingerprint under which its inputs last passed the
+check (:func:`hairtrial.analyses.inputs.check_inputs`); the same inputs, config, code and
+libraries need no second check."""
 
 CHECKED_ENV = "HAIRTRIAL_INPUTS_CHECKED"
 """Environment variable set by ``hairtrial run`` for Snakemake: the digest under which the
@@ -94,3 +117,37 @@ def rerun_key(config: dict, code: str, *, without: tuple[str, ...] = ()) -> str:
     h.add("config", json.dumps(kept, sort_keys=True, default=str).encode())
     h.add("code", code.encode())
     return h.hexdigest()
+
+
+def inputs_record(name: str) -> Path:
+    """The record of the last inputs of analysis ``name`` that passed the input check."""
+    return STATE / name / INPUTS_CHECKED
+
+
+def checked_before(record: Path, fingerprint: str) -> bool:
+    """Whether ``record`` says that inputs with this fingerprint passed the input check (the
+    check depends on nothing the fingerprint does not cover: it would pass again)."""
+    try:
+        return record.read_text(encoding="utf-8").strip() == fingerprint
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def write_record(record: Path, text: str) -> None:
+    """Write ``text`` to ``record`` whole (best effort: without it, the next run checks or
+    asks Snakemake again). A temporary file of its own, removed if writing fails (a full
+    disk, a read-only folder), so that nothing is left behind and two runs never share one."""
+    import tempfile  # here: a run with nothing to do answers without it
+
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{record.name}.", suffix=".tmp", dir=record.parent)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        os.replace(tmp, record)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
