@@ -11,14 +11,19 @@ import nbformat
 import pytest
 
 from hairtrial.report import kernels
-from hairtrial.report.notebooks import PRELOADED, NotebookCellError, execute_many
+from hairtrial.report.notebooks import (
+    PRELOADED,
+    PRELOADED_IN_KERNEL,
+    NotebookCellError,
+    execute_many,
+)
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="kernels are forked on POSIX")
 
-#: A notebook whose outputs depend on what a kernel imported and when: a wide table (pandas
-#: picks its column limit at import by whether it runs in a kernel), a library's warning
-#: (shown once per place in a process), a figure drawn by this package, and what the
-#: process has imported.
+#: A notebook whose outputs depend on what a kernel imported and when: a wide table and
+#: every pandas option with its default (pandas picks its column limit and encoding at import
+#: by whether it runs in a kernel), a library's warning (shown once per place in a process),
+#: a figure drawn by this package, and what the process has imported.
 PROBE = """\
 # %% tags=["parameters"]
 name = "probe"
@@ -34,6 +39,9 @@ from matplotlib.figure import Figure
 from hairtrial.plots import show
 
 pd.DataFrame(np.arange(60).reshape(2, 30), columns=[f"column_{i}" for i in range(30)])
+
+# %%
+pd.describe_option()  # every option: its default and its value
 
 # %%
 np.mean([])  # numpy warns "Mean of empty slice" once per place (its own file)
@@ -88,16 +96,20 @@ def test_forked_kernels_write_the_bytes_of_kernels_started_anew(tmp_path):
     assert "modules: False True" in text  # the fork server's own module is not in a kernel
 
 
-def test_preloading_pandas_would_change_a_notebook(tmp_path):
-    """Why pandas (and this package) are not in PRELOADED: imported outside a kernel, pandas
-    shows a wide table differently. When this fails, pandas no longer does so and may be
-    preloaded."""
-    plain, with_pandas = tmp_path / "plain", tmp_path / "pandas"
+def test_pandas_imported_plainly_in_the_parent_would_change_a_notebook(tmp_path):
+    """Why the kernels' parent imports pandas as a kernel would (PRELOADED_IN_KERNEL; the
+    forked kernels then write the bytes of kernels started anew, above): imported plainly
+    there, pandas shows a wide table and its options otherwise. When this fails, pandas no
+    longer looks at where it runs and may be preloaded plainly."""
+    fresh, plain = tmp_path / "fresh", tmp_path / "plain"
+    fresh.mkdir()
     plain.mkdir()
-    with_pandas.mkdir()
-    execute_many(_runs(plain, ["a"]), parallel=1)
-    execute_many(_runs(with_pandas, ["a"]), parallel=1, preload=(*PRELOADED, "pandas"))
-    assert _outputs(plain / "a.ipynb") != _outputs(with_pandas / "a.ipynb")
+    execute_many(_runs(fresh, ["a"]), parallel=1, preload=None)
+    execute_many(
+        _runs(plain, ["a"]), parallel=1, preload=(*PRELOADED, "pandas"), preload_in_kernel=()
+    )
+    assert _outputs(fresh / "a.ipynb") != _outputs(plain / "a.ipynb")
+    assert PRELOADED_IN_KERNEL == ("pandas",)
 
 
 def test_kernels_are_forked_from_one_parent(tmp_path):
@@ -164,8 +176,8 @@ def test_without_its_server_a_kernel_starts_as_usual(tmp_path, monkeypatch):
     from hairtrial.report import notebooks
 
     @contextlib.contextmanager
-    def dead_server(modules):
-        with kernels.fork_server(modules) as server:
+    def dead_server(modules, *, in_kernel):
+        with kernels.fork_server(modules, in_kernel=in_kernel) as server:
             assert server.pid is not None
             os.kill(server.pid, signal.SIGKILL)
             yield server

@@ -548,6 +548,33 @@ def test_save_figure_is_byte_identical(tmp_path: Path):
     assert sorted(os.listdir(tmp_path / "a")) == ["forest.pdf", "forest.png", "forest.svg"]
 
 
+def test_a_notebooks_png_is_drawn_once_and_is_matplotlibs(monkeypatch):
+    """show / to_png_bytes (the notebooks' figures) draw a figure of fixed layout once: the
+    bytes matplotlib's own savefig writes, which draws it twice (once to solve a layout that
+    a fixed figure does not have); the figure keeps its layout engine."""
+    import matplotlib as mpl
+
+    studies, pooled = hair_density_example()
+    fig = plots.forest_plot(studies, pooled, xlabel="Mean difference, hairs/cm²")
+    engine = fig.get_layout_engine()
+    draws = []
+    real_draw = Figure.draw
+
+    def counted(self, renderer):
+        draws.append(renderer)
+        return real_draw(self, renderer)
+
+    monkeypatch.setattr(Figure, "draw", counted)
+    png = style_mod.to_png_bytes(fig, dpi=60)
+    assert len(draws) == 1 and fig.get_layout_engine() is engine
+    draws.clear()
+    reference = io.BytesIO()
+    with style_mod.use_style(), mpl.rc_context({"figure.constrained_layout.use": False}):
+        fig.savefig(reference, format="png", dpi=60, metadata=style_mod._METADATA["png"])
+    assert len(draws) == 2  # matplotlib's own: the layout draw, then the drawing
+    assert png == reference.getvalue()
+
+
 def _embedded_fonts(pdf: bytes) -> list:
     """The TrueType fonts embedded in a PDF written by matplotlib (its FontFile2 streams)."""
     import io

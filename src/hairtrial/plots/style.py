@@ -194,6 +194,18 @@ def _lean_pdf_fonts() -> Any:
         subset.load_font = load_font
 
 
+def _no_layout_to_solve(fig: Figure, engine: Any, *, first: bool) -> None:
+    """No layout engine while saving where there is no layout to solve (inside
+    ``no_autolayout``, None means none): with an engine, savefig draws the figure once more
+    before drawing it, to solve the layout. A figure whose layout is already fixed (a
+    placeholder engine, as the plots leave it) has nothing to solve; a constrained layout
+    solved for the first format holds for the others (unhinted text has the same extents at
+    every dpi and in every format). The files are the same bytes. :func:`_layout_once` gives
+    the engine back."""
+    if engine is not None and (not first or isinstance(engine, PlaceHolderLayoutEngine)):
+        fig.set_layout_engine(None)
+
+
 @contextlib.contextmanager
 def _layout_once(fig: Figure, engine: Any) -> Any:
     """Give ``fig`` its layout engine back when saving ends (see save_figure)."""
@@ -258,14 +270,7 @@ def save_figure(
     engine = fig.get_layout_engine()
     with use_style(), mpl.rc_context(no_autolayout), _layout_once(fig, engine):
         for i, fmt in enumerate(fmts):
-            if engine is not None and (i > 0 or isinstance(engine, PlaceHolderLayoutEngine)):
-                # No layout engine while saving (inside ``no_autolayout``, None means none):
-                # with one, savefig draws the figure once more before drawing it, to solve
-                # the layout. A figure whose layout is already fixed (a placeholder engine,
-                # as the plots leave it) has nothing to solve; a constrained layout solved
-                # for the first format holds for the others (unhinted text has the same
-                # extents at every dpi and in every format). The files are the same bytes.
-                fig.set_layout_engine(None)
+            _no_layout_to_solve(fig, engine, first=i == 0)
             target = stem.parent / f"{stem.name}.{fmt}"
             fd, tmp_name = tempfile.mkstemp(
                 prefix=f".{stem.name}.", suffix=f".{fmt}.tmp", dir=stem.parent
@@ -306,7 +311,9 @@ def to_png_bytes(fig: Figure, dpi: int = 150) -> bytes:
     """The figure as PNG bytes, deterministic as :func:`save_figure`."""
     buf = io.BytesIO()
     no_autolayout = {"figure.constrained_layout.use": False, "figure.autolayout": False}
-    with use_style(), mpl.rc_context(no_autolayout):
+    engine = fig.get_layout_engine()
+    with use_style(), mpl.rc_context(no_autolayout), _layout_once(fig, engine):
+        _no_layout_to_solve(fig, engine, first=True)
         fig.savefig(buf, format="png", dpi=dpi, metadata=_metadata(fig, "png"))
     return buf.getvalue()
 

@@ -74,13 +74,26 @@ class KernelForkServer:
         Modules the zygote imports besides ipykernel (those the notebooks import). A module
         that fails to import there is left to the notebook, which then fails with its own
         traceback.
+    in_kernel : iterable of str
+        Modules the zygote imports after those, as they are imported in a kernel: what a
+        library sees of a kernel when imported in one (``get_ipython()`` answers with a
+        shell that has a kernel; ``sys.stdout`` encodes UTF-8, as ipykernel's streams do)
+        is there while they import (pandas picks ``display.max_columns`` and
+        ``display.encoding`` by these at import).
     env : dict, optional
         The zygote's environment (default: this process's): modules read some variables at
         import (matplotlib reads ``MPLBACKEND``), so it should be the kernels' environment.
     """
 
-    def __init__(self, modules: Iterable[str] = (), env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        modules: Iterable[str] = (),
+        env: dict[str, str] | None = None,
+        *,
+        in_kernel: Iterable[str] = (),
+    ) -> None:
         self.modules = [*KERNEL_MODULES, *dict.fromkeys(modules)]
+        self.in_kernel = list(dict.fromkeys(in_kernel))
         self.env = dict(os.environ if env is None else env)
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: socket.socket | None = None
@@ -115,7 +128,7 @@ class KernelForkServer:
         self._conn = ours
         self._file = ours.makefile("rwb")
         try:
-            self._send({"modules": self.modules})
+            self._send({"modules": self.modules, "in_kernel": self.in_kernel})
         except OSError as err:  # it ended at once: kernels start as usual
             log.info("kernels: fork server failed (%s); starting kernels as usual", err)
             self._failed = True
@@ -274,9 +287,11 @@ class ForkingProvisioner(LocalProvisioner):
 
 
 @contextlib.contextmanager
-def fork_server(modules: Iterable[str] = ()) -> Iterator[KernelForkServer]:
+def fork_server(
+    modules: Iterable[str] = (), *, in_kernel: Iterable[str] = ()
+) -> Iterator[KernelForkServer]:
     """A started :class:`KernelForkServer`, closed on exit."""
-    server = KernelForkServer(modules).start()
+    server = KernelForkServer(modules, in_kernel=in_kernel).start()
     try:
         yield server
     finally:

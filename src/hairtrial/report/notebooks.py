@@ -159,15 +159,20 @@ def execute(
 
 #: What the kernels' parent process imports once for all notebooks (besides ipykernel): the
 #: heavy libraries the notebooks use through this package, none of which looks at whether it
-#: runs in a kernel when imported. Not pandas (and so not this package, which imports it):
-#: pandas sets its ``display.max_columns`` option at import by whether it runs in a kernel,
-#: so each kernel imports it itself (a test shows the difference this would make).
+#: runs in a kernel when imported.
 PRELOADED = (
     "numpy",
     "matplotlib.figure",
     "matplotlib.backends.backend_agg",
     "PIL.PngImagePlugin",
 )
+
+#: Imported once for all notebooks too, as a kernel imports it (:class:`KernelForkServer`'s
+#: ``in_kernel``): pandas sets ``display.max_columns`` and ``display.encoding`` at import by
+#: whether it runs in a kernel (imported plainly it would show a wide table otherwise: a
+#: test shows both). Not this package (about 0.15 s a kernel): what its modules read when
+#: imported has not been checked as pandas's has.
+PRELOADED_IN_KERNEL = ("pandas",)
 
 
 def execute_many(
@@ -176,6 +181,7 @@ def execute_many(
     timeout: int = 600,
     parallel: int = 2,
     preload: tuple[str, ...] | None = PRELOADED,
+    preload_in_kernel: tuple[str, ...] = PRELOADED_IN_KERNEL,
 ) -> None:
     """Execute several notebooks, each in its own kernel, ``parallel`` at a time.
 
@@ -197,6 +203,8 @@ def execute_many(
     preload : tuple of str or None
         What the kernels' parent imports (see above); ``None``: no parent, each kernel starts
         its own interpreter as jupyter_client does.
+    preload_in_kernel : tuple of str
+        What the kernels' parent then imports as a kernel would (see above).
 
     Raises
     ------
@@ -250,6 +258,10 @@ def execute_many(
         await asyncio.gather(*(run_one(sem, r, nb) for r, nb in zip(runs, prepared, strict=True)))
 
     with _inline_backend():  # before the fork server starts: the kernels' environment
-        forks = fork_server(preload) if preload is not None else contextlib.nullcontext()
+        forks = (
+            fork_server(preload, in_kernel=preload_in_kernel)
+            if preload is not None
+            else contextlib.nullcontext()
+        )
         with forks as server:
             asyncio.run(run_all())

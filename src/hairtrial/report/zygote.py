@@ -16,6 +16,7 @@ import signal
 import socket
 import sys
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -35,12 +36,12 @@ def serve(fd: int) -> None:
     # kernels forked here have this process as parent: ipykernel reads the variable at
     # import and exits when its parent is gone
     os.environ["JPY_PARENT_PID"] = str(os.getpid())
-    first = stream.readline()
-    for name in json.loads(first or b"{}").get("modules", []):
-        try:
-            importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - the notebook importing it gets the error itself
-            continue
+    first = json.loads(stream.readline() or b"{}")
+    for name in first.get("modules", []):
+        _preload(name)
+    with _as_in_a_kernel():
+        for name in first.get("in_kernel", []):
+            _preload(name)
     answer({"ready": True})
     children: dict[int, int | None] = {}
     try:
@@ -69,6 +70,33 @@ def serve(fd: int) -> None:
                     os.kill(pid, signal.SIGKILL)  # had it not yet led its own group
                 with contextlib.suppress(OSError):
                     os.waitpid(pid, 0)
+
+
+def _preload(name: str) -> None:
+    # a module that fails here is left to the notebook importing it, which gets the error
+    with contextlib.suppress(Exception):
+        importlib.import_module(name)
+
+
+@contextlib.contextmanager
+def _as_in_a_kernel() -> Iterator[None]:
+    """What a library imported in a Jupyter kernel sees of it, while modules are imported
+    here: ``get_ipython()`` (IPython's builtin in a kernel) answers with a shell that has a
+    ``kernel``, and ``sys.stdout`` encodes UTF-8, as ipykernel's streams do. pandas reads
+    both when imported: ``display.max_columns`` is 20 in a kernel (0, the terminal's width,
+    elsewhere) and ``display.encoding`` is the stream's encoding."""
+    import builtins
+    import io
+
+    shell = type("KernelShell", (), {"kernel": object()})()
+    stdout = sys.stdout
+    builtins.get_ipython = lambda: shell  # type: ignore[attr-defined]
+    sys.stdout = io.TextIOWrapper(io.BytesIO(), encoding="UTF-8")
+    try:
+        yield
+    finally:
+        sys.stdout = stdout
+        del builtins.get_ipython  # type: ignore[attr-defined]
 
 
 def _run_kernel(args: list[str], cwd: str, env: dict[str, str]) -> None:
