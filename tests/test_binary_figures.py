@@ -220,3 +220,33 @@ def test_zero_cell_note_says_which_cell_in_the_readers_terms():
     )
     assert "K: zero cell (no events with minoxidil alone)" in notes
     assert "Liang" not in notes
+
+
+def test_binary_figures_read_the_outcomes_file_once_per_version(tmp_path, monkeypatch):
+    """Every binary figure labels its outcome from outcomes.csv: a figure job reads it once,
+    and again only when the file changes."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from hairtrial.data import outcomes as outcomes_mod
+    from hairtrial.report import binary_figures
+
+    path = tmp_path / "outcomes.csv"
+    shutil.copy(Path(__file__).resolve().parents[1] / "data" / "outcomes.csv", path)
+    reads = []
+    real = outcomes_mod.read_outcomes
+
+    def counted(p):
+        reads.append(p)
+        return real(p)
+
+    monkeypatch.setattr(outcomes_mod, "read_outcomes", counted)
+    config = {"data": {"outcomes": str(path)}}
+    for _ in range(3):
+        assert binary_figures.outcome_text(config, "hair_density") == ("Hair density", "benefit")
+    assert len(reads) == 1
+    path.write_text(path.read_text().replace("Hair density,", "Density of hair,", 1))
+    os.utime(path, ns=(1, 1))  # another version, even within the clock's resolution
+    assert binary_figures.outcome_text(config, "hair_density") == ("Density of hair", "benefit")
+    assert len(reads) == 2

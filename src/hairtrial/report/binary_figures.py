@@ -16,7 +16,9 @@ code is shown and an event is read as a benefit.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,9 +31,18 @@ __all__ = ["binary_figure_object", "outcome_text"]
 
 
 def _outcomes(config: dict) -> pd.DataFrame:
+    """``outcomes.csv`` as read and validated (read-only: shared by every figure)."""
     path = (config.get("data") or {}).get("outcomes")
     if not path:
         return pd.DataFrame(columns=["outcome", "label", "direction"])
+    stat = os.stat(path)
+    return _read_outcomes(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_outcomes(path: str, mtime_ns: int, size: int) -> pd.DataFrame:
+    """Read once a process for each version of the file (every binary figure labels its
+    outcome from it: a figure job read it once a figure)."""
     from hairtrial.data.outcomes import read_outcomes
 
     return read_outcomes(path)
