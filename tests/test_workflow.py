@@ -202,7 +202,8 @@ def test_inputs_that_passed_are_not_checked_again(run_dir, tmp_path):
     check is made to fail: a dry run does not meet it while the record stands, and meets it
     once the record is gone."""
     (tmp_path / "sitecustomize.py").write_text(CHECK_FAILS)
-    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}  # the package imported as in the first run
     record = run_dir / "results" / ".hairtrial" / CONFIG["name"] / "inputs-checked"
     passed = record.read_text()  # written by the first run's check
     cmd = [sys.executable, "-m", "snakemake", *snakemake_options(run_dir, "-n")]

@@ -167,10 +167,12 @@ def fill_sds_from_tests(
     notes: list[str] = []
     keep = arm_changes[arm_changes["treatment"].isin([control, experimental])]
     for (outcome, week, study), g in keep.groupby(["outcome", "week", "study"], sort=True):
+        if not g["sd"].isna().any():  # every SD reported: nothing to derive
+            continue
         where = f"{study} / {outcome} / week {week}"
-        ctrl = g[g["treatment"] == control].copy()
-        expt = g[g["treatment"] == experimental].copy()
-        if ctrl.empty or expt.empty or not g["sd"].isna().any():
+        ctrl = g[g["treatment"] == control]
+        expt = g[g["treatment"] == experimental]
+        if ctrl.empty or expt.empty:
             continue
         design = str(design_of[study])
         n_pair = len(ctrl) == 1 and len(expt) == 1
@@ -364,8 +366,8 @@ def build_comparisons(
     keep = arm_changes[arm_changes["treatment"].isin([control, experimental])]
     for (outcome, week, study), g in keep.groupby(["outcome", "week", "study"], sort=True):
         where = f"{study} / {outcome} / week {week}"
-        ctrl = g[g["treatment"] == control].copy()
-        expt = g[g["treatment"] == experimental].copy()
+        ctrl = g[g["treatment"] == control]
+        expt = g[g["treatment"] == experimental]
         if ctrl.empty or expt.empty:
             missing, code = ("control", control) if ctrl.empty else ("experimental", experimental)
             here = arm_changes[
