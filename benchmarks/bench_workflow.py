@@ -8,7 +8,9 @@ wall time, the Snakemake jobs it ran, and the Python interpreters it started (co
 ``sitecustomize`` module put on ``PYTHONPATH`` for the benchmark only: every interpreter
 that starts appends a line to a file; forked workers are not new interpreters and are not
 counted). The machine's load (1-minute load average) before each step is recorded: the
-targets are for an idle 2-core machine.
+targets are for an idle 2-core machine; and its speed before and after each step (the time of
+a fixed pure-Python loop, :func:`loop_seconds`): on a shared VM it drifts, and the step's times
+with it.
 
     .venv/bin/python benchmarks/bench_workflow.py [--skip-test] [--source DIR] [--out CSV]
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import platform
 import re
@@ -70,12 +73,27 @@ LINKED = (
 )  # fmt: skip
 
 
+def loop_seconds() -> float:
+    """The machine's speed just now: seconds for a pure-Python loop of 10 million additions
+    (``s += i``; best of three runs of 2 million, times 5). This shared VM's speed drifts by a
+    third within the hour; the same code's step times move with it."""
+    best = math.inf
+    for _ in range(3):
+        t0 = time.perf_counter()
+        s = 0
+        for i in range(2_000_000):
+            s += i
+        best = min(best, time.perf_counter() - t0)
+    return round(5 * best, 2)
+
+
 def step(
     name: str, cmd: list[str], env: dict[str, str], log_dir: Path, cwd: Path
 ) -> dict[str, object]:
     processes = log_dir / f"{name.replace(' ', '_')}.processes"
     processes.unlink(missing_ok=True)
     load = os.getloadavg()[0]
+    speed_before = loop_seconds()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(
@@ -88,6 +106,7 @@ def step(
     seconds = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    speed_after = loop_seconds()
     out = proc.stdout + proc.stderr
     (log_dir / f"{name.replace(' ', '_')}.log").write_text(out)
     if proc.returncode != 0 and name != "make test":
@@ -106,6 +125,8 @@ def step(
         "jobs": sum(v for k, v in jobs.items() if k != "all") if name != "make test" else "",
         "python_processes": len(started),
         "load_1min_before": round(load, 2),
+        "loop_s_before": speed_before,
+        "loop_s_after": speed_after,
         "result": "ok" if proc.returncode == 0 else f"exit {proc.returncode}",
         "notes": summary[-1] if summary else "",
     }
@@ -124,7 +145,8 @@ def job_rows(results: Path) -> list[dict[str, object]]:
         out.append({
             "step": f"cold run: job {tsv.stem}", "seconds": round(float(last["s"]), 2),
             "cpu_seconds": round(float(last["cpu_time"]), 2), "target_seconds": "", "jobs": 1,
-            "python_processes": "", "load_1min_before": "", "result": "ok", "notes": "",
+            "python_processes": "", "load_1min_before": "", "loop_s_before": "",
+            "loop_s_after": "", "result": "ok", "notes": "",
         })  # fmt: skip
     return out
 
@@ -195,7 +217,8 @@ def main() -> None:
             f"{r['step']:<14} {r['seconds']:>8.2f} s, {r['cpu_seconds']:>7.2f} CPU s "
             f"(target {r['target_seconds']} s)  "
             f"jobs {r['jobs']!s:>3}  python processes {r['python_processes']:>3}  "
-            f"load before {r['load_1min_before']}  {r['result']} {r['notes']}"
+            f"load before {r['load_1min_before']}  loop {r['loop_s_before']}/"
+            f"{r['loop_s_after']} s  {r['result']} {r['notes']}"
         )
     print(f"wrote {args.out}")
 
