@@ -492,9 +492,9 @@ def _mixed_model(frame: pd.DataFrame, X: pd.DataFrame, side_effect: bool) -> Any
     """The statsmodels MixedLM of :func:`_fit_mixed`, built from arrays.
 
     The model ``MixedLM.from_formula("change ~ 0 + X", groups="participant", re_formula="1",
-    vc_formula={"participant:side": "0 + C(side)"})`` builds, without the formula layer
-    (~30% of a trial's fit): the same matrices in the same memory order (column-major, as
-    the formula layer gives them; the fit's floating-point sums depend on it), the groups
+    vc_formula={"participant:side": "0 + C(side)"})`` builds, without the formula layer (it
+    took 12-20% of a trial's fit): the same matrices in the same memory order (column-major,
+    as the formula layer gives them; the fit's floating-point sums depend on it), the groups
     sorted, and per participant one indicator column per side it has, in sorted order.
     """
     from statsmodels.regression.mixed_linear_model import MixedLM, VCSpec
