@@ -133,18 +133,18 @@ def step(
 
 
 def job_rows(results: Path) -> list[dict[str, object]]:
-    """One row per job of the cold run: wall and CPU seconds from Snakemake's benchmark file
-    of the job (``benchmarks/<rule>.tsv``: ``s`` and ``cpu_time``), where the time goes.
-    Snakemake samples the job's processes with psutil, so short-lived children (the figure
-    job's forked workers) can be undercounted: the step's own CPU seconds (getrusage) are the
-    total."""
+    """One row per job of the cold run: wall and CPU seconds from the last line of the job's
+    log (``logs/<rule>.log``, :func:`hairtrial.core.runlog.usage`: the kernel's own counts
+    for the job's process and every process it started and waited for)."""
     out = []
-    for tsv in sorted(results.glob("*/benchmarks/*.tsv")):
-        with tsv.open(newline="") as f:
-            last = list(csv.DictReader(f, delimiter="\t"))[-1]
+    for log in sorted(results.glob("*/logs/*.log")):
+        lines = log.read_text().splitlines()
+        m = re.match(r"used: ([\d.]+) s, ([\d.]+) CPU s", lines[-1]) if lines else None
+        if not m:
+            continue
         out.append({
-            "step": f"cold run: job {tsv.stem}", "seconds": round(float(last["s"]), 2),
-            "cpu_seconds": round(float(last["cpu_time"]), 2), "target_seconds": "", "jobs": 1,
+            "step": f"cold run: job {log.stem}", "seconds": float(m[1]),
+            "cpu_seconds": float(m[2]), "target_seconds": "", "jobs": 1,
             "python_processes": "", "load_1min_before": "", "loop_s_before": "",
             "loop_s_after": "", "result": "ok", "notes": "",
         })  # fmt: skip

@@ -92,6 +92,46 @@ def test_few_jobs(run_dir):
     }  # fmt: skip
 
 
+def job_blocks(output: str) -> list[tuple[str, dict[str, str]]]:
+    """Snakemake's description of each job it started, in the order it started them:
+    (rule, {"threads": ..., "priority": ..., ...}) (a key is absent when its value is the
+    default: one thread, priority 0)."""
+    blocks = []
+    for m in re.finditer(r"^(?:local)?rule (\w+):\n((?:    .*\n)*)", output, re.M):
+        fields = dict(re.findall(r"^    (\w+): (.*)$", m[2], re.M))
+        blocks.append((m[1], fields))
+    return blocks
+
+
+def test_the_longest_chain_starts_first_and_figures_run_beside_notebooks(run_dir):
+    """On two cores the jobs that the evidence job needs (analysis, binary) start first, as
+    the figure job needs the evidence job; the figure job and the notebooks take one core
+    each, so that the figures need not wait for the notebooks; the figure job draws with
+    two processes (hairtrial.core.cores) where the run has two cores."""
+    blocks = job_blocks((run_dir / "first_run.txt").read_text())
+    started = [rule for rule, _ in blocks]
+    assert set(started[:2]) == {"analysis", "binary"}, started
+    fields = dict(blocks)
+    assert "threads" not in fields["figures"] and "threads" not in fields["notebooks"]
+    for rule in ("analysis", "binary", "evidence", "figures"):
+        assert int(fields[rule].get("priority", 0)) > 0, rule
+    for rule in ("arm_model", "notebooks"):
+        assert int(fields[rule].get("priority", 0)) == 0, rule
+    log = (run_dir / RESULTS / "logs" / "figures.log").read_text()
+    expected = min(2, len(os.sched_getaffinity(0)))
+    assert re.search(rf"^INFO hairtrial: \d+ files \({expected} processes\)$", log, re.M), log
+
+
+def test_every_job_logs_what_it_used(run_dir):
+    """Each job's log ends with its time, CPU time and peak memory (core.runlog.usage)."""
+    logs = sorted((run_dir / RESULTS / "logs").glob("*.log"))
+    assert {p.stem for p in logs} >= {"analysis", "binary", "figures", "notebooks"}
+    for path in logs:
+        last = path.read_text().splitlines()[-1]
+        assert re.match(r"used: [\d.]+ s, [\d.]+ CPU s \(", last), (path.name, last)
+    assert not (run_dir / RESULTS / "benchmarks").exists()
+
+
 def test_every_output_is_written(run_dir):
     tables = run_dir / RESULTS / "tables"
     for name in (

@@ -16,8 +16,7 @@ rule analysis:
         manifest=results_path("manifests/analysis.csv"),
     log:
         results_path("logs/analysis.log"),
-    benchmark:
-        results_path("benchmarks/analysis.tsv")
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../envs/hairtrial.yaml"
     params:
@@ -38,8 +37,6 @@ rule arm_model:
         manifest=results_path("manifests/arm_model.csv"),
     log:
         results_path("logs/arm_model.log"),
-    benchmark:
-        results_path("benchmarks/arm_model.tsv")
     conda:
         "../../envs/hairtrial.yaml"
     params:

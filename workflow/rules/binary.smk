@@ -12,8 +12,7 @@ rule binary:
         manifest=results_path("manifests/binary.csv"),
     log:
         results_path("logs/binary.log"),
-    benchmark:
-        results_path("benchmarks/binary.tsv")
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../envs/hairtrial.yaml"
     params:

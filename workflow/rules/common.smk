@@ -22,7 +22,26 @@ from hairtrial.analyses.simulation_plan import (  # light: no models
     load_study,
     plan_error_message,
 )
+from hairtrial.core.cores import RUN_CORES_ENV
+from hairtrial.core.runlog import skip_final_collection
 from hairtrial.core.yamlio import load_yaml
+
+# This Snakemake process (whoever started it) ends without the interpreter's last garbage
+# collections (~0.3 s at the end of every run): hairtrial.core.runlog.skip_final_collection.
+skip_final_collection()
+
+# Snakemake's `priority:` of the jobs on a run's longest chain, which start first when more
+# jobs are ready than there are cores: (analysis, binary) -> evidence -> figures. The figure
+# job can start once the evidence job ends; the arm model and the notebooks are shorter
+# chains and fill in beside it (default priority 0).
+CRITICAL_PATH_PRIORITY = 1
+
+# The run's --cores, for the jobs it starts (how many processes the figure job may draw
+# with: hairtrial.core.cores); unset when the run has no core count (a cluster run).
+try:
+    os.environ[RUN_CORES_ENV] = str(int(workflow.cores))
+except (WorkflowError, TypeError, ValueError):
+    os.environ.pop(RUN_CORES_ENV, None)
 
 # The config of this analysis: the --configfile files (or config/config.yaml) merged onto
 # the default config's settings, never its `name` and `data` (Snakemake's merge of the
@@ -56,7 +75,7 @@ RESULTS = analysis_config.results_dir(config)
 
 
 def results_path(path=""):
-    """A path in this analysis's results folder: every rule's output, log and benchmark
+    """A path in this analysis's results folder: every rule's output and log
     goes through it (``results_path("tables/x.csv")`` -> ``results/<name>/tables/x.csv``).
     """
     return f"{RESULTS}/{path}" if path else RESULTS

@@ -23,8 +23,7 @@ rule evidence:
         manifest=results_path("manifests/evidence.csv"),
     log:
         results_path("logs/evidence.log"),
-    benchmark:
-        results_path("benchmarks/evidence.tsv")
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../envs/hairtrial.yaml"
     params:

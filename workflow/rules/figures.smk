@@ -54,11 +54,13 @@ rule figures:
         manifest=results_path("manifests/figures.csv"),
     log:
         results_path("logs/figures.log"),
-    benchmark:
-        results_path("benchmarks/figures.tsv")
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../envs/hairtrial.yaml"
-    threads: 2
+    # one: it starts beside the notebooks job (on 2 cores) instead of after it, and draws
+    # with up to two processes, sharing the second core while the notebooks run
+    # (hairtrial.core.cores: bounded by the run's --cores and the CPUs the job may use)
+    threads: 1
     params:
         figures=config["figures"],
         captions=CAPTIONS["figures"],

@@ -14,8 +14,6 @@ if IPD:
             manifest=results_path("manifests/ipd.csv"),
         log:
             results_path("logs/ipd.log"),
-        benchmark:
-            results_path("benchmarks/ipd.tsv")
         conda:
             "../../envs/hairtrial.yaml"
         params:

@@ -14,8 +14,6 @@ rule notebooks:
         manifest=results_path("manifests/notebooks.csv"),
     log:
         results_path("logs/notebooks.log"),
-    benchmark:
-        results_path("benchmarks/notebooks.tsv")
     conda:
         "../../envs/hairtrial.yaml"
     # one: the kernels run one after the other beside the table jobs (on 2 cores, with two

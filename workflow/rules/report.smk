@@ -7,8 +7,6 @@ rule html_report:
         results_path("report/report.html"),
     log:
         results_path("logs/html_report.log"),
-    benchmark:
-        results_path("benchmarks/html_report.tsv")
     conda:
         "../../envs/hairtrial.yaml"
     params:

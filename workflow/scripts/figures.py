@@ -6,6 +6,7 @@ from the last drawing (hairtrial.report.figure_cache) instead of drawing them ag
 
 from pathlib import Path
 
+from hairtrial.core.cores import FIGURE_PROCESSES, worker_processes
 from hairtrial.core.manifest import write_manifest
 from hairtrial.core.runlog import logged
 from hairtrial.report.figure_cache import cached_drawing, drawing_key
@@ -27,13 +28,13 @@ def draw():
     ipd_data = ("ipd_trajectories", "ipd_arm_means")  # with participant-level data only
     data.update({name: inp[name] for name in ipd_data if name in names})
     label = synthetic_label(config)  # "SYNTHETIC DATA" across every figure; None: real data
-    return draw_figures(tables, data, config, out.figures, processes=snakemake.threads, label=label)
+    return draw_figures(tables, data, config, out.figures, processes=processes, label=label)
 
 
 with logged(snakemake.log[0]) as log:
+    processes = worker_processes(FIGURE_PROCESSES)  # see the rule's `threads`
     key = drawing_key({str(path): path for path in inp}, snakemake.config)
     written, kept = cached_drawing(key, CACHE, out.figures, draw)
-    log.info(
-        "%d files%s", len(written), " (unchanged: copied from the last drawing)" if kept else ""
-    )
+    how = "unchanged: copied from the last drawing" if kept else f"{processes} processes"
+    log.info("%d files (%s)", len(written), how)
     write_manifest(out.manifest, written, Path(out.manifest).parents[1])

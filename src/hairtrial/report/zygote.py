@@ -7,7 +7,9 @@ standard library here.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import importlib
 import importlib.util
 import json
@@ -132,4 +134,7 @@ if __name__ == "__main__":
     # as ipykernel_launcher does for the working folder: this script's folder is not on
     # sys.path (IPython puts the working folder back when a kernel starts)
     del sys.path[0]
+    # ends without the interpreter's last garbage collections, as the workflow's processes do
+    # (hairtrial.core.runlog.skip_final_collection; this script imports nothing of the package)
+    atexit.register(gc.freeze)
     serve(int(sys.argv[1]))
