@@ -837,10 +837,12 @@ def test_png_canvas_measures_with_the_shared_cache():
 
 
 def _text_figure(texts: list[str], angles: list[float], sizes: list[float]) -> Figure:
-    """A figure of labels at several sizes and rotations, one in a fallback-prone family."""
+    """A figure of labels at several sizes and rotations, one in a fallback-prone family,
+    and mathtext (glyphs of several fonts and sizes, and boxes: a fraction's bar)."""
     fig = Figure(figsize=(3, 2), dpi=100)
     ax = fig.add_subplot()
     ax.set_title(texts[0])
+    ax.text(0.6, 0.8, r"$\frac{\tau^2}{k} \leq \sqrt{I^2_{\mathrm{max}}}$", rotation=angles[0])
     ax.set_xlabel(f"{texts[0]}\n{texts[-1]}")  # two lines: the font's line height and gap
     for i, (text, angle, size) in enumerate(zip(texts, angles, sizes, strict=True)):
         ax.text(0.1 + 0.05 * i, 0.1 + 0.15 * i, text, rotation=angle, fontsize=size,
