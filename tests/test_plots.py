@@ -1097,3 +1097,62 @@ def test_shared_module_doctests():
     for mod in (layout_mod, intervals_mod, labels_mod, legends_mod):
         result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
         assert result.failed == 0, mod.__name__
+
+
+# words as the figures' notes and labels have them: short and long, punctuation, a dash, a
+# word wider than a narrow line
+WRAP_WORDS = st.sampled_from(
+    ["a", "of", "the", "trial", "minoxidil", "microneedling", "(week", "24)", "tau²", "I²,",
+     "−0.35", "95%", "Hartung–Knapp", "heterogeneity;", "Supercalifragilisticexpialidocious",
+     "W", "i", "—"]
+)  # fmt: skip
+
+
+def _greedy_wrap(m, text, max_w, size, style="normal", weight="normal"):
+    """The word-by-word greedy wrap (the line measured after every word): the reference."""
+    lines, current = [], ""
+    for word in text.split():
+        trial = f"{current} {word}" if current else word
+        if m.width(trial, size, weight, style) <= max_w:
+            current = trial
+            continue
+        if current:
+            lines.append(current)
+        current = word
+        if m.width(current, size, weight, style) > max_w:
+            current = m.ellipsize(current, max_w, size, weight)
+    return [*lines, current] if current or not lines else lines
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    words=st.lists(WRAP_WORDS, max_size=40),
+    max_w=st.floats(0.1, 5.0),
+    size=st.sampled_from([6.0, 7.5, 9.0]),
+    weight=st.sampled_from(["normal", "bold"]),
+    style=st.sampled_from(["normal", "italic"]),
+)
+def test_wrap_gives_the_lines_of_the_word_by_word_greedy_wrap(words, max_w, size, weight, style):
+    """The wrap that estimates each line from its words' widths breaks lines where the
+    greedy wrap that measures the line after every word breaks them."""
+    m = layout_mod.Measurer(layout_mod.family())
+    text = " ".join(words)
+    assert m.wrap(text, max_w, size, style=style, weight=weight) == _greedy_wrap(
+        m, text, max_w, size, style=style, weight=weight
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    words=st.lists(WRAP_WORDS, min_size=2, max_size=30),
+    cut=st.integers(1, 30),
+    nudge=st.sampled_from([-1e-6, 0.0, 1e-6]),
+    size=st.sampled_from([6.0, 7.5, 9.0]),
+)
+def test_wrap_breaks_as_the_greedy_wrap_at_a_lines_exact_width(words, cut, nudge, size):
+    """Lines exactly as wide as (or a hair narrower or wider than) the first words: where
+    an estimate from the words' widths is least sure, the measured line decides."""
+    m = layout_mod.Measurer(layout_mod.family())
+    text = " ".join(words)
+    max_w = m.width(" ".join(words[: min(cut, len(words))]), size) + nudge
+    assert m.wrap(text, max_w, size) == _greedy_wrap(m, text, max_w, size)

@@ -291,22 +291,61 @@ class Measurer:
         style: str = "normal",
         weight: str = "normal",
     ) -> list[str]:
-        """Greedy word wrap; words longer than a line are cut with an ellipsis."""
+        """Greedy word wrap; words longer than a line are cut with an ellipsis.
+
+        A line takes the next word while the line with it is at most ``max_w`` inches wide.
+        A line only grows with its words (its glyphs are added to the right), so the first
+        word that does not fit is found from an estimate (the widths of the words, measured
+        once a process) confirmed by measuring the line without and with that word, rather
+        than by measuring the line once a word (the lines of the word-by-word greedy wrap: a
+        test compares the two).
+        """
+        words = text.split()
         lines: list[str] = []
         current = ""
-        for word in text.split():
-            trial = f"{current} {word}" if current else word
-            if self.width(trial, size, weight, style) <= max_w:
-                current = trial
+        i = 0
+        while i < len(words):
+            if not current:  # a line's first word: cut when it is too long for any line
+                word, i = words[i], i + 1
+                fits = self.width(word, size, weight, style) <= max_w
+                current = word if fits else self.ellipsize(word, max_w, size, weight)
                 continue
-            if current:
+            taken = self._words_that_fit(current, words[i:], max_w, size, style, weight)
+            if taken:
+                current = " ".join([current, *words[i : i + taken]])
+                i += taken
+            if i < len(words):
                 lines.append(current)
-            current = word
-            if self.width(current, size, weight, style) > max_w:
-                current = self.ellipsize(current, max_w, size, weight)
+                current = ""
         if current or not lines:
             lines.append(current)
         return lines
+
+    def _words_that_fit(
+        self, line: str, words: list[str], max_w: float, size: float, style: str, weight: str
+    ) -> int:
+        """How many of ``words`` the greedy wrap adds to ``line``: the largest n such that
+        ``line`` with ``words[:n]`` is at most ``max_w`` wide (widths grow with n)."""
+
+        def fits(n: int) -> bool:
+            return self.width(" ".join([line, *words[:n]]), size, weight, style) <= max_w
+
+        space = self.width("a a", size, weight, style) - 2 * self.width("a", size, weight, style)
+        estimate, width = 0, self.width(line, size, weight, style)
+        for word in words:
+            width += space + self.width(word, size, weight, style)
+            if width > max_w:
+                break
+            estimate += 1
+        n = estimate
+        if n >= 1 and not fits(n):
+            n -= 1
+            while n >= 1 and not fits(n):
+                n -= 1
+            return n
+        while n < len(words) and fits(n + 1):
+            n += 1
+        return n
 
     def join_items(self, items: Sequence[str], max_w: float, size: float) -> list[str]:
         """Key items (``"1 Study A"``) joined on lines of `max_w` inches, never split."""

@@ -221,8 +221,8 @@ class MeasuredRendererAgg(RendererAgg):
         load_flags = get_hinting_flag()
         mode = RenderMode.NORMAL if gc.get_antialiased() else RenderMode.MONO
         height = self.height
-        matrices: dict[tuple[float, float], Any] = {}
-        sized: tuple[Any, float] | None = None
+        matrices = {}  # (slant, extend) -> FreeType's matrix
+        sized = None  # (font, size) of the last glyph
         for font, size, glyph_index, slant, extend, dx, dy in glyphs:  # dy is upwards
             if sized is None or sized[0] is not font or sized[1] != size:
                 font.set_size(size, self.dpi)
