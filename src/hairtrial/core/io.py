@@ -69,15 +69,25 @@ def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
 
 def neutralise_text(value: object) -> object:
     """One cell as :func:`neutralise_formulas` writes it: text that would start a formula
-    gets a leading ``'``; anything else is returned as it is.
+    gets a leading ``'``; a line break inside text is written as ``\\n`` (a carriage return
+    would break the row in a reader); anything else is returned as it is.
 
     Examples
     --------
     >>> neutralise_text("=1+1"), neutralise_text("-0.5"), neutralise_text(-1)
     ("'=1+1", '-0.5', -1)
+    >>> neutralise_text("a\\r=1+1"), neutralise_text("\\r=1")
+    ('a\\n=1+1', "'\\n=1")
     """
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(value):
-        return "'" + value
+    if not isinstance(value, str):
+        return value
+    if value.startswith(FORMULA_STARTS) and not _NUMBER.fullmatch(value):
+        value = "'" + value
+    if "\r" in value:
+        # the CSV writer quotes a cell holding its line end ("\n") but not a bare CR, which
+        # readers take as a line end too: the row would break there, and what follows the CR
+        # would start a row of its own (a formula even). A CR (or CR LF) is written as "\n".
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
     return value
 
 
