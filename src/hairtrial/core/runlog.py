@@ -6,7 +6,6 @@ import atexit
 import contextlib
 import gc
 import logging
-import os
 import resource
 import sys
 import time
@@ -74,7 +73,8 @@ def logged(path: str | Path) -> Iterator[logging.Logger]:
             sys.stderr.write(traceback.format_exc())
             raise
         finally:
-            fh.write(f"{usage()}\n")
+            with contextlib.suppress(OSError):  # a full disk: the job's own error stands
+                fh.write(f"{usage()}\n")
             root.removeHandler(handler)
             logging.captureWarnings(False)
 
@@ -82,13 +82,12 @@ def logged(path: str | Path) -> Iterator[logging.Logger]:
 def usage() -> str:
     """What this process has used so far: one line for a job's log.
 
-    Seconds since the process started (Linux; since this module was imported elsewhere),
-    CPU seconds of the process and of the processes it started and waited for (their own
-    children included: the notebooks' kernels, the figure job's workers), and the peak
-    resident memory of the process and of the largest of those processes. Exact counts from
-    the kernel (``getrusage``), read once: Snakemake's ``benchmark:`` sampled every job's
-    processes twice a second instead (psutil reading ``/proc/<pid>/smaps_rollup``), which
-    cost 3-5 s of a 20 s run on two cores.
+    Seconds since the process started, CPU seconds of the process and of the processes it
+    started and waited for (their own children included: the notebooks' kernels, the figure
+    job's workers), and the peak resident memory of the process and of the largest of those
+    processes. Exact counts from the kernel (``getrusage``), read once: Snakemake's
+    ``benchmark:`` sampled every job's processes twice a second instead (psutil reading
+    ``/proc/<pid>/smaps_rollup``), which cost 3-5 s of a 20 s run on two cores.
 
     Examples
     --------
@@ -115,15 +114,7 @@ def usage() -> str:
 
 
 def _elapsed() -> float:
-    """Seconds since this process started (``/proc``), or since this module was imported."""
-    try:
-        with open("/proc/self/stat", encoding="ascii") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        with open("/proc/uptime", encoding="ascii") as f:
-            uptime = float(f.read().split()[0])
-        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return time.monotonic() - _IMPORTED
+    """Seconds since this process started (psutil: the kernel's record of its start)."""
+    import psutil
 
-
-_IMPORTED = time.monotonic()
+    return max(0.0, time.time() - psutil.Process().create_time())
