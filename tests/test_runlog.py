@@ -112,3 +112,21 @@ def test_worker_processes_never_exceed_what_the_run_and_the_machine_allow(wanted
         assert n <= int(run_cores)
     if run_cores is None:
         assert n == min(wanted, cores.usable_cpus())
+
+
+def test_a_failing_usage_line_neither_stops_a_job_nor_hides_its_error(tmp_path):
+    """The usage line is a footnote: when it cannot be made, the job's outcome stands."""
+    log = tmp_path / "job.log"
+    proc = _python(
+        f"""
+        from hairtrial.core import runlog
+        def broken():
+            raise ImportError("no psutil")
+        runlog.usage = broken
+        with runlog.logged({str(log)!r}) as log:
+            log.info("done")
+        print("ended normally")
+        """
+    )
+    assert proc.returncode == 0 and "ended normally" in proc.stdout, proc.stderr
+    assert log.read_text().splitlines() == ["INFO hairtrial: done"]

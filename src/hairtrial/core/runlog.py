@@ -73,7 +73,9 @@ def logged(path: str | Path) -> Iterator[logging.Logger]:
             sys.stderr.write(traceback.format_exc())
             raise
         finally:
-            with contextlib.suppress(OSError):  # a full disk: the job's own error stands
+            # what the job used is a footnote: no failure of its own (a full disk, a missing
+            # psutil) may stop a job or hide the job's own error
+            with contextlib.suppress(Exception):
                 fh.write(f"{usage()}\n")
             root.removeHandler(handler)
             logging.captureWarnings(False)
