@@ -29,6 +29,7 @@ from hairtrial.report import figures
 ROOT = Path(__file__).resolve().parents[1]
 LABEL = "SYNTHETIC DATA"
 FORMATS = ("png", "svg", "pdf")
+TWO_PROCESSES = "two processes"
 
 
 def _config(path: str) -> dict:
@@ -120,6 +121,11 @@ def drawn(tmp_path_factory, default_results):
             tables, {"figures": work / "figures.csv"}, config, folder, label=label
         )
         out[label] = written
+    # the labelled figures again with two processes: the first drawn by the job's process,
+    # the others by two workers forked from it (draw_figures)
+    out[TWO_PROCESSES] = figures.draw_figures(
+        tables, {"figures": work / "figures.csv"}, config, work / "two", label=LABEL, processes=2
+    )
     return [row["stem"] for row in rows], out
 
 
@@ -134,6 +140,16 @@ def test_every_figure_of_a_synthetic_run_is_marked_in_every_format(drawn):
             ".pdf": ["pdf Subject"],
         }[path.suffix]
         assert _marks(path) == want, path.name
+
+
+def test_the_figures_do_not_depend_on_the_processes_that_draw_them(drawn):
+    """Drawn by one process or by two workers forked after the job's process drew the first
+    figure (with its fonts and text layouts loaded): the same files, in the same order, with
+    the same bytes."""
+    _, out = drawn
+    one, two = out[LABEL], out[TWO_PROCESSES]
+    assert [p.name for p in two] == [p.name for p in one]
+    assert [p.read_bytes() for p in two] == [p.read_bytes() for p in one]
 
 
 def test_no_figure_of_a_real_run_is_marked(drawn):
