@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from hairtrial.core import cores, runlog
@@ -104,12 +104,17 @@ def test_doctests():
     wanted=st.integers(1, 64),
     run_cores=st.one_of(st.none(), st.integers(-2, 64).map(str), st.text(max_size=4)),
 )
+@example(wanted=2, run_cores="¹")  # a digit to str.isdigit(), not to int() (found by hypothesis)
+@example(wanted=2, run_cores="٣")  # Arabic-Indic three: int() reads it; not a --cores value
+@example(wanted=2, run_cores=" 1")
 def test_worker_processes_never_exceed_what_the_run_and_the_machine_allow(wanted, run_cores):
     environ = {} if run_cores is None else {cores.RUN_CORES_ENV: run_cores}
     n = cores.worker_processes(wanted, environ)
     assert 1 <= n <= max(1, min(wanted, cores.usable_cpus()))
-    if run_cores is not None and run_cores.isdigit() and int(run_cores) > 0:
+    if run_cores is not None and re.fullmatch("[0-9]+", run_cores) and int(run_cores) > 0:
         assert n <= int(run_cores)
+    elif run_cores is not None:  # anything else bounds nothing
+        assert n == max(1, min(wanted, cores.usable_cpus()))
     if run_cores is None:
         assert n == min(wanted, cores.usable_cpus())
 

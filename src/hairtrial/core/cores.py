@@ -38,7 +38,7 @@ def worker_processes(wanted: int, environ: Mapping[str, str] | None = None) -> i
         The most the caller would use.
     environ : mapping, optional
         Where :data:`RUN_CORES_ENV` is read (default: this process's environment); absent or
-        not a positive whole number: no bound from it.
+        not a positive whole number in ASCII digits: no bound from it.
 
     Examples
     --------
@@ -46,10 +46,13 @@ def worker_processes(wanted: int, environ: Mapping[str, str] | None = None) -> i
     1
     >>> worker_processes(1, {RUN_CORES_ENV: "8"})
     1
+    >>> worker_processes(1, {RUN_CORES_ENV: "¹"})  # not a whole number: no bound from it
+    1
     """
     environ = os.environ if environ is None else environ
     bound = min(int(wanted), usable_cpus())
     cores = environ.get(RUN_CORES_ENV, "")
-    if cores.isdigit() and int(cores) > 0:
+    # ASCII digits only: str.isdigit() is also true of digits int() does not read ("¹")
+    if cores.isascii() and cores.isdigit() and int(cores) > 0:
         bound = min(bound, int(cores))
     return max(1, bound)
