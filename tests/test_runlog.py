@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -52,6 +53,21 @@ def test_a_job_ends_without_the_final_collections(tmp_path):
     lines = log.read_text().splitlines()
     assert lines[0] == "INFO hairtrial: the job's work"
     assert lines[-1].startswith("used: ")
+
+
+def test_a_process_is_never_older_than_the_time_since_it_was_started():
+    """The seconds a job's log gives (runlog._elapsed) are at most the time between the
+    moment just before its process was started and the moment just after it answered: an
+    order, whatever the machine's speed. (psutil's start time, which adds a boot time in
+    whole seconds, made every process up to a second older than that.)"""
+    code = "from hairtrial.core import runlog; print(runlog._elapsed())"
+    for _ in range(3):
+        before = time.monotonic()
+        proc = _python(code)
+        after = time.monotonic()
+        assert proc.returncode == 0, proc.stderr
+        # + 20 ms: the start time and the clock since boot are counted in 10 ms ticks
+        assert 0 < float(proc.stdout) <= after - before + 0.02
 
 
 def test_the_last_line_counts_the_processes_a_job_started(tmp_path):
