@@ -44,8 +44,10 @@ run: $(STAMP)
 
 # Redraw every figure from the saved tables and figure data: one job that fits nothing
 # (the analysis jobs run only when their outputs are missing); picks up changes to the
-# `figures` section of the config. SMK_ARGS: extra Snakemake options (e.g. -n).
-FIGURES_ARGS := --forcerun figures --until figures
+# `figures` section of the config. The HTML report, which embeds the figures, is rebuilt
+# from the new drawing (with the notebooks, when a setting they use changed), so it never
+# shows the figures of an earlier drawing. SMK_ARGS: extra Snakemake options (e.g. -n).
+FIGURES_ARGS := --forcerun figures --until html_report
 figures: $(STAMP)
 	$(BIN)/hairtrial run --config $(CONFIG) --cores $(CORES) -- $(FIGURES_ARGS) $(SMK_ARGS)
 

@@ -216,11 +216,12 @@ def test_every_output_is_written(run_dir):
 
 
 def test_make_figures_runs_no_model_job(run_dir):
-    """`make figures` after a run: the figure job only; nothing is fitted."""
+    """`make figures` after a run: the figure job and the report that embeds its figures;
+    nothing is fitted."""
     proc = snakemake(run_dir, "-n", *makefile_variable("FIGURES_ARGS").split())
     assert proc.returncode == 0, proc.stderr[-4000:]
     counts = job_counts(proc.stdout + proc.stderr)
-    assert counts == {"figures": 1}
+    assert counts == {"figures": 1, "html_report": 1}
     assert not MODEL_RULES & set(counts)
 
 
@@ -288,11 +289,15 @@ def test_a_changed_setting_reruns_what_depends_on_it(run_dir, change, expected):
 
 
 def test_make_figures_copies_unchanged_figures(run_dir):
-    """`make figures` with nothing changed: the figure job copies the figures it drew."""
+    """`make figures` with nothing changed: the figure job copies the figures it drew, and
+    the report is built again from them (one made from an earlier drawing is replaced: here
+    a report marked as stale); every file is the same bytes as before."""
     before = digests(run_dir / RESULTS)
+    report = run_dir / RESULTS / "report" / "report.html"
+    report.write_bytes(report.read_bytes() + b"<!-- an earlier drawing -->")
     proc = snakemake(run_dir, *makefile_variable("FIGURES_ARGS").split())
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert job_counts(proc.stdout + proc.stderr) == {"figures": 1}
+    assert job_counts(proc.stdout + proc.stderr) == {"figures": 1, "html_report": 1}
     log = (run_dir / RESULTS / "logs" / "figures.log").read_text()
     assert "copied from the last drawing" in log
     assert digests(run_dir / RESULTS) == before
