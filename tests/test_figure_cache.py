@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,27 @@ def test_key_changes_with_every_input(inputs: dict[str, Path], monkeypatch: pyte
     assert rc_key != drawing_key(inputs, CONFIG)
     monkeypatch.setattr(figure_cache.metadata, "version", lambda dist: "0.0")
     assert drawing_key(inputs, CONFIG) != rc_key
+
+
+def test_the_key_of_an_unchanged_redraw_imports_no_pyplot(inputs: dict[str, Path]):
+    """An unchanged redraw (`make figures` with nothing changed) computes the key and copies:
+    reading matplotlib's settings for the key must not resolve the backend, which imports
+    pyplot (about half of such a job); the key is that of the settings read with the
+    backend resolved."""
+    paths = {k: str(v) for k, v in inputs.items()}
+    code = f"""
+import sys
+from pathlib import Path
+from hairtrial.report.figure_cache import drawing_key
+inputs = {{k: Path(v) for k, v in {paths!r}.items()}}
+key = drawing_key(inputs, {CONFIG!r})
+print("matplotlib.pyplot" in sys.modules)
+import matplotlib.pyplot
+print(drawing_key(inputs, {CONFIG!r}) == key)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True"]
 
 
 def _drawer(out: Path, calls: list[int], content: bytes = b"png"):
