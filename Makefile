@@ -54,8 +54,12 @@ figures: $(STAMP)
 # The simulation study (issue 13): the plan in config/simulation_study.yaml, one job per
 # scenario and chunk; writes results/simulation/ (performance.csv, figures, report.md).
 # Not part of `make run`. On a Slurm cluster: SMK_ARGS="--profile workflow/profiles/slurm".
+# SIM_PLAN: another plan. The plan is checked first: a rejected one is a message naming the
+# file and each rule it breaks, and nothing runs.
+SIM_PLAN ?= config/simulation_study.yaml
 simulate: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) $(SMK_ARGS) simulation
+	$(BIN)/hairtrial validate --simulation-plan "$(SIM_PLAN)"
+	$(BIN)/snakemake --cores $(CORES) --config "simulation_study=$(SIM_PLAN)" $(SMK_ARGS) simulation
 
 # Timing benchmarks: the multilevel engine and the batched univariate engine (and metafor,
 # when Rscript is installed); write benchmarks/results/. Not part of `make test`.

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -65,6 +66,86 @@ def test_plan_errors_name_the_key(tmp_path):
     bad.write_text(SMALL.read_text().replace("    k: 3\n", "    k: 3\n    kk: 3\n"))
     with pytest.raises(ConfigError, match="kk"):
         sim.load_study(bad)
+
+
+def test_make_simulate_checks_the_plan_before_starting_snakemake():
+    """`make simulate` (and SIM_PLAN=another plan): the plan's check, then Snakemake on it."""
+    proc = subprocess.run(["make", "-n", "simulate", "SIM_PLAN=my plan.yaml"], cwd=ROOT,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    check, run = [line for line in proc.stdout.splitlines() if line.startswith(".venv/bin/")]
+    assert check == '.venv/bin/hairtrial validate --simulation-plan "my plan.yaml"'
+    assert run.startswith(".venv/bin/snakemake ") and run.endswith(" simulation")
+    assert '--config "simulation_study=my plan.yaml"' in run
+
+
+def _validate_plan(path: Path) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "hairtrial.cli", "validate", "--simulation-plan", str(path)]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+def test_a_rejected_plan_is_a_message_naming_the_file_and_each_broken_rule(tmp_path):
+    """What `make simulate` says of a plan that breaks rules, before anything runs (Snakemake
+    itself would report it with a traceback of the workflow's input function)."""
+    bad = tmp_path / "plan.yaml"
+    bad.write_text("scenarios:\n  a: {k: -3}\n", encoding="utf-8")
+    proc = _validate_plan(bad)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("hairtrial: Simulation plan rejected; nothing was run")
+    assert f"{bad}: config key 'seed': missing (required)" in proc.stderr
+    assert "config key 'scenarios.a.k': -3 is less than the minimum of 2" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    good = _validate_plan(STUDY)
+    assert good.returncode == 0, good.stderr
+    plan = sim.load_study(STUDY)
+    n_scenarios, n_jobs = len(plan["scenario_list"]), len(sim.jobs(plan))
+    assert good.stdout == f"{STUDY}: valid. {n_scenarios} scenarios in {n_jobs} jobs.\n"
+
+
+_YAML_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)  # fmt: skip
+
+
+PLAN_KEYS = ["replicates", "seed", "chunk_size", "scenarios", "grid", "methods", "k", "i2"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    plan=st.one_of(
+        st.text(max_size=60),  # anything, YAML or not
+        _YAML_VALUES.map(yaml.safe_dump),
+        # the small plan with one key's value replaced
+        st.tuples(st.sampled_from(PLAN_KEYS), _YAML_VALUES),
+    )
+)
+def test_any_plan_is_accepted_or_rejected_in_words(plan):
+    """The plan reader never fails otherwise: a plan is loaded, or rejected with PlanError
+    (the message `make simulate` and the workflow show); what it loads has its jobs."""
+    import tempfile
+
+    if isinstance(plan, tuple):
+        key, value = plan
+        raw = yaml.safe_load(SMALL.read_text(encoding="utf-8"))
+        if key in raw:
+            raw[key] = value
+        else:
+            next(iter(raw["scenarios"].values()))[key] = value
+        plan = yaml.safe_dump(raw)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "plan.yaml"
+        path.write_text(plan, encoding="utf-8")
+        try:
+            loaded = simulation_plan.load_study(path)
+        except simulation_plan.PlanError as err:
+            assert simulation_plan.plan_error_message(path, err).startswith("Simulation plan")
+        else:
+            assert all(c >= 0 for _, c in simulation_plan.jobs(loaded))
 
 
 def test_tau_from_i2_reproduces_i2():

@@ -93,7 +93,25 @@ def _input_error(err: Exception) -> bool:
     return isinstance(err, DataValidationError)
 
 
+def validate_plan(path: str) -> int:
+    """Check a simulation study's plan (``make simulate`` does before starting Snakemake, so
+    that a rejected plan is a message naming the file and each rule it breaks, not a
+    Snakemake error with a traceback of the workflow's code)."""
+    from hairtrial.analyses.simulation_plan import PlanError, jobs, load_study, plan_error_message
+
+    try:
+        plan = load_study(path)
+    except PlanError as err:
+        print(f"hairtrial: {plan_error_message(path, err)}", file=sys.stderr)
+        return 1
+    n_jobs = len(jobs(plan))
+    print(f"{path}: valid. {len(plan['scenario_list'])} scenarios in {n_jobs} jobs.")
+    return 0
+
+
 def validate(args: argparse.Namespace) -> int:
+    if args.simulation_plan is not None:
+        return validate_plan(args.simulation_plan)
     try:
         args.config, config = _load(args.config)
         checked = _check(args.config, config)
@@ -438,6 +456,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     val = sub.add_parser("validate", help="check a config file and the data it names")
     val.add_argument("--config", default=None, help=help_config)
+    val.add_argument(
+        "--simulation-plan",
+        default=None,
+        metavar="PLAN",
+        help="check this simulation study plan instead (e.g. config/simulation_study.yaml)",
+    )
     run_p = sub.add_parser(
         "run", help="run the workflow on a config; results change only when the run completes"
     )
