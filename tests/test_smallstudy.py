@@ -374,9 +374,15 @@ def test_ranktest_invariant_to_order(data, rnd):
 
 @st.composite
 def _symmetric(draw):
+    """A funnel symmetric about its centre in floating point too: centre and deviations on a
+    grid of 1/64, so that centre + d and centre - d are exact. (Drawn as any floats, two
+    deviations one unit in the last place apart once gave y = 3.0, 3.0 on one side and -1.0,
+    -0.9999999999999998 on the other: not symmetric, and R0 rightly found one study missing.)"""
     m = draw(st.integers(2, 6))
-    centre = draw(st.floats(-3, 3))
-    devs = draw(st.lists(st.floats(0.05, 4), min_size=m, max_size=m, unique=True))
+    centre = draw(st.integers(-192, 192)) / 64
+    devs = [
+        d / 64 for d in draw(st.lists(st.integers(3, 256), min_size=m, max_size=m, unique=True))
+    ]
     vs = draw(st.lists(st.floats(0.02, 2), min_size=m, max_size=m, unique=True))
     with_centre = draw(st.booleans())
     yi = [centre + d for d in devs] + [centre - d for d in devs]
