@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -328,13 +328,16 @@ def test_leave_one_out_equals_fit_without_study(data, pick):
 
 @_settings
 @given(_data(k_min=2))
+# equal effects under Knapp-Hartung: se 0, so z = 0/0 and the p-value is NaN in both fits
+# (found with 500 examples; the comparison below once took NaN for a difference)
+@example((np.zeros(3), np.full(3, 2.0), "FE", "knha"))
 def test_cumulative_last_step_is_full_fit(data):
     y, v, method, ci = data
     cum = cumulative(y, v, method=method, ci_method=ci)
     full = results_frame([fit(y, v, method=method, ci_method=ci)]).iloc[0]
     last = cum.iloc[-1]
     for col in ("estimate", "se", "ci_lower", "ci_upper", "pvalue", "tau2", "Q", "I2", "H2"):
-        assert last[col] == full[col]
+        assert last[col] == full[col] or (math.isnan(last[col]) and math.isnan(full[col])), col
     assert last["k"] == len(y)
     first = cum.iloc[0]
     assert first["estimate"] == pytest.approx(y[0], rel=1e-12, abs=1e-12)
