@@ -1,8 +1,8 @@
 # hairtrial: one command to run, one to test.
 #   make run                      whole workflow on config/config.yaml
 #   make run CONFIG=my.yaml       your own analysis (results/my/)
-#   make figures                  redraw figures from saved tables (no model is fitted)
-#   make simulate                 the simulation study (config/simulation_study.yaml)
+#   make figures                  redraw figures from saved tables, rebuild the report (no fit)
+#   make simulate                 the simulation study (SIM_PLAN=config/simulation_study.yaml)
 #   make test                     unit, property, parity and end-to-end tests
 #   make test-reliability         faults during a run leave the last good results whole
 SHELL := /bin/bash
